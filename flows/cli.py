@@ -1,0 +1,336 @@
+"""The `prepflow` command: what secretariat staff and operators type.
+
+Every error is one readable paragraph and an exit status: 2 for bad input (nothing changed),
+1 for a rule's refusal (recorded in the audit log, state unchanged), 0 for success.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+
+from flows import render
+from flows.appsettings import Settings
+from flows.calendar_export import to_ics
+from flows.loader import load_definition
+from flows.service import Service
+from flows.storage import StoreError, open_store
+from states.definition import ProcessDefinition
+from states.errors import InputError, PrepflowError
+from states.machine import mermaid
+from states.plan import Span, milestone_keys, plan_milestones
+from states.rules import Status, check, effective_milestones
+
+app = typer.Typer(
+    name="prepflow",
+    help="Run a preparatory process (drafts, comment windows, expert meetings, final report) "
+    "as an audited state machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_WIDTH = max(100, shutil.get_terminal_size((140, 40)).columns)
+out = Console(highlight=False, width=_WIDTH)
+err = Console(stderr=True, highlight=False, width=_WIDTH)
+
+Now = Annotated[str | None, typer.Option(
+    "--now", help="Act as if it were this instant (ISO 8601 with zone, e.g. "
+    "2024-08-27T00:00+02:00); for rehearsals and corrections. Default: the clock.")]
+Database = Annotated[str | None, typer.Option(
+    "--database", help="SQLAlchemy URL of the store; default $PREPFLOW_DATABASE_URL, "
+    "else sqlite:///prepflow.db here.")]
+Actor = Annotated[str, typer.Option("--by", help="Your secretariat member id, name or email.")]
+
+
+def parse_now(text: str | None) -> datetime | None:
+    """An aware instant from the command line; naive or malformed ones are refused."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--now '{text}' is not a date and time; write e.g. "
+                         "2024-08-27T00:00+02:00 or 2024-08-26T22:00Z.") from None
+    if value.tzinfo is None:
+        raise InputError(f"--now '{text}' has no time zone, so it could mean several instants; "
+                         f"write e.g. {text}+02:00 (Geneva summer time) or {text}Z (UTC).")
+    return value
+
+
+def service(database: str | None) -> Service:
+    """The service on the configured store."""
+    url = database or Settings().database_url
+    return Service(open_store(url))
+
+
+def _processes(svc: Service, process: str | None) -> list[str]:
+    if process:
+        return [process]
+    ids = svc.process_ids()
+    if not ids:
+        raise InputError("no process in this store yet; create one with "
+                         "'prepflow init config/wtpf26.yaml'.")
+    return ids
+
+
+@app.command("check")
+def check_cmd(
+    definition: Annotated[Path, typer.Argument(help="Process definition file (YAML).")],
+    forum_date: Annotated[str | None, typer.Option(
+        "--forum-date", help="What if the forum opened on this date (YYYY-MM-DD)?")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="What if MILESTONE=DATE (repeatable), e.g. --set ieg2=2025-02-10..2025-02-12"
+    )] = None,
+) -> None:
+    """Check a plan against every rule without touching any state.
+
+    Exit 0 when every rule holds, 1 when one breaks, 2 on invalid input.
+
+    Examples:
+      prepflow check config/wtpf26.yaml --forum-date 2026-05-10
+      prepflow check config/wtpf26.yaml --set final.posting=2026-03-20 --forum-date 2026-05-10
+    """
+    spec = load_definition(definition)
+    changes: dict[str, Span] = {}
+    pairs = [f"forum={forum_date}"] if forum_date else []
+    for pair in [*(set_ or []), *pairs]:
+        key, sep, value = pair.partition("=")
+        if not sep or key.strip() not in milestone_keys(spec):
+            raise InputError(f"--set '{pair}': expected MILESTONE=DATE with MILESTONE one of "
+                             f"{', '.join(milestone_keys(spec))}.")
+        try:
+            changes[key.strip()] = Span.parse(value.strip())
+        except ValueError as exc:
+            raise InputError(f"--set {key}: {exc}.") from None
+    results = check(spec, effective_milestones(spec, None, changes))
+    out.print(f"[bold]{spec.id}[/]: {len(results)} rule checks", soft_wrap=True)
+    render.rules(out, results)
+    failed = [r for r in results if r.status is Status.FAIL]
+    out.print(f"{len(failed)} broken, "
+              f"{sum(r.status is Status.UNKNOWN for r in results)} at risk or not checkable.")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("init")
+def init_cmd(definition: Annotated[Path, typer.Argument(help="Process definition (YAML).")],
+             database: Database = None, now: Now = None) -> None:
+    """Create the process instance from a definition (safe to repeat).
+
+    Example: prepflow init config/wtpf26.yaml
+    """
+    spec = load_definition(definition)
+    created = service(database).init(spec, parse_now(now))
+    verb = "created" if created else "already exists (unchanged)"
+    out.print(f"process [bold]{spec.id}[/] {verb}. Next: prepflow status {spec.id}")
+
+
+@app.command("status")
+def status_cmd(process: Annotated[str | None, typer.Argument(help="Process id.")] = None,
+               database: Database = None, now: Now = None) -> None:
+    """Current states, next milestones with countdowns, overrides and warnings.
+
+    Example: prepflow status wtpf-26
+    """
+    svc = service(database)
+    for process_id in _processes(svc, process):
+        stored, definition, _ = svc.load(process_id)
+        render.status(out, svc.status(process_id, parse_now(now)), definition.timezone)
+        out.print(f"(version {stored.version}, {stored.audit_seq} audit entries)")
+
+
+@app.command("timeline")
+def timeline_cmd(
+    process: Annotated[str | None, typer.Argument(help="Process id.")] = None,
+    format_: Annotated[str, typer.Option("--format", help="table or ics")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Write here instead of stdout.")] = None,
+    database: Database = None, now: Now = None,
+) -> None:
+    """Plan vs actual; --format ics writes an RFC 5545 calendar of deadlines and meetings.
+
+    Examples:
+      prepflow timeline wtpf-26
+      prepflow timeline wtpf-26 --format ics -o wtpf26.ics
+    """
+    if format_ not in ("table", "ics"):
+        raise InputError(f"--format '{format_}': use table or ics.")
+    svc = service(database)
+    for process_id in _processes(svc, process):
+        _, definition, instance = svc.load(process_id)
+        effective = effective_milestones(definition, instance)
+        if format_ == "table":
+            render.timeline(out, definition, plan_milestones(definition), effective, instance,
+                            svc.now(parse_now(now)))
+            continue
+        data, skipped = to_ics(definition, effective, svc.now(parse_now(now)))
+        if output:
+            output.write_bytes(data)
+            out.print(f"wrote {output}")
+        else:
+            sys.stdout.buffer.write(data)
+        for item in skipped:
+            err.print(f"not in the calendar (day not fixed): {item.key} {item.span_text()}")
+
+
+@app.command("advance")
+def advance_cmd(now: Now = None, database: Database = None,
+                process: Annotated[list[str] | None, typer.Option(
+                    "--process", help="Only these processes (repeatable).")] = None) -> None:
+    """Apply every automatic transition that is due (safe to run late or twice).
+
+    Example: prepflow advance --now 2024-08-27T00:00+02:00
+    """
+    svc = service(database)
+    outcomes = svc.advance(parse_now(now), process)
+    steps = [(o.process_id, r) for o in outcomes for r in o.decision.records
+             if r.kind == "transition"]
+    for process_id, record in steps:
+        out.print(f"{process_id}: {record.inputs.get('label', record.trigger)} "
+                  f"({record.from_state} → {record.to_state})", soft_wrap=True)
+    if not steps:
+        out.print("nothing due.")
+
+
+@app.command("transition")
+def transition_cmd(
+    process: Annotated[str, typer.Argument(help="Process id, e.g. wtpf-26.")],
+    trigger: Annotated[str, typer.Argument(help="Manual trigger, e.g. post_draft2.")],
+    by: Actor,
+    document: Annotated[str | None, typer.Option(help="Document reference posted.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (required with --override).")] = None,
+    override: Annotated[bool, typer.Option(help="Set aside an overridable rule.")] = False,
+    database: Database = None, now: Now = None,
+) -> None:
+    """Fire a manual transition (post a draft or the final report).
+
+    Examples:
+      prepflow transition wtpf-26 post_draft2 --by wtpf-secretariat --document WTPF-26/2
+      prepflow transition wtpf-26 post_final --by wtpf-secretariat --document WTPF-26/F \\
+          --override --reason "Council has not set the forum date yet"
+    """
+    outcome = service(database).transition(process, trigger, by, document, reason, override,
+                                           parse_now(now))
+    for record in outcome.decision.records:
+        label = record.inputs.get("label", record.trigger)
+        out.print(f"{record.kind}: {label} ({record.from_state} → {record.to_state})",
+                  soft_wrap=True)
+
+
+@app.command("amend")
+def amend_cmd(
+    process: Annotated[str, typer.Argument(help="Process id.")],
+    milestone: Annotated[str, typer.Argument(help="e.g. ieg2, draft3.comments, forum.")],
+    date: Annotated[str, typer.Argument(help="2025-02-10, 2025-02 or 2025-02-10..2025-02-12")],
+    by: Actor,
+    reason: Annotated[str, typer.Option(help="Why the date changes (recorded).")],
+    override: Annotated[bool, typer.Option(help="Accept breaking a rule, with reason.")] = False,
+    database: Database = None, now: Now = None,
+) -> None:
+    """Change a milestone's date (or the forum's); every rule is re-checked.
+
+    Examples:
+      prepflow amend wtpf-26 ieg1 2024-10-07..2024-10-08 --by wtpf-secretariat --reason CL-24/44
+      prepflow amend wtpf-26 forum 2026-06-02 --by wtpf-secretariat --reason "Council decision"
+    """
+    outcome = service(database).amend(process, milestone, date, by, reason, override,
+                                      parse_now(now))
+    for record in outcome.decision.records:
+        shown = record.inputs.get("message") or (
+            f"{record.inputs.get('milestone')}: {record.inputs.get('from')} → "
+            f"{record.inputs.get('to')}")
+        out.print(f"{record.kind}: {shown}", soft_wrap=True)
+
+
+@app.command("audit")
+def audit_cmd(process: Annotated[str | None, typer.Argument(help="Process id.")] = None,
+              verify: Annotated[bool, typer.Option(help="Check the hash chain.")] = False,
+              database: Database = None) -> None:
+    """Show the audit log, or verify that nobody edited, deleted or reordered it.
+
+    Examples:
+      prepflow audit wtpf-26
+      prepflow audit --verify
+    """
+    svc = service(database)
+    if process:
+        svc.store.get(process)
+    if verify:
+        problems = svc.store.verify(process)
+        if problems:
+            err.print("[bold red]The audit log has been tampered with:[/]")
+            for problem in problems:
+                err.print(f"  - {problem}", soft_wrap=True)
+            raise typer.Exit(1)
+        count = len(svc.store.audit(process))
+        out.print(f"audit log intact: {count} entries verified.")
+        return
+    render.audit(out, svc.store.audit(process), None)
+
+
+@app.command("diagram")
+def diagram_cmd(
+    definition: Annotated[Path, typer.Argument(help="Definition file.")],
+    write: Annotated[Path | None, typer.Option(
+        "--write", help="Replace the diagram between the markers in this file (README.md).")
+    ] = None,
+) -> None:
+    """Print the state diagram (mermaid) built from a definition's state machine.
+
+    Example: prepflow diagram config/wtpf26.yaml --write README.md
+    """
+    text = diagram_markdown(load_definition(definition))
+    if write is None:
+        out.print(text, soft_wrap=True, markup=False)
+        return
+    page = write.read_text(encoding="utf-8")
+    if DIAGRAM_START not in page or DIAGRAM_END not in page:
+        raise InputError(f"{write} has no {DIAGRAM_START} … {DIAGRAM_END} markers.")
+    head, rest = page.split(DIAGRAM_START, 1)
+    write.write_text(f"{head}{DIAGRAM_START}\n{text}{DIAGRAM_END}{rest.split(DIAGRAM_END, 1)[1]}",
+                     encoding="utf-8")
+    out.print(f"updated the diagram in {write}")
+
+
+DIAGRAM_START, DIAGRAM_END = "<!-- diagram:start -->", "<!-- diagram:end -->"
+
+
+def diagram_markdown(spec: ProcessDefinition) -> str:
+    """The machine's regions as fenced mermaid blocks, as the README shows them."""
+    return "".join(f"```mermaid\n{block}\n```\n" for block in mermaid(spec))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning known errors into a paragraph and an exit status."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except PrepflowError as exc:
+        err.print(f"[bold red]Error:[/] {exc}", soft_wrap=True, highlight=False)
+        sys.exit(exc.exit_code)
+    except StoreError as exc:
+        err.print(f"[bold red]Store error:[/] {exc}", soft_wrap=True, highlight=False)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code not in (0, 1) else exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("Aborted.")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Turning reports into what a person reads on a terminal (rich), and plain text for logs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from flows.storage import AuditEntry
+from states.dates import describe, zone
+from states.definition import ProcessDefinition
+from states.engine import engine_for
+from states.instance import Instance
+from states.plan import Milestone
+from states.rules import RuleResult, Status
+from states.status import Report
+
+MARK = {Status.PASS: "[green]PASS[/]", Status.FAIL: "[bold red]FAIL[/]",
+        Status.UNKNOWN: "[yellow]RISK[/]"}
+
+
+def rules(console: Console, results: Sequence[RuleResult]) -> None:
+    """One line per rule: verdict, rule, what it found and the slack."""
+    for result in results:
+        console.print(f"{MARK[result.status]}  [bold]{result.rule}[/]  {result.message}",
+                      soft_wrap=True, highlight=False)
+
+
+def countdown(days: float | None) -> str:
+    """'in 3 days', 'in 5 hours', '2 days ago'."""
+    if days is None:
+        return "—"
+    if abs(days) < 1:
+        hours = round(abs(days) * 24)
+        return f"in {hours} h" if days >= 0 else f"{hours} h ago"
+    whole = int(abs(days))
+    unit = "day" if whole == 1 else "days"
+    return f"in {whole} {unit}" if days >= 0 else f"{whole} {unit} ago"
+
+
+def status(console: Console, report: Report, timezone: str) -> None:
+    """The operator's status block for one process."""
+    tz = zone(timezone)
+    console.print(f"[bold]{report.process_id}[/] — {report.name}", soft_wrap=True)
+    console.print(f"as of {describe(report.now, tz)}", highlight=False)
+    for region, (state, label) in report.regions.items():
+        console.print(f"  {region}: [cyan]{label}[/] ({state})", soft_wrap=True,
+                      highlight=False)
+    table = Table(title="Next milestones", title_justify="left")
+    for column in ("milestone", "what", "when", "countdown", "how"):
+        table.add_column(column)
+    for item in report.upcoming:
+        table.add_row(item.key, item.label, item.text, countdown(item.days_left),
+                      item.how)
+    console.print(table)
+    if report.overrides:
+        console.print("[bold]Overrides[/]")
+        for o in report.overrides:
+            console.print(f"  {o.rule} on '{o.what}' by {o.by}, {describe(o.at, tz)}: "
+                          f"{o.reason}", soft_wrap=True, highlight=False)
+    if report.warnings:
+        console.print("[bold yellow]Warnings[/]")
+        for warning in report.warnings:
+            console.print(f"  - {warning}", soft_wrap=True, highlight=False)
+    else:
+        console.print("[green]No warnings.[/]")
+
+
+def timeline(console: Console, definition: ProcessDefinition, plan: list[Milestone],
+             effective: list[Milestone], instance: Instance, now: datetime) -> None:
+    """Plan vs actual, one row per milestone."""
+    tz = zone(definition.timezone)
+    planned = {m.key: m for m in plan}
+    by_milestone: dict[str, list[str]] = {}
+    specs = engine_for(definition).table.by_trigger
+    for trigger, happening in instance.happened.items():
+        milestone_key = specs[trigger].milestone if trigger in specs else None
+        if milestone_key and not trigger.startswith("open_consultation"):
+            mark = describe(happening.due or happening.at, tz)
+            if happening.document:
+                mark += f" ({happening.document})"
+            by_milestone.setdefault(milestone_key, []).append(mark)
+    table = Table(title=f"{definition.id}: plan vs actual", title_justify="left")
+    for column in ("milestone", "what", "planned", "now planned", "happened"):
+        table.add_column(column)
+    for item in effective:
+        original = planned[item.key].span_text()
+        current = item.span_text() if item.amended else "="
+        table.add_row(item.key, item.label, original, current,
+                      "; ".join(by_milestone.get(item.key, [])) or "—")
+    console.print(table)
+
+
+def audit(console: Console, entries: Sequence[AuditEntry], timezone: str | None) -> None:
+    """The audit log as a table; times in UTC and, when known, the process's zone."""
+    table = Table(title="Audit log", title_justify="left")
+    for column in ("process", "#", "time (UTC)", "actor", "kind", "trigger", "from → to",
+                   "reason / details"):
+        table.add_column(column)
+    for e in entries:
+        moved = f"{e.from_state or ''} → {e.to_state or ''}" if e.from_state != e.to_state else ""
+        details = e.reason or ""
+        if e.inputs.get("document"):
+            details = f"{details} [document {e.inputs['document']}]".strip()
+        table.add_row(e.process_id, str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), e.actor,
+                      e.kind, e.trigger or "", moved, details)
+    console.print(table)

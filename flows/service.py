@@ -1,0 +1,174 @@
+"""The imperative shell: load → decide (core) → record. CLI and Prefect flows both call this.
+
+Every change is one store commit with an optimistic version check: the state, its audit
+records (and later the outbox) land together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flows.clock import Clock, SystemClock
+from flows.storage import AuditDraft, Store, StoredProcess, UnknownProcess, VersionConflict
+from states import engine
+from states.definition import ProcessDefinition
+from states.engine import Decision, Record
+from states.errors import InputError, Refused
+from states.instance import Instance
+from states.status import Report, report
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command did: the decision taken and the version now stored."""
+
+    process_id: str
+    decision: Decision
+    version: int
+
+
+class Service:
+    """Runs decisions against a store, with time from a clock."""
+
+    def __init__(self, store: Store, clock: Clock | None = None) -> None:
+        self.store = store
+        self.clock = clock or SystemClock()
+        self._definitions: dict[str, ProcessDefinition] = {}
+
+    def now(self, now: datetime | None = None) -> datetime:
+        """The given instant (rehearsals, tests) or the clock's."""
+        if now is not None and (now.tzinfo is None or now.utcoffset() is None):
+            raise InputError(f"time {now.isoformat()} has no time zone; add one, e.g. "
+                             f"{now.isoformat()}+00:00")
+        return now or self.clock.now()
+
+    def definition(self, stored: StoredProcess) -> ProcessDefinition:
+        """The definition a process was created with, validated once per content hash."""
+        cached = self._definitions.get(stored.definition_hash)
+        if cached is None:
+            cached = ProcessDefinition.model_validate(stored.definition)
+            self._definitions[stored.definition_hash] = cached
+        return cached
+
+    def init(self, definition: ProcessDefinition, now: datetime | None = None) -> bool:
+        """Create the process instance; False (and nothing written) when it exists already."""
+        at = self.now(now)
+        fingerprint = definition.fingerprint()
+        try:
+            existing: StoredProcess | None = self.store.get(definition.id)
+        except UnknownProcess:
+            existing = None
+        if existing is not None:
+            if existing.definition_hash != fingerprint:
+                raise InputError(
+                    f"process '{definition.id}' already exists, created from a different "
+                    "version of its definition. Dates are changed with 'prepflow amend'; a "
+                    "different process needs a different id."
+                )
+            return False
+        decision = engine.start(definition, at)
+        return self.store.create(definition.id, definition.model_dump(mode="json"), fingerprint,
+                                 decision.after.to_doc(), _draft(decision.records[0]))
+
+    def load(self, process_id: str) -> tuple[StoredProcess, ProcessDefinition, Instance]:
+        """A stored process with its definition and core instance."""
+        stored = self.store.get(process_id)
+        return stored, self.definition(stored), Instance.from_doc(stored.state)
+
+    def transition(self, process_id: str, trigger: str, actor: str, document: str | None = None,
+                   reason: str | None = None, override: bool = False,
+                   now: datetime | None = None) -> Outcome:
+        """A manual transition by a secretariat member; refusals are audited, then raised."""
+        at = self.now(now)
+        inputs = {"document": document, "override": override}
+
+        def decide(definition: ProcessDefinition, instance: Instance) -> Decision:
+            return engine.apply(definition, instance, trigger, actor, at, document, reason,
+                                override)
+
+        return self._change(process_id, trigger, actor, at, inputs, decide)
+
+    def amend(self, process_id: str, milestone: str, value: str, actor: str, reason: str,
+              override: bool = False, now: datetime | None = None) -> Outcome:
+        """Move a milestone (or the forum); every rule is re-checked first."""
+        at = self.now(now)
+        inputs = {"milestone": milestone, "to": value, "override": override}
+
+        def decide(definition: ProcessDefinition, instance: Instance) -> Decision:
+            return engine.amend(definition, instance, milestone, value, actor, reason, at,
+                                override)
+
+        return self._change(process_id, f"amend {milestone}", actor, at, inputs, decide)
+
+    def _change(self, process_id: str, action: str, actor: str, at: datetime,
+                inputs: dict[str, Any], decide: Any) -> Outcome:
+        for attempt in (1, 2):
+            stored, definition, instance = self.load(process_id)
+            try:
+                decision = decide(definition, instance)
+            except Refused as refused:
+                record = engine.refusal_record(definition, instance, action, actor, at, refused,
+                                               inputs)
+                self.store.commit(process_id, stored.version, None, [_draft(record)])
+                raise
+            try:
+                saved = self.store.commit(process_id, stored.version, decision.after.to_doc(),
+                                          [_draft(r) for r in decision.records])
+            except VersionConflict:
+                if attempt == 2:
+                    raise Refused("concurrent", f"another change to {process_id} was saved at "
+                                  "the same moment, twice; yours was not applied.",
+                                  f"check 'prepflow status {process_id}' and try again.") from None
+                continue  # someone else changed it: decide again on what is there now
+            return Outcome(process_id, decision, saved.version)
+        raise AssertionError("unreachable")
+
+    def advance(self, now: datetime | None = None,
+                processes: Sequence[str] | None = None) -> list[Outcome]:
+        """Apply what is due in every process (or the named ones); idempotent."""
+        at = self.now(now)
+        wanted = set(processes) if processes else None
+        outcomes = []
+        for stored in self.store.list():
+            if wanted is not None and stored.process_id not in wanted:
+                continue
+            outcome = self._advance_one(stored, at)
+            if outcome is not None:
+                outcomes.append(outcome)
+        return outcomes
+
+    def _advance_one(self, stored: StoredProcess, at: datetime) -> Outcome | None:
+        for attempt in (1, 2):
+            definition = self.definition(stored)
+            decision = engine.advance(definition, Instance.from_doc(stored.state), at)
+            if not decision.changed:
+                return None
+            try:
+                saved = self.store.commit(stored.process_id, stored.version,
+                                          decision.after.to_doc(),
+                                          [_draft(r) for r in decision.records])
+            except VersionConflict:
+                if attempt == 2:
+                    raise
+                stored = self.store.get(stored.process_id)
+                continue
+            return Outcome(stored.process_id, decision, saved.version)
+        return None
+
+    def status(self, process_id: str, now: datetime | None = None) -> Report:
+        """The operator's view of one process at ``now``."""
+        _, definition, instance = self.load(process_id)
+        return report(definition, instance, self.now(now))
+
+    def process_ids(self) -> list[str]:
+        """Every stored process, by id."""
+        return [p.process_id for p in self.store.list()]
+
+
+def _draft(record: Record) -> AuditDraft:
+    return AuditDraft(at=record.at, actor=record.actor, kind=record.kind,
+                      trigger=record.trigger, from_state=record.from_state,
+                      to_state=record.to_state, reason=record.reason, inputs=record.inputs)

@@ -1,0 +1,149 @@
+"""The store's public vocabulary: what callers hand in, what comes back, what can go wrong.
+
+The store is deliberately ignorant of the core's types (``states/``): it persists opaque JSON
+documents, so the core can change its snapshot format without a schema migration here.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+#: How many known process ids an UnknownProcess message lists before it says "and N more".
+_KNOWN_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class AuditDraft:
+    """One audit entry as a caller describes it; the store gives it a place in the chain."""
+
+    at: datetime
+    actor: str
+    kind: str
+    trigger: str | None = None
+    from_state: str | None = None
+    to_state: str | None = None
+    reason: str | None = None
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A naive time is ambiguous across the delegations' time zones: refuse it at the door.
+        if self.at.tzinfo is None or self.at.utcoffset() is None:
+            raise ValueError(
+                f"audit time {self.at.isoformat()} has no time zone; "
+                "give an aware datetime such as datetime(..., tzinfo=UTC)"
+            )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """An audit entry as written: the draft's fields, its place in the chain, and its hashes."""
+
+    process_id: str
+    seq: int
+    at: datetime
+    actor: str
+    kind: str
+    trigger: str | None
+    from_state: str | None
+    to_state: str | None
+    reason: str | None
+    inputs: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class StoredProcess:
+    """A process as stored: its definition, the core's snapshot, and bookkeeping for the log."""
+
+    process_id: str
+    definition: dict[str, Any]
+    definition_hash: str
+    state: dict[str, Any]
+    version: int
+    audit_seq: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class StoreError(Exception):
+    """Something is wrong with the database itself; the message tells a secretariat what to do."""
+
+
+class UnknownProcess(StoreError):
+    """The process id names no stored process."""
+
+    def __init__(self, process_id: str, known: Sequence[str]) -> None:
+        self.process_id = process_id
+        self.known = list(known)
+        if not known:
+            listing = "There are no processes stored yet."
+        else:
+            shown = ", ".join(known[:_KNOWN_SHOWN])
+            more = len(known) - _KNOWN_SHOWN
+            tail = f" and {more} more" if more > 0 else ""
+            listing = f"Known processes: {shown}{tail}."
+        super().__init__(f"There is no process called {process_id!r}. {listing}")
+
+
+class VersionConflict(StoreError):
+    """Someone else changed the process between our read and our write (optimistic locking)."""
+
+    def __init__(self, process_id: str, expected: int, actual: int) -> None:
+        self.process_id = process_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"Process {process_id!r} was changed by someone else meanwhile (it is now at "
+            f"version {actual}, this change was based on version {expected}). Nothing was "
+            "written; reload the process and try again."
+        )
+
+
+class Store(Protocol):
+    """The durable store seam: SqlStore in production, MemoryStore in tests."""
+
+    def create(
+        self,
+        process_id: str,
+        definition: Mapping[str, Any],
+        definition_hash: str,
+        state: Mapping[str, Any],
+        entry: AuditDraft,
+    ) -> bool:
+        """Store a new process with ``entry`` as audit #1; False if it already existed."""
+        ...
+
+    def get(self, process_id: str) -> StoredProcess:
+        """The stored process, or UnknownProcess."""
+        ...
+
+    def list(self) -> builtins.list[StoredProcess]:
+        """All processes ordered by id, in one query."""
+        ...
+
+    def commit(
+        self,
+        process_id: str,
+        expected_version: int,
+        state: Mapping[str, Any] | None,
+        entries: Sequence[AuditDraft],
+    ) -> StoredProcess:
+        """Atomically replace the state (if given, version-checked) and append the entries."""
+        ...
+
+    def audit(self, process_id: str | None = None) -> builtins.list[AuditEntry]:
+        """Audit entries ordered by process id, then seq."""
+        ...
+
+    def verify(self, process_id: str | None = None) -> builtins.list[str]:
+        """Readable problems with the audit chain; [] when intact."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

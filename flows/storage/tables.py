@@ -1,0 +1,70 @@
+"""The current shape of the tables, for reading and writing (SQLAlchemy Core, not ORM: speed).
+
+Migrations do not use these objects: each step spells out the DDL of its day, so that changing
+a table here never changes what an old step did.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from flows.storage.chain import to_utc
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, on SQLite (which keeps no zone) and PostgreSQL alike."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        utc = to_utc(value)
+        # SQLite stores the wall time only; it is UTC by this type's contract.
+        return utc if dialect.name == "postgresql" else utc.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# JSON (not JSONB) on PostgreSQL keeps the documents' text exactly, so audit inputs read back
+# exactly as they were hashed (JSONB would turn 1e+20 into 100000000000000000000).
+metadata = sa.MetaData()
+
+processes = sa.Table(
+    "processes",
+    metadata,
+    sa.Column("process_id", sa.Text, primary_key=True),
+    sa.Column("definition", sa.JSON, nullable=False),
+    sa.Column("definition_hash", sa.Text, nullable=False),
+    sa.Column("state", sa.JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("audit_seq", sa.Integer, nullable=False),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("process_id", sa.Text, sa.ForeignKey("processes.process_id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("trigger", sa.Text),
+    sa.Column("from_state", sa.Text),
+    sa.Column("to_state", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("inputs", sa.JSON, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_audit_log_at", "at"),
+)

@@ -1,0 +1,226 @@
+"""Process definitions as validated data: a forum's preparatory process, read from a file.
+
+The engine runs any forum's multi-round process from one of these; nothing about WTPF-26 is
+in code. Reading the file (YAML) happens at the edge; this module validates the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from states.dates import PlanDate, zone
+from states.errors import DefinitionError, Problem
+
+Slug = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9-]*[a-z0-9]$|^[a-z]$",
+        max_length=40,
+        description="lower-case letters, digits and dashes, e.g. draft-2",
+    ),
+]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors: a typo in a definition must not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Mode(StrEnum):
+    """How an expert-group meeting is held."""
+
+    IN_PERSON = "in-person"
+    VIRTUAL = "virtual"
+    HYBRID = "hybrid"
+
+
+class MeetingDef(Strict):
+    """An expert-group meeting; its dates may be known only to the month while unfixed."""
+
+    id: Slug
+    name: str = Field(min_length=1)
+    start: PlanDate
+    end: PlanDate | None = None
+    place: str | None = None
+    mode: Mode = Mode.IN_PERSON
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> MeetingDef:
+        if self.end is not None and self.end.last_day() < self.start.first_day():
+            raise ValueError(f"meeting ends ({self.end}) before it starts ({self.start})")
+        return self
+
+    @property
+    def last(self) -> PlanDate:
+        """The meeting's last day (its start when it lasts one day or is unfixed)."""
+        return self.end or self.start
+
+
+class CycleDef(Strict):
+    """One round: a draft posted for comment, then expert meetings; or the final report."""
+
+    id: Slug
+    name: str = Field(min_length=1)
+    kind: Literal["draft", "final"] = "draft"
+    posting: PlanDate
+    comment_deadline: PlanDate | None = None
+    public_consultation: bool = False
+    consultation_deadline: PlanDate | None = None
+    meetings: list[MeetingDef] = Field(default_factory=list)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _shape(self) -> CycleDef:
+        if self.kind == "draft" and self.comment_deadline is None:
+            raise ValueError("a draft cycle needs a comment_deadline")
+        if self.kind == "final" and (
+            self.comment_deadline or self.meetings or self.public_consultation
+        ):
+            raise ValueError(
+                "the final cycle only has a posting date (no comments, meetings or consultation)"
+            )
+        if self.consultation_deadline is not None and not self.public_consultation:
+            raise ValueError("consultation_deadline given but public_consultation is false")
+        return self
+
+    @property
+    def consultation_due(self) -> PlanDate | None:
+        """Consultation inputs are due with the comments unless a date of their own is given."""
+        if not self.public_consultation:
+            return None
+        return self.consultation_deadline or self.comment_deadline
+
+
+class ForumDef(Strict):
+    """The forum the process prepares; its dates may be set late (e.g. by Council)."""
+
+    name: str = Field(min_length=1)
+    opens: PlanDate | None = None
+    days: int = Field(default=3, ge=1, le=30)
+    expected: str | None = Field(default=None, description="free text while undated")
+    place: str | None = None
+
+
+class Member(Strict):
+    """A secretariat member allowed to act on the process."""
+
+    id: Slug
+    name: str = Field(min_length=1)
+    email: str
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not _EMAIL.match(value):
+            raise ValueError(f"'{value}' is not an email address like name@itu.int")
+        return value
+
+
+class Rules(Strict):
+    """Tunable rule parameters, each with its source."""
+
+    final_min_lead_days: int = Field(
+        default=42, ge=0, description="Decision 641 decides 6 d: six weeks before the opening"
+    )
+    reminder_days: list[int] = Field(
+        default_factory=lambda: [7, 1], description="reminders before each comment deadline"
+    )
+    month_warning_days: int = Field(
+        default=30, ge=0, description="warn this many days before a month-only milestone's month"
+    )
+
+
+class ProcessDefinition(Strict):
+    """A whole preparatory process: forum, cycles in order, deadlines, who may act."""
+
+    id: Slug
+    name: str = Field(min_length=1)
+    timezone: str = "Europe/Zurich"
+    source: str = ""
+    forum: ForumDef
+    nominations_deadline: PlanDate | None = None
+    secretariat: list[Member] = Field(min_length=1)
+    rules: Rules = Field(default_factory=Rules)
+    cycles: list[CycleDef] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProcessDefinition:
+        kinds = [c.kind for c in self.cycles]
+        if kinds.count("final") != 1 or kinds[-1] != "final":
+            raise ValueError("exactly one cycle must be kind: final, and it must come last")
+        seen: set[str] = set()
+        for name in [c.id for c in self.cycles] + [m.id for c in self.cycles for m in c.meetings]:
+            if name in seen or name in ("forum", "nominations"):
+                raise ValueError(f"id '{name}' is used twice (cycle and meeting ids are shared)")
+            seen.add(name)
+        members = [m.id for m in self.secretariat]
+        if len(set(members)) != len(members):
+            raise ValueError("secretariat member ids must be unique")
+        tz = zone(self.timezone)
+        for cycle in self.cycles:
+            for value in (cycle.posting, cycle.comment_deadline, cycle.consultation_deadline):
+                if value is not None:
+                    value.check_local_time(tz)
+        return self
+
+    def cycle(self, cycle_id: str) -> CycleDef:
+        """The cycle with this id (KeyError when there is none)."""
+        for cycle in self.cycles:
+            if cycle.id == cycle_id:
+                return cycle
+        raise KeyError(cycle_id)
+
+    def member(self, actor: str) -> Member | None:
+        """The secretariat member with this id, name or email (None when not listed)."""
+        wanted = actor.strip().casefold()
+        for member in self.secretariat:
+            if wanted in (member.id, member.name.casefold(), member.email.casefold()):
+                return member
+        return None
+
+    def fingerprint(self) -> str:
+        """A stable hash of the definition's content: one state machine is built per hash."""
+        body = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+def parse_definition(data: Any, source: str) -> ProcessDefinition:
+    """Validate raw data, turning every pydantic error into a readable Problem."""
+    if not isinstance(data, dict):
+        raise DefinitionError(
+            source, [Problem("", type(data).__name__, "expected a mapping of fields")]
+        )
+    try:
+        return ProcessDefinition.model_validate(data)
+    except ValidationError as exc:
+        raise DefinitionError(source, [_problem(e) for e in exc.errors()]) from None
+
+
+def _problem(error: Any) -> Problem:
+    path = ""
+    for part in error.get("loc", ()):
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    message = str(error.get("msg", "invalid"))
+    message = message.removeprefix("Value error, ")
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        message = "unknown field (check the spelling; see config/wtpf26.yaml for the fields)"
+    elif kind == "missing":
+        message = "this field is required"
+    value = error.get("input")
+    shown = "" if kind == "missing" or isinstance(value, dict | list) else repr(value)
+    return Problem(path, shown, message)

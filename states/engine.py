@@ -1,0 +1,325 @@
+"""Decisions: given a definition, an instance and ``now``, what happens — never how.
+
+Each function returns a ``Decision`` (the new instance, audit records, effects) or raises
+``Refused`` (a rule said no: exit 1) or ``InputError`` (bad input: exit 2). The shell records
+the decision atomically and performs the effects; nothing here touches a clock or a database.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from states.dates import PlanDate, describe, require_aware, zone
+from states.definition import Member, ProcessDefinition
+from states.errors import InputError, Refused
+from states.guards import GUARDS, Context, condition, due_at
+from states.instance import Amendment, Happening, Instance, Override
+from states.machine import Engine, Mode, Spec, build_engine
+from states.plan import Kind, Span, by_key, milestone_keys
+from states.rules import check, effective_milestones, newly_broken
+
+SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One audit entry to append: who did what, when, from which state to which."""
+
+    at: datetime
+    actor: str
+    kind: str
+    trigger: str | None = None
+    from_state: str | None = None
+    to_state: str | None = None
+    reason: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Something the shell must do after recording, with a key that makes it happen once."""
+
+    kind: str
+    event: str
+    key: str
+    process_id: str
+    cycle: str | None
+    trigger: str | None
+    at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one decision: record ``records`` and ``after`` together, then effects."""
+
+    before: Instance
+    after: Instance
+    records: tuple[Record, ...] = ()
+    effects: tuple[Effect, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """True when there is anything to record."""
+        return bool(self.records)
+
+    def then(self, other: Decision) -> Decision:
+        """This decision followed by another taken on its result."""
+        return Decision(self.before, other.after, self.records + other.records,
+                        self.effects + other.effects)
+
+
+_ENGINES: OrderedDict[int, tuple[ProcessDefinition, Engine]] = OrderedDict()
+
+
+def engine_for(definition: ProcessDefinition) -> Engine:
+    """The shared machines for a definition, built once (not per tick, not per instance)."""
+    hit = _ENGINES.get(id(definition))
+    if hit is not None and hit[0] is definition:
+        return hit[1]
+    engine = build_engine(definition, condition)
+    _ENGINES[id(definition)] = (definition, engine)
+    while len(_ENGINES) > 64:
+        _ENGINES.popitem(last=False)
+    return engine
+
+
+def start(definition: ProcessDefinition, now: datetime) -> Decision:
+    """A new instance at the initial states, with its 'init' audit record."""
+    now = _now(now)
+    table = engine_for(definition).table
+    instance = Instance(process_id=definition.id, regions=dict(table.initial))
+    record = Record(now, SYSTEM, "init", None, None, table.initial["main"],
+                    f"process created from definition '{definition.name}'",
+                    {"definition": definition.fingerprint()})
+    return Decision(instance, instance, (record,))
+
+
+def actor_of(definition: ProcessDefinition, actor: str) -> Member:
+    """The secretariat member acting; anyone not listed is refused."""
+    member = definition.member(actor)
+    if member is None:
+        listed = ", ".join(f"{m.id} ({m.name})" for m in definition.secretariat)
+        raise InputError(
+            f"'{actor}' is not a secretariat member of {definition.id}, so may not act on it. "
+            f"Members listed in the definition: {listed}."
+        )
+    return member
+
+
+def apply(
+    definition: ProcessDefinition, instance: Instance, trigger: str, actor: str,
+    now: datetime, document: str | None = None, reason: str | None = None,
+    override: bool = False,
+) -> Decision:
+    """A secretariat member fires a manual trigger; due automatic consequences follow."""
+    now = _now(now)
+    member = actor_of(definition, actor)
+    engine = engine_for(definition)
+    spec = _manual_spec(definition, engine, instance, trigger)
+    if override and not (reason and reason.strip()):
+        raise InputError("--override needs a --reason saying why the rule is set aside.")
+    if not (document and document.strip()):
+        raise InputError(
+            f"'{trigger}' posts a document: give its reference with --document "
+            "(e.g. --document WTPF-26/2)."
+        )
+    ctx = _context(definition, instance, spec, now, override)
+    refusals = [r for g in spec.guards if (r := GUARDS[g](ctx)) is not None]
+    blocking = [r for r in refusals if not (r.overridable and override)]
+    if blocking:
+        raise blocking[0]
+    overrides = tuple(
+        Override(rule=r.rule, what=trigger, message=r.message, at=now, by=member.id,
+                 reason=reason or "")
+        for r in refusals
+    )
+    decision = _step(definition, engine, instance, spec, ctx, member.id, now, None,
+                     document.strip(), reason, overrides)
+    return decision.then(advance(definition, decision.after, now))
+
+
+def refusal_record(
+    definition: ProcessDefinition, instance: Instance, action: str, actor: str,
+    now: datetime, refused: Refused, inputs: dict[str, Any],
+) -> Record:
+    """The audit record of a refusal: the store's state stays as it was."""
+    member = definition.member(actor)
+    state = instance.regions.get("main")
+    return Record(_now(now), member.id if member else actor, "refusal", action, state, state,
+                  str(refused), {**inputs, "rule": refused.rule})
+
+
+def advance(definition: ProcessDefinition, instance: Instance, now: datetime) -> Decision:
+    """Apply every automatic transition due at ``now``, earliest first; idempotent.
+
+    Called late it catches up in order; called twice the second call finds nothing due.
+    """
+    now = _now(now)
+    engine = engine_for(definition)
+    table = engine.table
+    decision = Decision(instance, instance)
+    while True:
+        current = decision.after
+        milestones = by_key(effective_milestones(definition, current))
+        tz = zone(definition.timezone)
+        best: tuple[datetime, Spec, Context] | None = None
+        for region, state in current.regions.items():
+            for spec in table.outgoing(region, state):
+                if spec.mode is not Mode.AUTOMATIC or spec.trigger in current.happened:
+                    continue
+                ctx = Context(definition, current, spec, milestones, tz, now)
+                when = due_at(ctx)
+                if when is None or when > now:
+                    continue
+                if any(GUARDS[g](ctx) is not None for g in spec.guards):
+                    continue
+                if best is None or when < best[0]:
+                    best = (when, spec, ctx)
+        if best is None:
+            return decision
+        when, spec, ctx = best
+        decision = decision.then(
+            _step(definition, engine, current, spec, ctx, SYSTEM, now, when, None, None, ())
+        )
+
+
+def amend(
+    definition: ProcessDefinition, instance: Instance, key: str, value: str | Span,
+    actor: str, reason: str, now: datetime, override: bool = False,
+) -> Decision:
+    """Change a milestone's date; every rule is re-checked and a newly broken one refuses."""
+    now = _now(now)
+    member = actor_of(definition, actor)
+    if not reason.strip():
+        raise InputError("an amendment needs a --reason, recorded in the audit log.")
+    keys = milestone_keys(definition)
+    if key not in keys:
+        raise InputError(f"'{key}' is not a milestone of {definition.id}. "
+                         f"Milestones: {', '.join(keys)}.")
+    try:
+        span = value if isinstance(value, Span) else Span.parse(value)
+        tz = zone(definition.timezone)
+        span.start.check_local_time(tz)
+        if span.end:
+            span.end.check_local_time(tz)
+    except ValueError as exc:
+        raise InputError(f"new date for {key}: {exc}. Write 2025-02-10, 2025-02, or "
+                         "2025-02-10..2025-02-12 for a meeting of several days.") from None
+    before_items = effective_milestones(definition, instance)
+    item = by_key(before_items)[key]
+    _not_past(definition, instance, item.key, item.kind, item.start, span, tz)
+    after_items = effective_milestones(definition, instance, {key: span})
+    broken = newly_broken(check(definition, before_items), check(definition, after_items))
+    if broken and not override:
+        first = broken[0]
+        raise Refused(first.rule, f"moving '{item.label}' to {_span_text(span)} breaks a rule: "
+                      f"{first.message}",
+                      "choose another date, or --override with a --reason.", overridable=True)
+    if override and not broken:
+        override = False
+    amendment = Amendment(start=span.start, end=span.end, at=now, by=member.id, reason=reason)
+    overrides = tuple(Override(rule=r.rule, what=f"amend {key}", message=r.message, at=now,
+                               by=member.id, reason=reason) for r in broken)
+    after = instance.model_copy(update={
+        "amendments": {**instance.amendments, key: amendment},
+        "overrides": instance.overrides + overrides,
+    })
+    inputs = {"milestone": key, "from": item.span_text(), "to": _span_text(span)}
+    records = [Record(now, member.id, "amendment", None, None, None, reason, inputs)]
+    records += [Record(now, member.id, "override", None, None, None, reason,
+                       {"rule": o.rule, "what": o.what, "message": o.message}) for o in overrides]
+    effect = Effect("notify", "milestone_amended", f"{definition.id}:amend:{key}:{now.isoformat()}",
+                    definition.id, item.cycle, None, now, inputs)
+    return Decision(instance, after, tuple(records), (effect,))
+
+
+def _not_past(definition: ProcessDefinition, instance: Instance, key: str, kind: Kind,
+              current: PlanDate | None, span: Span, tz: Any) -> None:
+    """What has happened stays as it happened: the record is not rewritten by amend."""
+    table = engine_for(definition).table
+    done = [s for s in table.specs if s.milestone == key and s.trigger in instance.happened
+            and s.region == "main"]
+    if not done:
+        return
+    if kind is Kind.MEETING and len(done) == 1 and span.start == current:
+        return  # a meeting under way may still have its end moved
+    happening = instance.happened[done[-1].trigger]
+    raise Refused("history", f"'{key}' already happened ({done[-1].label}, "
+                  f"{describe(happening.at, tz)}); the record cannot be changed.",
+                  "amend only milestones still ahead.")
+
+
+def _span_text(span: Span) -> str:
+    return span.start.human() + (f" – {span.end.human()}" if span.end else "")
+
+
+def _manual_spec(definition: ProcessDefinition, engine: Engine, instance: Instance,
+                 trigger: str) -> Spec:
+    """The manual trigger asked for, or a clear reason it cannot be fired now."""
+    table = engine.table
+    spec = table.by_trigger.get(trigger)
+    manual_now = [s.trigger for r, st in instance.regions.items() for s in table.outgoing(r, st)
+                  if s.mode is Mode.MANUAL]
+    allowed = ", ".join(manual_now) or "none (only automatic steps are ahead)"
+    if spec is None:
+        every = ", ".join(s.trigger for s in table.specs if s.mode is Mode.MANUAL)
+        raise InputError(f"'{trigger}' is not a trigger of {definition.id}. Manual triggers: "
+                         f"{every}. Allowed now: {allowed}.")
+    if spec.mode is Mode.AUTOMATIC:
+        raise InputError(f"'{trigger}' ({spec.label}) is automatic: 'prepflow advance' applies it "
+                         f"when it falls due. To change when, use 'prepflow amend'. "
+                         f"Manual triggers allowed now: {allowed}.")
+    if trigger in instance.happened:
+        done = instance.happened[trigger]
+        tz = zone(definition.timezone)
+        raise Refused("once", f"'{spec.label}' already happened at {describe(done.at, tz)} "
+                      f"by {done.by} (document {done.document}); nothing fires twice.",
+                      f"manual triggers allowed now: {allowed}.")
+    if instance.regions[spec.region] != spec.source:
+        here = table.labels[instance.regions[spec.region]]
+        raise Refused("order", f"'{spec.label}' cannot happen yet: the process is at "
+                      f"'{here}'. A cycle is posted only once the previous cycle's expert "
+                      "meetings are done.", f"manual triggers allowed now: {allowed}.")
+    return spec
+
+
+def _context(definition: ProcessDefinition, instance: Instance, spec: Spec, now: datetime,
+             override: bool) -> Context:
+    milestones = by_key(effective_milestones(definition, instance))
+    return Context(definition, instance, spec, milestones, zone(definition.timezone), now,
+                   override)
+
+
+def _step(definition: ProcessDefinition, engine: Engine, instance: Instance, spec: Spec,
+          ctx: Context, actor: str, now: datetime, due: datetime | None, document: str | None,
+          reason: str | None, overrides: tuple[Override, ...]) -> Decision:
+    source = instance.regions[spec.region]
+    dest = engine.fire(spec.trigger, source, ctx=ctx)
+    happening = Happening(trigger=spec.trigger, at=now, due=due, by=actor, document=document)
+    after = instance.model_copy(update={
+        "regions": {**instance.regions, spec.region: dest},
+        "happened": {**instance.happened, spec.trigger: happening},
+        "overrides": instance.overrides + overrides,
+    })
+    inputs: dict[str, Any] = {"region": spec.region, "label": spec.label}
+    if due is not None:
+        inputs["due"] = due.isoformat()
+    if document:
+        inputs["document"] = document
+    records = [Record(now, actor, "transition", spec.trigger, source, dest, reason, inputs)]
+    records += [Record(now, actor, "override", spec.trigger, source, dest, o.reason,
+                       {"rule": o.rule, "message": o.message}) for o in overrides]
+    effect = Effect("notify", spec.event, f"{definition.id}:{spec.trigger}", definition.id,
+                    spec.cycle, spec.trigger, now, {"label": spec.label, "document": document})
+    return Decision(instance, after, tuple(records), (effect,))
+
+
+def _now(now: datetime) -> datetime:
+    try:
+        return require_aware(now)
+    except ValueError as exc:
+        raise InputError(f"time: {exc}") from None

@@ -1,0 +1,156 @@
+"""Guards: named checks on a transition, each returning a refusal that explains itself.
+
+The table names guards; this registry resolves the names. The same functions serve twice:
+the engine evaluates them first to produce refusal messages and overrides, and the
+``transitions`` machine re-checks them as conditions so no path can skip them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from states.dates import describe, end_instant, human_day, local_day, start_instant
+from states.definition import ProcessDefinition
+from states.errors import Refused
+from states.instance import Instance
+from states.machine import Due, Spec
+from states.plan import Milestone
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a guard may look at: no clock, ``now`` comes in."""
+
+    definition: ProcessDefinition
+    instance: Instance
+    spec: Spec
+    milestones: dict[str, Milestone]
+    tz: ZoneInfo
+    now: datetime
+    override: bool = False
+
+
+Guard = Callable[[Context], Refused | None]
+
+
+def due_at(ctx: Context) -> datetime | None:
+    """When an automatic transition falls due; None while its date is unknown or unfixed."""
+    spec = ctx.spec
+    if spec.due is Due.POSTED:
+        return ctx.instance.posted_at(spec.cycle) if spec.cycle else None
+    item = ctx.milestones.get(spec.milestone or "")
+    if item is None:
+        return None
+    value = item.start if spec.due is Due.START else item.last
+    if value is None or not value.exact:
+        return None
+    return start_instant(value, ctx.tz) if spec.due is Due.START else end_instant(value, ctx.tz)
+
+
+def date_fixed(ctx: Context) -> Refused | None:
+    """A milestone known only to the month, or not at all, cannot fire automatically."""
+    item = ctx.milestones[ctx.spec.milestone or ""]
+    value = item.start if ctx.spec.due is Due.START else item.last
+    if value is not None and value.exact:
+        return None
+    known = f"known only to the month ({value.human()})" if value else "not set"
+    return Refused(
+        "date-fixed",
+        f"the date of '{item.label}' is {known}, so it cannot happen automatically.",
+        f"fix the date with 'prepflow amend {ctx.definition.id} {item.key} YYYY-MM-DD'.",
+    )
+
+
+def due(ctx: Context) -> Refused | None:
+    """Nothing time-driven happens early: e.g. a comment window cannot close before its deadline."""
+    when = due_at(ctx)
+    if when is not None and ctx.now >= when:
+        return None
+    if when is None:
+        return Refused("due", f"'{ctx.spec.label}' has no date yet.", "wait for its date.")
+    return Refused(
+        "due",
+        f"'{ctx.spec.label}' is due at {describe(when, ctx.tz)}; it is now "
+        f"{describe(ctx.now, ctx.tz)}.",
+        "wait until then; 'prepflow advance' applies it automatically.",
+    )
+
+
+def posted(ctx: Context) -> Refused | None:
+    """A public consultation opens only once its draft is online."""
+    if ctx.spec.cycle and ctx.instance.posted_at(ctx.spec.cycle) is not None:
+        return None
+    return Refused("posted", f"'{ctx.spec.label}' waits for the draft to be posted.", "")
+
+
+def window_ahead(ctx: Context) -> Refused | None:
+    """A draft posted after its comment deadline would close at once: amend the deadline first."""
+    item = ctx.milestones.get(f"{ctx.spec.cycle}.comments")
+    if item is None or item.start is None or not item.start.exact:
+        return None
+    closes = end_instant(item.start, ctx.tz)
+    if ctx.now < closes:
+        return None
+    return Refused(
+        "comment-window",
+        f"the comment deadline for this draft ({item.start.human()}) has already passed "
+        f"(now {describe(ctx.now, ctx.tz)}), so its comment window would close at once.",
+        f"first set a new deadline with 'prepflow amend {ctx.definition.id} {item.key} "
+        "YYYY-MM-DD --reason ...', then post.",
+    )
+
+
+def six_weeks(ctx: Context) -> Refused | None:
+    """Decision 641 decides 6 d: the final report is circulated ≥ six weeks before the opening."""
+    need = ctx.definition.rules.final_min_lead_days
+    today = local_day(ctx.now, ctx.tz)
+    forum = ctx.milestones["forum"].start
+    if forum is None:
+        return Refused(
+            "six-weeks",
+            f"the forum's opening date is not set, so the six-week rule cannot be checked "
+            f"for posting the final report today ({human_day(today)}).",
+            f"set the forum date first ('prepflow amend {ctx.definition.id} forum YYYY-MM-DD'),"
+            " or post with --override and a --reason (recorded and shown in status).",
+            overridable=True,
+        )
+    opening = forum.first_day()
+    days = (opening - today).days
+    if days >= need:
+        return None
+    latest = opening - timedelta(days=need)
+    return Refused(
+        "six-weeks",
+        f"posting the final report today ({human_day(today)}) puts it {days} days before the "
+        f"forum opens ({forum.human()}); Decision 641 requires {need}: {need - days} days short. "
+        f"The latest allowed posting date was {human_day(latest)}.",
+        f"move the forum to {human_day(today + timedelta(days=need))} or later with "
+        f"'prepflow amend {ctx.definition.id} forum YYYY-MM-DD', or --override with a --reason.",
+        overridable=True,
+    )
+
+
+GUARDS: dict[str, Guard] = {
+    "date_fixed": date_fixed,
+    "due": due,
+    "posted": posted,
+    "window_ahead": window_ahead,
+    "six_weeks": six_weeks,
+}
+
+
+def condition(name: str) -> Callable[[Any], bool]:
+    """The guard as a ``transitions`` condition: passes when clear, or overridden if allowed."""
+    guard = GUARDS[name]
+
+    def check(event: Any) -> bool:
+        ctx: Context = event.kwargs["ctx"]
+        refusal = guard(ctx)
+        return refusal is None or (refusal.overridable and ctx.override)
+
+    check.__name__ = name
+    return check

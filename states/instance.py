@@ -1,0 +1,85 @@
+"""A process instance: where each region stands, what happened, amendments and overrides.
+
+This is the whole mutable state of one process; the store keeps it as one JSON document next
+to an append-only audit log. The core never mutates an instance: it returns a new one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from states.dates import PlanDate
+from states.plan import Span
+
+
+class Frozen(BaseModel):
+    """Immutable value objects: a decision returns new ones."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Happening(Frozen):
+    """A transition that fired: when, by whom, and the document it carried."""
+
+    trigger: str
+    at: AwareDatetime
+    due: AwareDatetime | None = None
+    by: str
+    document: str | None = None
+
+
+class Amendment(Frozen):
+    """A milestone's date changed after the definition, with the reason."""
+
+    start: PlanDate
+    end: PlanDate | None = None
+    at: AwareDatetime
+    by: str
+    reason: str
+
+    @property
+    def span(self) -> Span:
+        """The amended dates."""
+        return Span(self.start, self.end)
+
+
+class Override(Frozen):
+    """A rule set aside by a named person with a reason; shown in status forever."""
+
+    rule: str
+    what: str
+    message: str
+    at: AwareDatetime
+    by: str
+    reason: str
+
+
+class Instance(Frozen):
+    """One running process."""
+
+    process_id: str
+    regions: dict[str, str]
+    happened: dict[str, Happening] = Field(default_factory=dict)
+    amendments: dict[str, Amendment] = Field(default_factory=dict)
+    overrides: tuple[Override, ...] = ()
+
+    def spans(self) -> dict[str, Span]:
+        """Amended dates by milestone key."""
+        return {key: a.span for key, a in self.amendments.items()}
+
+    def to_doc(self) -> dict[str, Any]:
+        """The JSON document the store keeps."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Instance:
+        """Rebuild from the store's JSON document."""
+        return cls.model_validate(doc)
+
+    def posted_at(self, cycle: str) -> datetime | None:
+        """When the cycle's document was posted, if it was."""
+        happening = self.happened.get(f"post_{cycle}")
+        return happening.at if happening else None

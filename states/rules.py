@@ -1,0 +1,171 @@
+"""The rules a plan must keep, checked over the effective timeline with their slack.
+
+Used three ways: ``prepflow check`` (what-if, no state touched), re-checking every rule when
+a milestone or the forum date is amended, and status warnings (a rule at risk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+
+from states.dates import PlanDate, human_day, local_day, zone
+from states.definition import ProcessDefinition
+from states.instance import Instance
+from states.plan import Kind, Milestone, Span, by_key, plan_milestones
+
+SIX_WEEKS = "six-weeks"
+SEQUENCE = "sequence"
+NOMINATIONS = "nominations"
+
+
+class Status(StrEnum):
+    """PASS holds; FAIL breaks; UNKNOWN cannot be decided yet (a date unset or only a month)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One rule applied to one pair of milestones."""
+
+    rule: str
+    subject: str
+    title: str
+    status: Status
+    message: str
+    slack_days: int | None = None
+
+
+def effective_milestones(
+    definition: ProcessDefinition, instance: Instance | None = None,
+    extra: dict[str, Span] | None = None,
+) -> list[Milestone]:
+    """The plan as it stands: definition, amendments, what-if changes, actual postings."""
+    spans = dict(instance.spans()) if instance else {}
+    spans.update(extra or {})
+    items = plan_milestones(definition, spans)
+    if instance is None:
+        return items
+    tz = zone(definition.timezone)
+    result = []
+    for item in items:
+        if item.kind is Kind.POSTING and item.cycle is not None:
+            posted = instance.posted_at(item.cycle)
+            if posted is not None:
+                day = local_day(posted, tz)
+                item = Milestone(item.key, item.label, item.kind, item.cycle,
+                                 PlanDate(day.year, day.month, day.day), amended=True)
+        result.append(item)
+    return result
+
+
+def check(definition: ProcessDefinition, milestones: list[Milestone]) -> list[RuleResult]:
+    """Every rule over the given timeline, in plan order."""
+    index = by_key(milestones)
+    results = list(_sequence(definition, index))
+    results.append(six_weeks(definition, index))
+    return results
+
+
+def six_weeks(definition: ProcessDefinition, index: dict[str, Milestone]) -> RuleResult:
+    """Decision 641 decides 6 d: the final report goes out ≥ six weeks before the opening."""
+    need = definition.rules.final_min_lead_days
+    final = index[f"{definition.cycles[-1].id}.posting"]
+    forum = index["forum"]
+    subject = f"{final.key} → forum"
+    title = f"Final report at least {need} days before the forum (Decision 641, decides 6 d)"
+    if forum.start is None or final.start is None:
+        return RuleResult(
+            SIX_WEEKS, subject, title, Status.UNKNOWN,
+            "the forum's opening date is not set, so this cannot be checked; posting the final "
+            "report will need --override with a reason. Set the date with "
+            f"'prepflow amend {definition.id} forum YYYY-MM-DD'.",
+        )
+    worst = (forum.start.first_day() - final.start.last_day()).days
+    best = (forum.start.last_day() - final.start.first_day()).days
+    latest = forum.start.first_day() - timedelta(days=need)
+    final_text, forum_text = final.start.human(), forum.start.human()
+    if worst >= need:
+        return RuleResult(
+            SIX_WEEKS, subject, title, Status.PASS,
+            f"final report {final_text} → forum {forum_text}: {worst} days, "
+            f"{worst - need} days of slack",
+            worst - need,
+        )
+    if best >= need:
+        return RuleResult(
+            SIX_WEEKS, subject, title, Status.UNKNOWN,
+            f"final report {final_text} → forum {forum_text}: at risk — between {worst} and "
+            f"{best} days depending on the exact dates, needs {need}; the final report must go "
+            f"out by {human_day(latest)}.",
+            worst - need,
+        )
+    return RuleResult(
+        SIX_WEEKS, subject, title, Status.FAIL,
+        f"the final report ({final_text}) is {worst} days before the forum ({forum_text}), "
+        f"needs {need}: {need - worst} days short. The latest allowed posting date is "
+        f"{human_day(latest)}.",
+        worst - need,
+    )
+
+
+def _pairs(definition: ProcessDefinition, index: dict[str, Milestone]) -> Iterator[
+    tuple[str, Milestone, Milestone, bool]
+]:
+    """(rule, earlier, later, compare earlier's last day) pairs that must be in order."""
+    first_meeting = next((m for c in definition.cycles for m in c.meetings), None)
+    if "nominations" in index and first_meeting is not None:
+        yield NOMINATIONS, index["nominations"], index[first_meeting.id], True
+    for number, cycle in enumerate(definition.cycles):
+        if cycle.kind == "final":
+            break
+        posting, comments = index[f"{cycle.id}.posting"], index[f"{cycle.id}.comments"]
+        yield SEQUENCE, posting, comments, True
+        if cycle.public_consultation:
+            yield SEQUENCE, posting, index[f"{cycle.id}.consultation"], True
+        previous = comments
+        for meeting in cycle.meetings:
+            yield SEQUENCE, previous, index[meeting.id], True
+            previous = index[meeting.id]
+        following = definition.cycles[number + 1]
+        yield SEQUENCE, previous, index[f"{following.id}.posting"], True
+
+
+def _sequence(definition: ProcessDefinition, index: dict[str, Milestone]) -> Iterator[RuleResult]:
+    for rule, earlier, later, _ in _pairs(definition, index):
+        yield _order(rule, earlier, later)
+
+
+def _order(rule: str, earlier: Milestone, later: Milestone) -> RuleResult:
+    """The later milestone must start on a day after the earlier one's last day."""
+    subject = f"{earlier.key} → {later.key}"
+    title = (
+        "Nominations close before the first expert meeting" if rule == NOMINATIONS
+        else f"{earlier.label} before {later.label}"
+    )
+    first, second = earlier.last, later.start
+    if first is None or second is None:
+        return RuleResult(rule, subject, title, Status.UNKNOWN, "a date is not set")
+    worst = (second.first_day() - first.last_day()).days
+    best = (second.last_day() - first.first_day()).days
+    text = f"{earlier.label} {earlier.span_text()} → {later.label} {later.span_text()}"
+    if worst >= 1:
+        return RuleResult(rule, subject, title, Status.PASS,
+                          f"{text}: {worst} days apart", worst - 1)
+    if best >= 1:
+        return RuleResult(rule, subject, title, Status.UNKNOWN,
+                          f"{text}: may overlap until the exact dates are fixed", worst - 1)
+    return RuleResult(rule, subject, title, Status.FAIL,
+                      f"{text}: out of order — {later.label} must come at least one day after "
+                      f"{earlier.label} ends ({earlier.span_text()})", worst - 1)
+
+
+def newly_broken(before: list[RuleResult], after: list[RuleResult]) -> list[RuleResult]:
+    """Rules that fail after a change but did not before: these refuse the change."""
+    failed = {(r.rule, r.subject) for r in before if r.status is Status.FAIL}
+    return [r for r in after if r.status is Status.FAIL and (r.rule, r.subject) not in failed]
