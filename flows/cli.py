@@ -13,16 +13,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from flows import render
 from flows.appsettings import Settings
 from flows.calendar_export import to_ics
 from flows.loader import load_definition
 from flows.service import Service
-from flows.storage import StoreError, open_store
+from flows.storage import Store, StoreError, open_store
 from states.definition import ProcessDefinition
 from states.errors import InputError, PrepflowError
 from states.machine import mermaid
@@ -32,7 +32,8 @@ from states.rules import Status, check, effective_milestones
 app = typer.Typer(
     name="prepflow",
     help="Run a preparatory process (drafts, comment windows, expert meetings, final report) "
-    "as an audited state machine.",
+    "as an audited state machine.\n\n"
+    "Example: prepflow init config/wtpf26.yaml && prepflow status wtpf-26",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -65,10 +66,17 @@ def parse_now(text: str | None) -> datetime | None:
     return value
 
 
+#: Stores opened by this command; main() closes them, so no connection outlives the command
+#: (an unclosed psycopg connection warns when collected, and in-process callers run many).
+_opened: list[Store] = []
+
+
 def service(database: str | None) -> Service:
     """The service on the configured store."""
     url = database or Settings().database_url
-    return Service(open_store(url))
+    store = open_store(url)
+    _opened.append(store)
+    return Service(store)
 
 
 def _processes(svc: Service, process: str | None) -> list[str]:
@@ -122,15 +130,18 @@ def check_cmd(
 
 @app.command("init")
 def init_cmd(definition: Annotated[Path, typer.Argument(help="Process definition (YAML).")],
+             process_id: Annotated[str | None, typer.Option(
+                 "--id", help="Process id; default: the definition's id.")] = None,
              database: Database = None, now: Now = None) -> None:
     """Create the process instance from a definition (safe to repeat).
 
     Example: prepflow init config/wtpf26.yaml
     """
     spec = load_definition(definition)
-    created = service(database).init(spec, parse_now(now))
+    created = service(database).init(spec, parse_now(now), process_id)
+    name = process_id or spec.id
     verb = "created" if created else "already exists (unchanged)"
-    out.print(f"process [bold]{spec.id}[/] {verb}. Next: prepflow status {spec.id}")
+    out.print(f"process [bold]{name}[/] {verb}. Next: prepflow status {name}")
 
 
 @app.command("status")
@@ -308,29 +319,49 @@ def diagram_markdown(spec: ProcessDefinition) -> str:
     return "".join(f"```mermaid\n{block}\n```\n" for block in mermaid(spec))
 
 
+import flows.cli_orchestration  # noqa: E402, F401 (registers rehearse, serve, up)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning known errors into a paragraph and an exit status."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         code = app(args=argv, standalone_mode=False)
     except PrepflowError as exc:
-        err.print(f"[bold red]Error:[/] {exc}", soft_wrap=True, highlight=False)
+        # Escaped: messages quote what was typed, and '[/x]' would be read as markup.
+        err.print(f"[bold red]Error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         sys.exit(exc.exit_code)
     except StoreError as exc:
-        err.print(f"[bold red]Store error:[/] {exc}", soft_wrap=True, highlight=False)
+        err.print(f"[bold red]Store error:[/] {escape(str(exc))}", soft_wrap=True,
+                  highlight=False)
         sys.exit(2)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:
+        # typer 0.29 vendors click (typer._click): its usage errors (no such command, missing
+        # argument) derive from TyperException, not click.ClickException, and its Exit and
+        # Abort are typer's own, so catching click's classes let them out as tracebacks.
+        # One paragraph like every other error (click prints usage, a hint and the error).
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            out.print(ctx.get_help(), markup=False, highlight=False)
+        else:
+            hint = f" See '{ctx.command_path} --help'." if ctx is not None else ""
+            err.print(f"[bold red]Error:[/] {escape(exc.format_message())}{escape(hint)}",
+                      soft_wrap=True, highlight=False)
         sys.exit(2 if exc.exit_code not in (0, 1) else exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("Aborted.")
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    finally:
+        while _opened:
+            _opened.pop().close()
     sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
-    main()
+    # Run the imported module's app: the commands registered from flows.cli_orchestration
+    # live on flows.cli.app, not on this __main__ copy.
+    from flows.cli import main as _main
+
+    _main()

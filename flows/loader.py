@@ -10,6 +10,25 @@ from states.definition import ProcessDefinition, parse_definition
 from states.errors import DefinitionError, InputError, Problem
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves an impossible date (2024-02-30) as text.
+
+    PyYAML turns date-looking scalars into ``date`` objects and raises a bare ValueError (a
+    traceback, no field, no line) for impossible ones; as text, the definition's validation
+    reports them with the field's path, together with every other problem.
+    """
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
 def load_definition(path: str | Path) -> ProcessDefinition:
     """Read and validate a definition; every error names the file, field, value and fix."""
     source = str(path)
@@ -27,7 +46,7 @@ def load_definition(path: str | Path) -> ProcessDefinition:
 def definition_from_text(text: str, source: str) -> ProcessDefinition:
     """Validate YAML text; malformed YAML is reported with its line and column."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"

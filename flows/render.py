@@ -1,4 +1,8 @@
-"""Turning reports into what a person reads on a terminal (rich), and plain text for logs."""
+"""Turning reports into what a person reads on a terminal (rich), and plain text for logs.
+
+Text that comes from people (reasons, document references, labels in a definition) is
+escaped: rich would read '[/x]' in a reason as markup and fail, or drop '[draft]' silently.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flows.storage import AuditEntry
@@ -24,7 +29,7 @@ MARK = {Status.PASS: "[green]PASS[/]", Status.FAIL: "[bold red]FAIL[/]",
 def rules(console: Console, results: Sequence[RuleResult]) -> None:
     """One line per rule: verdict, rule, what it found and the slack."""
     for result in results:
-        console.print(f"{MARK[result.status]}  [bold]{result.rule}[/]  {result.message}",
+        console.print(f"{MARK[result.status]}  [bold]{result.rule}[/]  {escape(result.message)}",
                       soft_wrap=True, highlight=False)
 
 
@@ -43,27 +48,27 @@ def countdown(days: float | None) -> str:
 def status(console: Console, report: Report, timezone: str) -> None:
     """The operator's status block for one process."""
     tz = zone(timezone)
-    console.print(f"[bold]{report.process_id}[/] — {report.name}", soft_wrap=True)
+    console.print(f"[bold]{report.process_id}[/] — {escape(report.name)}", soft_wrap=True)
     console.print(f"as of {describe(report.now, tz)}", highlight=False)
     for region, (state, label) in report.regions.items():
-        console.print(f"  {region}: [cyan]{label}[/] ({state})", soft_wrap=True,
+        console.print(f"  {region}: [cyan]{escape(label)}[/] ({state})", soft_wrap=True,
                       highlight=False)
     table = Table(title="Next milestones", title_justify="left")
     for column in ("milestone", "what", "when", "countdown", "how"):
         table.add_column(column)
     for item in report.upcoming:
-        table.add_row(item.key, item.label, item.text, countdown(item.days_left),
+        table.add_row(item.key, escape(item.label), item.text, countdown(item.days_left),
                       item.how)
     console.print(table)
     if report.overrides:
         console.print("[bold]Overrides[/]")
         for o in report.overrides:
-            console.print(f"  {o.rule} on '{o.what}' by {o.by}, {describe(o.at, tz)}: "
-                          f"{o.reason}", soft_wrap=True, highlight=False)
+            console.print(escape(f"  {o.rule} on '{o.what}' by {o.by}, {describe(o.at, tz)}: "
+                                 f"{o.reason}"), soft_wrap=True, highlight=False)
     if report.warnings:
         console.print("[bold yellow]Warnings[/]")
         for warning in report.warnings:
-            console.print(f"  - {warning}", soft_wrap=True, highlight=False)
+            console.print(f"  - {escape(warning)}", soft_wrap=True, highlight=False)
     else:
         console.print("[green]No warnings.[/]")
 
@@ -75,7 +80,10 @@ def timeline(console: Console, definition: ProcessDefinition, plan: list[Milesto
     planned = {m.key: m for m in plan}
     by_milestone: dict[str, list[str]] = {}
     specs = engine_for(definition).table.by_trigger
-    for trigger, happening in instance.happened.items():
+    # In time order: the store's canonical JSON sorts keys, so dict order is alphabetical
+    # (end_ieg1 before start_ieg1), not the order things happened.
+    for trigger, happening in sorted(instance.happened.items(),
+                                     key=lambda item: item[1].due or item[1].at):
         milestone_key = specs[trigger].milestone if trigger in specs else None
         if milestone_key and not trigger.startswith("open_consultation"):
             mark = describe(happening.due or happening.at, tz)
@@ -88,8 +96,8 @@ def timeline(console: Console, definition: ProcessDefinition, plan: list[Milesto
     for item in effective:
         original = planned[item.key].span_text()
         current = item.span_text() if item.amended else "="
-        table.add_row(item.key, item.label, original, current,
-                      "; ".join(by_milestone.get(item.key, [])) or "—")
+        table.add_row(item.key, escape(item.label), original, current,
+                      escape("; ".join(by_milestone.get(item.key, [])) or "—"))
     console.print(table)
 
 
@@ -104,6 +112,6 @@ def audit(console: Console, entries: Sequence[AuditEntry], timezone: str | None)
         details = e.reason or ""
         if e.inputs.get("document"):
             details = f"{details} [document {e.inputs['document']}]".strip()
-        table.add_row(e.process_id, str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), e.actor,
-                      e.kind, e.trigger or "", moved, details)
+        table.add_row(e.process_id, str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                      escape(e.actor), e.kind, e.trigger or "", moved, escape(details))
     console.print(table)

@@ -53,24 +53,26 @@ class Service:
             self._definitions[stored.definition_hash] = cached
         return cached
 
-    def init(self, definition: ProcessDefinition, now: datetime | None = None) -> bool:
+    def init(self, definition: ProcessDefinition, now: datetime | None = None,
+             process_id: str | None = None) -> bool:
         """Create the process instance; False (and nothing written) when it exists already."""
         at = self.now(now)
         fingerprint = definition.fingerprint()
+        process_id = process_id or definition.id
         try:
-            existing: StoredProcess | None = self.store.get(definition.id)
+            existing: StoredProcess | None = self.store.get(process_id)
         except UnknownProcess:
             existing = None
         if existing is not None:
             if existing.definition_hash != fingerprint:
                 raise InputError(
-                    f"process '{definition.id}' already exists, created from a different "
+                    f"process '{process_id}' already exists, created from a different "
                     "version of its definition. Dates are changed with 'prepflow amend'; a "
                     "different process needs a different id."
                 )
             return False
-        decision = engine.start(definition, at)
-        return self.store.create(definition.id, definition.model_dump(mode="json"), fingerprint,
+        decision = engine.start(definition, at, process_id)
+        return self.store.create(process_id, definition.model_dump(mode="json"), fingerprint,
                                  decision.after.to_doc(), _draft(decision.records[0]))
 
     def load(self, process_id: str) -> tuple[StoredProcess, ProcessDefinition, Instance]:

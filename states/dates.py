@@ -111,15 +111,17 @@ class PlanDate:
             return
         naive = datetime.combine(self.first_day(), self.at)
         early, late = naive.replace(tzinfo=tz, fold=0), naive.replace(tzinfo=tz, fold=1)
-        if early.utcoffset() != late.utcoffset():
-            raise ValueError(
-                f"{self} happens twice in {tz.key} (clocks go back that night); "
-                "pick a time outside 02:00-03:00"
-            )
+        # A skipped time also has two offsets (PEP 495: fold picks before/after the gap), so
+        # the round trip, which only a skipped time fails, must be checked first.
         back = early.astimezone(UTC).astimezone(tz)
         if back.replace(tzinfo=None) != naive:
             raise ValueError(
                 f"{self} does not exist in {tz.key} (clocks jump forward that night); "
+                "pick a time outside 02:00-03:00"
+            )
+        if early.utcoffset() != late.utcoffset():
+            raise ValueError(
+                f"{self} happens twice in {tz.key} (clocks go back that night); "
                 "pick a time outside 02:00-03:00"
             )
 

@@ -167,6 +167,10 @@ class ProcessDefinition(Strict):
             if name in seen or name in ("forum", "nominations"):
                 raise ValueError(f"id '{name}' is used twice (cycle and meeting ids are shared)")
             seen.add(name)
+        for meeting in (m for c in self.cycles for m in c.meetings):
+            if meeting.id == "drafting":
+                # The machine names states '<cycle>.<meeting>' next to '<cycle>.drafting'.
+                raise ValueError("meeting id 'drafting' is reserved; choose another, e.g. ieg5")
         members = [m.id for m in self.secretariat]
         if len(set(members)) != len(members):
             raise ValueError("secretariat member ids must be unique")

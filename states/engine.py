@@ -17,7 +17,7 @@ from states.definition import Member, ProcessDefinition
 from states.errors import InputError, Refused
 from states.guards import GUARDS, Context, condition, due_at
 from states.instance import Amendment, Happening, Instance, Override
-from states.machine import Engine, Mode, Spec, build_engine
+from states.machine import Due, Engine, Mode, Spec, build_engine
 from states.plan import Kind, Span, by_key, milestone_keys
 from states.rules import check, effective_milestones, newly_broken
 
@@ -87,11 +87,16 @@ def engine_for(definition: ProcessDefinition) -> Engine:
     return engine
 
 
-def start(definition: ProcessDefinition, now: datetime) -> Decision:
-    """A new instance at the initial states, with its 'init' audit record."""
+def start(definition: ProcessDefinition, now: datetime,
+          process_id: str | None = None) -> Decision:
+    """A new instance at the initial states, with its 'init' audit record.
+
+    The process id defaults to the definition's id; rehearsals and benchmarks run many
+    processes from one definition under other ids.
+    """
     now = _now(now)
     table = engine_for(definition).table
-    instance = Instance(process_id=definition.id, regions=dict(table.initial))
+    instance = Instance(process_id=process_id or definition.id, regions=dict(table.initial))
     record = Record(now, SYSTEM, "init", None, None, table.initial["main"],
                     f"process created from definition '{definition.name}'",
                     {"definition": definition.fingerprint()})
@@ -115,10 +120,15 @@ def apply(
     now: datetime, document: str | None = None, reason: str | None = None,
     override: bool = False,
 ) -> Decision:
-    """A secretariat member fires a manual trigger; due automatic consequences follow."""
+    """A secretariat member fires a manual trigger; what is due at ``now`` happens first
+    and due automatic consequences follow."""
     now = _now(now)
     member = actor_of(definition, actor)
     engine = engine_for(definition)
+    # Habit 3: a tick that has not run yet must not turn a timely posting into an 'order'
+    # refusal (the previous meeting ended, but no 'advance' recorded it): catch up first.
+    caught_up = advance(definition, instance, now)
+    instance = caught_up.after
     spec = _manual_spec(definition, engine, instance, trigger)
     if override and not (reason and reason.strip()):
         raise InputError("--override needs a --reason saying why the rule is set aside.")
@@ -139,7 +149,7 @@ def apply(
     )
     decision = _step(definition, engine, instance, spec, ctx, member.id, now, None,
                      document.strip(), reason, overrides)
-    return decision.then(advance(definition, decision.after, now))
+    return caught_up.then(decision).then(advance(definition, decision.after, now))
 
 
 def refusal_record(
@@ -232,8 +242,9 @@ def amend(
     records = [Record(now, member.id, "amendment", None, None, None, reason, inputs)]
     records += [Record(now, member.id, "override", None, None, None, reason,
                        {"rule": o.rule, "what": o.what, "message": o.message}) for o in overrides]
-    effect = Effect("notify", "milestone_amended", f"{definition.id}:amend:{key}:{now.isoformat()}",
-                    definition.id, item.cycle, None, now, inputs)
+    effect = Effect("notify", "milestone_amended",
+                    f"{instance.process_id}:amend:{key}:{now.isoformat()}",
+                    instance.process_id, item.cycle, None, now, inputs)
     return Decision(instance, after, tuple(records), (effect,))
 
 
@@ -241,8 +252,10 @@ def _not_past(definition: ProcessDefinition, instance: Instance, key: str, kind:
               current: PlanDate | None, span: Span, tz: Any) -> None:
     """What has happened stays as it happened: the record is not rewritten by amend."""
     table = engine_for(definition).table
+    # Every region counts (a closed public consultation is history too); opening a
+    # consultation is keyed to the posting milestone, which its own posting already covers.
     done = [s for s in table.specs if s.milestone == key and s.trigger in instance.happened
-            and s.region == "main"]
+            and s.due is not Due.POSTED]
     if not done:
         return
     if kind is Kind.MEETING and len(done) == 1 and span.start == current:
@@ -313,7 +326,8 @@ def _step(definition: ProcessDefinition, engine: Engine, instance: Instance, spe
     records = [Record(now, actor, "transition", spec.trigger, source, dest, reason, inputs)]
     records += [Record(now, actor, "override", spec.trigger, source, dest, o.reason,
                        {"rule": o.rule, "message": o.message}) for o in overrides]
-    effect = Effect("notify", spec.event, f"{definition.id}:{spec.trigger}", definition.id,
+    effect = Effect("notify", spec.event, f"{instance.process_id}:{spec.trigger}",
+                    instance.process_id,
                     spec.cycle, spec.trigger, now, {"label": spec.label, "document": document})
     return Decision(instance, after, tuple(records), (effect,))
 

@@ -65,8 +65,8 @@ def report(definition: ProcessDefinition, instance: Instance, now: datetime,
                 if item.start.exact and now >= end_instant(item.start, tz):
                     warnings.append(f"OVERDUE: '{spec.label}' was planned for "
                                     f"{item.start.human()} and has not happened; use "
-                                    f"'prepflow transition {definition.id} {spec.trigger} --by "
-                                    "NAME --document REF'.")
+                                    f"'prepflow transition {instance.process_id} "
+                                    f"{spec.trigger} --by NAME --document REF'.")
             elif spec.mode is Mode.AUTOMATIC and due_at(ctx) is None and item is not None:
                 warnings.extend(_month_warning(definition, item, now, force=True))
     for item in items:
@@ -80,7 +80,7 @@ def report(definition: ProcessDefinition, instance: Instance, now: datetime,
             warnings.append(f"RULE AT RISK ({result.rule}): {result.message}")
     regions = {r: (instance.regions[r], table.labels[instance.regions[r]]) for r in table.states
                if not (r == "consultation" and len(table.states[r]) == 1)}
-    return Report(definition.id, definition.name, now, regions, upcoming[:limit], warnings,
+    return Report(instance.process_id, definition.name, now, regions, upcoming[:limit], warnings,
                   instance.overrides, rules)
 
 

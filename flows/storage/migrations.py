@@ -7,7 +7,8 @@ their day instead of reusing ``tables.py``, so that later changes there never re
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -65,6 +66,78 @@ def _step2_audit_time_index(conn: sa.Connection) -> None:
     sa.Index("ix_audit_log_at", log.c.at).create(conn)
 
 
+def _step3_shared_definitions(conn: sa.Connection) -> None:
+    """Keep each distinct definition once, in ``definitions``, instead of once per process.
+
+    Ten thousand processes usually share one definition: this makes the process row (read on
+    every transition) small and lets the store cache each body, which never changes under its
+    hash. The bodies move over before the column goes, so no definition is lost.
+    """
+    md = sa.MetaData()
+    definitions = sa.Table(
+        "definitions",
+        md,
+        sa.Column("hash", sa.Text, primary_key=True),
+        sa.Column("body", sa.JSON, nullable=False),
+    )
+    definitions.create(conn)
+    old = sa.table(
+        "processes",
+        sa.column("process_id"),
+        sa.column("definition"),
+        sa.column("definition_hash"),
+    )
+    # The hash is the definition's fingerprint, so one hash should never have two bodies; if an
+    # old database has them anyway, refuse rather than keep one body and lose the others.
+    clash = conn.execute(
+        sa.select(old.c.definition_hash)
+        .group_by(old.c.definition_hash)
+        .having(sa.func.count(sa.distinct(sa.cast(old.c.definition, sa.Text))) > 1)
+        .limit(1)
+    ).scalar()
+    if clash is not None:
+        raise StoreError(
+            f"Processes with definition hash {clash!r} hold different definitions, so they "
+            "cannot share one. Nothing was changed; ask for technical help and pass on this "
+            "message."
+        )
+    p, q = old.alias("p"), old.alias("q")
+    first = (
+        sa.select(sa.func.min(q.c.process_id))
+        .where(q.c.definition_hash == p.c.definition_hash)
+        .scalar_subquery()
+    )
+    conn.execute(
+        sa.insert(definitions).from_select(
+            ["hash", "body"],
+            sa.select(p.c.definition_hash, p.c.definition).where(p.c.process_id == first),
+        )
+    )
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE processes DROP COLUMN definition")
+        conn.exec_driver_sql(
+            "ALTER TABLE processes ADD FOREIGN KEY (definition_hash) REFERENCES definitions (hash)"
+        )
+        return
+    # SQLite cannot add a foreign key to a table: rebuild it (https://sqlite.org/lang_altertable.html,
+    # "other kinds of table schema changes"; upgrade() has turned foreign keys off meanwhile).
+    columns = [
+        sa.Column("process_id", sa.Text, primary_key=True),
+        sa.Column("definition_hash", sa.Text, sa.ForeignKey("definitions.hash"), nullable=False),
+        sa.Column("state", sa.JSON, nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("audit_seq", sa.Integer, nullable=False),
+        sa.Column("head_hash", sa.String(64), nullable=False),
+        sa.Column("created_at", UtcDateTime, nullable=False),
+        sa.Column("updated_at", UtcDateTime, nullable=False),
+    ]
+    names = ", ".join(column.name for column in columns)
+    sa.Table("processes_new", md, *columns).create(conn)
+    conn.exec_driver_sql(f"INSERT INTO processes_new ({names}) SELECT {names} FROM processes")
+    conn.exec_driver_sql("DROP TABLE processes")
+    conn.exec_driver_sql("ALTER TABLE processes_new RENAME TO processes")
+
+
 @dataclass(frozen=True)
 class Step:
     """One migration: the version it produces and what it does."""
@@ -76,6 +149,7 @@ class Step:
 STEPS: tuple[Step, ...] = (
     Step(1, _step1_tables),
     Step(2, _step2_audit_time_index),
+    Step(3, _step3_shared_definitions),
 )
 LATEST = STEPS[-1].version
 
@@ -97,7 +171,7 @@ def upgrade(engine: Engine, target: int | None = None) -> int:
     _refuse_newer(engine, current)
     writer = engine.execution_options(**{WRITE: True})
     while current < target:
-        with writer.begin() as conn:
+        with _step_transaction(writer) as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_KEY)))
             current = current_version(conn)  # again, under the lock: another opener may have run
@@ -111,6 +185,40 @@ def upgrade(engine: Engine, target: int | None = None) -> int:
             current = STEPS[current].version
             conn.execute(sa.update(_schema).values(version=current))
     return current
+
+
+@contextmanager
+def _step_transaction(writer: Engine) -> Iterator[sa.Connection]:
+    """One step's write transaction; on SQLite with foreign keys off until it ends.
+
+    SQLite's procedure for rebuilding a table that others refer to: foreign keys off (outside
+    any transaction, hence on the driver's connection), change, ``foreign_key_check``, commit,
+    foreign keys on. With them on, dropping the old table would count every audit entry as
+    orphaned, even though the rebuilt table takes its name and rows before the commit.
+    """
+    with writer.connect() as conn:
+        raw = conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with conn.begin():
+                yield conn
+                if raw is not None:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                    if broken is not None:
+                        raise StoreError(
+                            f"Upgrading the database at {describe(writer.url)} would leave a "
+                            f"row of {broken[0]!r} pointing at nothing ({tuple(broken)}). "
+                            "Nothing was changed; ask for technical help and pass on this "
+                            "message."
+                        )
+        finally:
+            if raw is not None:
+                try:
+                    raw.execute("PRAGMA foreign_keys = ON")
+                except BaseException:
+                    conn.invalidate()  # never hand a connection without foreign keys to the pool
+                    raise
 
 
 def _refuse_newer(engine: Engine, current: int) -> None:

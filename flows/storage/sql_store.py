@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import builtins
 import itertools
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from flows.storage.chain import GENESIS, check_chain, seal, seal_all, to_document
+from flows.storage import driver
+from flows.storage.chain import (
+    GENESIS,
+    canonical_json,
+    check_chain,
+    seal,
+    seal_all,
+    to_document,
+)
 from flows.storage.db import WRITE, describe, guard, make_engine
 from flows.storage.migrations import upgrade
 from flows.storage.model import (
@@ -27,11 +36,24 @@ from flows.storage.model import (
     UnknownProcess,
     VersionConflict,
 )
-from flows.storage.tables import audit_log, processes
+from flows.storage.tables import audit_log, definitions, processes
 
 _P = processes.c
 _A = audit_log.c
+_D = definitions.c
 _ENTRY_FIELDS = tuple(column.name for column in audit_log.c)
+
+_BODIES = sa.select(_D.hash, _D.body).where(_D.hash.in_(sa.bindparam("hashes", expanding=True)))
+_LOG = sa.insert(audit_log)
+
+
+def _creates(dialect: str) -> tuple[sa.Executable, sa.Executable]:
+    """INSERT … ON CONFLICT DO NOTHING for a definition and a process, in ``dialect``."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    definition = insert(definitions).on_conflict_do_nothing().returning(_D.hash)
+    # RETURNING, not rowcount: psycopg's rowcount is not reliable for ON CONFLICT.
+    process = insert(processes).on_conflict_do_nothing().returning(_P.process_id)
+    return definition, process
 
 
 class SqlStore:
@@ -48,6 +70,10 @@ class SqlStore:
             self._engine.dispose()
             raise
         self._writer = self._engine.execution_options(**{WRITE: True})
+        self._insert_definition, self._insert_process = _creates(self._engine.dialect.name)
+        self._driver = driver.Driver.for_engine(self._engine)
+        # Definition bodies by hash, as canonical JSON: a body never changes under its hash.
+        self._bodies: dict[str, str] = {}
 
     def create(
         self,
@@ -59,10 +85,10 @@ class SqlStore:
     ) -> bool:
         """Store a new process with ``entry`` as audit #1; False if it already existed."""
         first = seal(process_id, 1, GENESIS, entry)
+        body = to_document(definition, f"definition of {process_id}")
         now = datetime.now(UTC)
         row = {
             "process_id": process_id,
-            "definition": to_document(definition, f"definition of {process_id}"),
             "definition_hash": definition_hash,
             "state": to_document(state, f"state of {process_id}"),
             "version": 1,
@@ -71,30 +97,35 @@ class SqlStore:
             "created_at": now,
             "updated_at": now,
         }
-        dialect_insert = (
-            postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-        )
-        with guard(self.url), self._writer.begin() as conn:
-            stmt = dialect_insert(processes).values(row).on_conflict_do_nothing()
-            # RETURNING, not rowcount: psycopg's rowcount is not reliable for ON CONFLICT.
-            if conn.execute(stmt.returning(_P.process_id)).first() is None:
+        with guard(self.url), self._writer.connect() as conn, conn.begin() as transaction:
+            if self._bodies.get(definition_hash) != canonical_json(body):
+                added = conn.execute(
+                    self._insert_definition, {"hash": definition_hash, "body": body}
+                ).first()
+                if added is None:
+                    self._same_body(conn, process_id, definition_hash, body)
+            if conn.execute(self._insert_process, row).first() is None:
+                transaction.rollback()  # leave no definition behind that nothing uses
                 return False
-            conn.execute(sa.insert(audit_log), [_entry_row(first)])
-            return True
+            conn.execute(_LOG, [_entry_row(first)])
+        self._bodies[definition_hash] = canonical_json(body)
+        return True
 
     def get(self, process_id: str) -> StoredProcess:
         """The stored process, or UnknownProcess."""
-        with guard(self.url), self._engine.connect() as conn:
-            row = conn.execute(sa.select(processes).where(_P.process_id == process_id)).first()
+        d = self._driver
+        with guard(self.url), d.cursor() as cursor:
+            row = cursor.execute(d.sql(driver.GET), (process_id,)).fetchone()
             if row is None:
-                raise UnknownProcess(process_id, _known(conn))
-            return _process(row)
+                raise UnknownProcess(process_id, _known(d, cursor))
+        return self._process(row)
 
     def list(self) -> builtins.list[StoredProcess]:
         """All processes ordered by id, in one query (a tick reads thousands)."""
-        with guard(self.url), self._engine.connect() as conn:
-            rows = conn.execute(sa.select(processes).order_by(_P.process_id))
-            return [_process(row) for row in rows]
+        d = self._driver
+        with guard(self.url), d.cursor() as cursor:
+            rows = cursor.execute(d.sql(driver.LIST)).fetchall()
+        return [self._process(row) for row in rows]
 
     def commit(
         self,
@@ -107,39 +138,113 @@ class SqlStore:
         state_doc = None if state is None else to_document(state, f"state of {process_id}")
         if state_doc is None and not entries:
             return self.get(process_id)
-        with guard(self.url), self._writer.begin() as conn:
-            head = conn.execute(
-                sa.select(_P.version, _P.audit_seq, _P.head_hash)
-                .where(_P.process_id == process_id)
-                .with_for_update()
-            ).first()
+        d = self._driver
+        # Three statements under the write lock: read the head, move it, append the entries.
+        # The result is built from what was written rather than read back.
+        with guard(self.url), d.cursor(write=True) as cursor:
+            head_sql = driver.HEAD if state_doc is not None else driver.HEAD_AND_STATE
+            head = cursor.execute(d.sql(head_sql + d.lock), (process_id,)).fetchone()
             if head is None:
-                raise UnknownProcess(process_id, _known(conn))
-            if state_doc is not None and head.version != expected_version:
-                raise VersionConflict(process_id, expected_version, head.version)
-            sealed = seal_all(process_id, head.audit_seq, head.head_hash, entries)
-            values: dict[str, Any] = {
-                "audit_seq": head.audit_seq + len(sealed),
-                "updated_at": datetime.now(UTC),
-            }
-            if sealed:
-                values["head_hash"] = sealed[-1].hash
-            # The WHERE repeats what the row lock already guarantees: belt and braces.
-            stmt = sa.update(processes).where(
-                _P.process_id == process_id, _P.audit_seq == head.audit_seq
-            )
+                raise UnknownProcess(process_id, _known(d, cursor))
+            version, audit_seq, head_hash, definition_hash, created_at = head[:5]
+            if state_doc is not None and version != expected_version:
+                raise VersionConflict(process_id, expected_version, version)
+            sealed = seal_all(process_id, audit_seq, head_hash, entries)
+            updated_at = datetime.now(UTC)
+            new_seq, new_hash = audit_seq + len(sealed), sealed[-1].hash if sealed else head_hash
             if state_doc is not None:
-                stmt = stmt.where(_P.version == expected_version)
-                values.update(state=state_doc, version=_P.version + 1)
-            updated = conn.execute(stmt.values(values).returning(*processes.c)).first()
-            if updated is None:
+                new_state, new_version = state_doc, version + 1
+                cursor.execute(
+                    d.sql(driver.ADVANCE),
+                    (d.json_in(state_doc), new_version, new_seq, new_hash, d.time_in(updated_at),
+                     process_id, audit_seq, version),
+                )
+            else:
+                new_state, new_version = d.json_out(head[5]), version
+                cursor.execute(
+                    d.sql(driver.APPEND_ONLY),
+                    (new_seq, new_hash, d.time_in(updated_at), process_id, audit_seq),
+                )
+            if cursor.rowcount != 1:
                 raise StoreError(
                     f"Process {process_id!r} in {self.url} changed while this change was being "
                     "written, although it was locked. Nothing was written; try again."
                 )
             if sealed:
-                conn.execute(sa.insert(audit_log), [_entry_row(e) for e in sealed])
-            return _process(updated)
+                cursor.executemany(d.sql(driver.LOG), [self._log_row(e) for e in sealed])
+        return StoredProcess(
+            process_id=process_id,
+            definition=self._definition(definition_hash),
+            definition_hash=definition_hash,
+            state=new_state,
+            version=new_version,
+            audit_seq=new_seq,
+            created_at=d.time_out(created_at),
+            updated_at=updated_at,
+        )
+
+    def _process(self, row: Sequence[Any]) -> StoredProcess:
+        """A process from a driver row (driver.PROCESS_COLUMNS)."""
+        process_id, definition_hash, state, version, audit_seq, created_at, updated_at = row
+        d = self._driver
+        return StoredProcess(
+            process_id=process_id,
+            definition=self._definition(definition_hash),
+            definition_hash=definition_hash,
+            state=d.json_out(state),
+            version=version,
+            audit_seq=audit_seq,
+            created_at=d.time_out(created_at),
+            updated_at=d.time_out(updated_at),
+        )
+
+    def _log_row(self, entry: AuditEntry) -> tuple[Any, ...]:
+        d = self._driver
+        return (
+            entry.process_id,
+            entry.seq,
+            d.time_in(entry.at),
+            entry.actor,
+            entry.kind,
+            entry.trigger,
+            entry.from_state,
+            entry.to_state,
+            entry.reason,
+            d.json_in(entry.inputs),
+            entry.prev_hash,
+            entry.hash,
+        )
+
+    def _definition(self, definition_hash: str) -> dict[str, Any]:
+        """A fresh copy of the definition body stored under ``definition_hash``."""
+        text = self._bodies.get(definition_hash)
+        if text is None:
+            with guard(self.url), self._engine.connect() as conn:
+                text = self._load_bodies(conn, [definition_hash])[definition_hash]
+        # Parsed per call, not shared: callers may change what they get (as with MemoryStore),
+        # and a cached body must stay as stored. ~10 µs for a WTPF definition.
+        body: dict[str, Any] = json.loads(text)
+        return body
+
+    def _load_bodies(self, conn: sa.Connection, hashes: Iterable[str]) -> dict[str, str]:
+        """The cache of definition bodies, holding every one of ``hashes``."""
+        missing = [h for h in hashes if h not in self._bodies]
+        if missing:
+            for hash_, body in conn.execute(_BODIES, {"hashes": missing}):
+                self._bodies[hash_] = canonical_json(body)
+        return self._bodies
+
+    def _same_body(
+        self, conn: sa.Connection, process_id: str, definition_hash: str, body: dict[str, Any]
+    ) -> None:
+        """Refuse a definition whose hash already names a different stored body."""
+        stored = self._load_bodies(conn, [definition_hash])[definition_hash]
+        if stored != canonical_json(body):
+            raise ValueError(
+                f"the definition of {process_id} has the hash {definition_hash!r}, which "
+                "already names a different stored definition; give each definition the hash "
+                "of its own content (ProcessDefinition.fingerprint())"
+            )
 
     def audit(self, process_id: str | None = None) -> builtins.list[AuditEntry]:
         """Audit entries ordered by process id, then seq."""
@@ -186,7 +291,11 @@ class SqlStore:
         return f"SqlStore({self.url!r})"
 
 
-def _known(conn: sa.Connection) -> builtins.list[str]:
+def _known(d: driver.Driver, cursor: Any) -> builtins.list[str]:
+    return [pid for (pid,) in cursor.execute(d.sql(driver.KNOWN))]
+
+
+def _known_sa(conn: sa.Connection) -> builtins.list[str]:
     return list(conn.execute(sa.select(_P.process_id).order_by(_P.process_id)).scalars())
 
 
@@ -194,20 +303,7 @@ def _require(conn: sa.Connection, process_id: str) -> None:
     """UnknownProcess unless ``process_id`` is stored."""
     found = conn.execute(sa.select(_P.process_id).where(_P.process_id == process_id)).first()
     if found is None:
-        raise UnknownProcess(process_id, _known(conn))
-
-
-def _process(row: sa.Row[Any]) -> StoredProcess:
-    return StoredProcess(
-        process_id=row.process_id,
-        definition=row.definition,
-        definition_hash=row.definition_hash,
-        state=row.state,
-        version=row.version,
-        audit_seq=row.audit_seq,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+        raise UnknownProcess(process_id, _known_sa(conn))
 
 
 def _entry(row: sa.Row[Any]) -> AuditEntry:

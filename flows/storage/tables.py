@@ -37,12 +37,20 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
 # exactly as they were hashed (JSONB would turn 1e+20 into 100000000000000000000).
 metadata = sa.MetaData()
 
+# One row per distinct definition: thousands of processes usually share one (schema step 3).
+# A body never changes under its hash, so a store may cache it for as long as it lives.
+definitions = sa.Table(
+    "definitions",
+    metadata,
+    sa.Column("hash", sa.Text, primary_key=True),
+    sa.Column("body", sa.JSON, nullable=False),
+)
+
 processes = sa.Table(
     "processes",
     metadata,
     sa.Column("process_id", sa.Text, primary_key=True),
-    sa.Column("definition", sa.JSON, nullable=False),
-    sa.Column("definition_hash", sa.Text, nullable=False),
+    sa.Column("definition_hash", sa.Text, sa.ForeignKey("definitions.hash"), nullable=False),
     sa.Column("state", sa.JSON, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("audit_seq", sa.Integer, nullable=False),

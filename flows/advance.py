@@ -1,0 +1,66 @@
+"""The scheduled tick: apply every automatic transition that is due, then show the result.
+
+Deadlines are checks on a tick, not timers: a frequent cron schedule runs this flow; the core's
+``advance(now)`` is idempotent, so a duplicated, late or DST-doubled run applies each
+transition once. A two-year plan is never one long-running or paused flow.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows.publish import alert, publish
+from flows.runtime import aware, rename_run, service_for
+from flows.step_requests import request_steps
+
+#: Above this many processes a tick publishes artifacts only for those it changed.
+PUBLISH_ALL_UP_TO = 25
+
+
+@flow(name="advance", log_prints=False, persist_result=True)
+def advance(now: datetime | None = None, database: str | None = None,
+            processes: list[str] | None = None, publish_artifacts: bool = True,
+            ask_secretariat: bool = True) -> dict[str, Any]:
+    """Apply what is due in every process (or the named ones) at ``now`` (default: the clock)."""
+    logger = get_run_logger()
+    with service_for(database) as service:
+        at = service.now(aware(now))
+        outcomes = service.advance(at, processes)
+        applied = [
+            {"process": o.process_id, "trigger": r.trigger, "label": r.inputs.get("label"),
+             "from": r.from_state, "to": r.to_state, "due": r.inputs.get("due")}
+            for o in outcomes for r in o.decision.records if r.kind == "transition"
+        ]
+        for step in applied:
+            logger.info("%s: %s (%s → %s)", step["process"], step["label"], step["from"],
+                        step["to"])
+        ids = processes or service.process_ids()
+        touched = {o.process_id for o in outcomes}
+        warnings: dict[str, list[str]] = {}
+        for process_id in ids:
+            current = service.status(process_id, at)
+            urgent = [w for w in current.warnings if w.startswith(("OVERDUE", "RULE BROKEN",
+                                                                    "DATE NOT FIXED AND"))]
+            warnings[process_id] = urgent
+            for warning in urgent:
+                logger.warning("%s: %s", process_id, warning)
+            if ask_secretariat:
+                request_steps(service, process_id, at, database)
+            if publish_artifacts and (len(ids) <= PUBLISH_ALL_UP_TO or process_id in touched):
+                publish(service, process_id, at)
+                alert(process_id, urgent)
+    rename_run(run_name(applied))
+    return {"at": at.isoformat(), "applied": applied, "warnings": warnings}
+
+
+def run_name(applied: list[dict[str, Any]]) -> str:
+    """'wtpf-26: Third Draft comment window closed', or 'nothing due'."""
+    if not applied:
+        return "nothing due"
+    by_process: dict[str, list[str]] = {}
+    for step in applied:
+        by_process.setdefault(step["process"], []).append(str(step["label"]))
+    return "; ".join(f"{pid}: {', '.join(labels)}" for pid, labels in by_process.items())

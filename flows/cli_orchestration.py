@@ -1,0 +1,156 @@
+"""The Prefect-facing commands of ``prepflow``: rehearse, serve, and up (the main job)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.appsettings import Settings
+from flows.cli import Database, app, err, out, service
+from flows.loader import load_definition
+from flows.storage import open_store
+from states.errors import InputError
+
+
+def _day(text: str | None, option: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option} '{text}' is not a day; write e.g. 2024-08-01.") from None
+
+
+def run_rehearsal(definition: Path, database: str, start: date | None, end: date | None,
+                  experts: int, comments: int, scenario: Path | None) -> str:
+    """The rehearsal flow with heartbeats off: sync runs then cost ~0.1 s, not ~1 s."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    from flows.rehearsal import rehearsal
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return rehearsal(str(definition), database, start, end, experts, comments,
+                         str(scenario) if scenario else None)
+
+
+@app.command("rehearse")
+def rehearse_cmd(
+    definition: Annotated[Path, typer.Argument(help="Process definition (YAML).")],
+    from_: Annotated[str | None, typer.Option("--from", help="First day (default: a week "
+                                              "before the first milestone).")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last day.")] = None,
+    experts: Annotated[int, typer.Option(help="Nominated experts to notify.", min=0)] = 0,
+    comments: Annotated[int, typer.Option(help="Comments per draft (simulated).", min=0)] = 0,
+    scenario: Annotated[Path | None, typer.Option(help="What-if events (YAML).")] = None,
+    transcript: Annotated[Path | None, typer.Option(help="Write the transcript here "
+                                                    "(default: standard output).")] = None,
+    database: Database = None,
+) -> None:
+    """Run the whole process on a simulated clock through the real flows and store.
+
+    The transcript (what happened on which Geneva day, rule checks, messages) is the same,
+    byte for byte, for the same inputs. Without --database a fresh temporary store is used.
+
+    Examples:
+      prepflow rehearse config/wtpf26.yaml --transcript rehearsal.txt
+      prepflow rehearse config/wtpf26.yaml --scenario config/scenarios/wtpf26-what-if.yaml \\
+          --database sqlite:///rehearsal.db
+    """
+    spec = load_definition(definition)
+    start, end = _day(from_, "--from"), _day(to, "--to")
+    if scenario is not None:
+        from flows.scenario import load_scenario
+
+        load_scenario(scenario)
+    with tempfile.TemporaryDirectory(prefix="prepflow-rehearsal-") as folder:
+        url = database or f"sqlite:///{Path(folder) / 'rehearsal.db'}"
+        if database:
+            open_store(database).close()  # a bad URL fails here, before any run starts
+            with open_store(database) as store:
+                if spec.id in [p.process_id for p in store.list()]:
+                    raise InputError(f"{database} already holds process {spec.id}: a rehearsal "
+                                     "needs a fresh store; give another --database.")
+        text = run_rehearsal(definition, url, start, end, experts, comments, scenario)
+    if transcript is None:
+        out.file.write(text)
+    else:
+        transcript.write_text(text, encoding="utf-8")
+        out.print(f"wrote the transcript to {transcript}")
+
+
+@app.command("serve")
+def serve_cmd(
+    cron: Annotated[str, typer.Option(help="How often advance ticks.")] = "*/15 * * * *",
+    timezone: Annotated[str, typer.Option(help="Time zone of the schedule.")] = "Europe/Zurich",
+    database: Database = None,
+) -> None:
+    """Live mode: serve the advance, secretariat-action, secretariat-amend and
+    await-secretariat deployments against the configured Prefect server.
+
+    Example: PREFECT_API_URL=http://127.0.0.1:4200/api prepflow serve
+    """
+    from flows.serving import serve_forever
+
+    if database:
+        os.environ["PREPFLOW_DATABASE_URL"] = database
+    service(database).store.close()  # a broken store fails now, clearly, not in every run
+    serve_forever(cron, timezone, lambda text: err.print(text, soft_wrap=True))
+
+
+@app.command("up")
+def up_cmd(
+    definition: Annotated[Path, typer.Argument(help="Process definition.")] = Path(
+        "config/wtpf26.yaml"),
+    port: Annotated[int, typer.Option(help="Port of the local Prefect server.")] = 4200,
+    database: Database = None,
+) -> None:
+    """The main job: a local Prefect server (unless PREFECT_API_URL is set), the deployments
+    served, a rehearsal so the UI shows real runs and artifacts; Ctrl-C stops all of it.
+
+    Example: prepflow up
+    """
+    from flows.serving import start_server, stop
+
+    spec = load_definition(definition)
+    started = []
+    say = lambda text: err.print(text, soft_wrap=True)  # noqa: E731
+    try:
+        if not os.environ.get("PREFECT_API_URL"):
+            started.append(start_server(Path(".prefect").resolve(), port, say))
+            os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
+        api = os.environ["PREFECT_API_URL"]
+        svc = service(database)
+        svc.init(spec)
+        svc.store.close()
+        import subprocess
+        import sys
+
+        command = [sys.executable, "-m", "flows.cli", "serve"]
+        if database:
+            command += ["--database", database]
+        started.append(subprocess.Popen(command, start_new_session=True))
+        url = Settings().database_url or database
+        del url
+        rehearsal_db = Path("rehearsal.db").resolve()
+        rehearsal_db.unlink(missing_ok=True)
+        say(f"rehearsing {spec.id} (store: {rehearsal_db}) …")
+        text = run_rehearsal(definition, f"sqlite:///{rehearsal_db}", None, None, 300, 12, None)
+        Path("rehearsal.txt").write_text(text, encoding="utf-8")
+        ui = api.removesuffix("/api")
+        out.print(f"\nPrefect UI: {ui}  (runs, artifacts, deployments)\n"
+                  f"rehearsal transcript: rehearsal.txt; its store: prepflow status --database "
+                  f"sqlite:///{rehearsal_db}\nserving; press Ctrl-C to stop.")
+        while all(p.poll() is None for p in started):
+            time.sleep(1)
+        err.print("a child process stopped; shutting down.")
+    except KeyboardInterrupt:
+        err.print("stopping …")
+    finally:
+        for process in reversed(started):
+            stop(process)

@@ -1,0 +1,155 @@
+"""What operators see in the Prefect UI, as plain data: tables and markdown with mermaid.
+
+Pure functions of (definition, instance, now); the flows publish them as artifacts with
+stable keys per process, so the UI always shows the latest version under one name.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from states.dates import describe, local_day, zone
+from states.definition import ProcessDefinition
+from states.engine import engine_for
+from states.instance import Instance
+from states.machine import Due, mermaid
+from states.plan import Kind, Milestone, plan_milestones
+from states.rules import Status, check, effective_milestones
+from states.status import Report, report
+
+
+def artifact_key(process_id: str, what: str) -> str:
+    """Prefect artifact keys allow lower-case letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"{process_id}-{what}".lower()).strip("-")
+
+
+def status_rows(definition: ProcessDefinition, instance: Instance,
+                now: datetime) -> list[dict[str, Any]]:
+    """One row per cycle: its state, next milestone, days left, overrides."""
+    current = report(definition, instance, now, limit=1000)
+    specs = engine_for(definition).table.by_trigger
+    main_state = instance.regions["main"]
+    rows = []
+    for cycle in definition.cycles:
+        happened = [t for t in instance.happened if specs[t].cycle == cycle.id]
+        if main_state.startswith(f"{cycle.id}."):
+            state = current.regions["main"][1]
+        elif happened:
+            state = "done" if cycle.kind == "draft" else "posted"
+        else:
+            state = "ahead"
+        upcoming = [u for u in current.upcoming if u.key.startswith(f"{cycle.id}.")
+                    or u.key in {m.id for m in cycle.meetings}]
+        nxt = upcoming[0] if upcoming else None
+        overrides = [f"{o.rule} ({o.by})" for o in instance.overrides
+                     if cycle.id in o.what]
+        rows.append({
+            "cycle": cycle.name,
+            "state": state,
+            "next milestone": f"{nxt.label}: {nxt.text}" if nxt else "—",
+            "days left": round(nxt.days_left, 1) if nxt and nxt.days_left is not None else "—",
+            "overrides": ", ".join(overrides) or "—",
+        })
+    return rows
+
+
+def _gantt_name(text: str) -> str:
+    return re.sub(r"[:;#]", " ", text).strip()
+
+
+def gantt(definition: ProcessDefinition, instance: Instance) -> str:
+    """Plan vs actual as a mermaid gantt chart (markdown)."""
+    tz = zone(definition.timezone)
+    plan = {m.key: m for m in plan_milestones(definition)}
+    lines = ["```mermaid", "gantt", f"    title {_gantt_name(definition.id)}: plan vs actual",
+             "    dateFormat YYYY-MM-DD", "    axisFormat %b %Y"]
+    current: str | None = None
+    done = _done_days(definition, instance, tz)
+    for item in effective_milestones(definition, instance):
+        bars = _bars(item, plan[item.key], done.get(item.key))
+        if not bars:
+            continue
+        section = _section(definition, item)
+        if section != current:
+            lines.append(f"    section {_gantt_name(section)}")
+            current = section
+        lines.extend(bars)
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def _section(definition: ProcessDefinition, item: Milestone) -> str:
+    if item.cycle:
+        return definition.cycle(item.cycle).name
+    return "Forum" if item.kind is Kind.FORUM else "Nominations"
+
+
+def _done_days(definition: ProcessDefinition, instance: Instance, tz: Any) -> dict[str, date]:
+    """The Geneva day each milestone actually happened (postings: when posted)."""
+    specs = engine_for(definition).table.by_trigger
+    days: dict[str, date] = {}
+    for trigger, happening in instance.happened.items():
+        spec = specs[trigger]
+        if spec.milestone and spec.due is not Due.POSTED:
+            when = happening.due or happening.at
+            if spec.due is Due.END:  # a deadline passes at 00:00 the next day: show its day
+                when -= timedelta(microseconds=1)
+            days.setdefault(spec.milestone, local_day(when, tz))
+    return days
+
+
+def _bars(item: Milestone, planned: Milestone, actual: date | None) -> list[str]:
+    name = _gantt_name(item.label)
+    out = []
+    if planned.start is not None:
+        days = _days(planned)
+        out.append(f"    {name} (plan) :{'milestone, ' if days == 0 else ''}"
+                   f"{planned.start.first_day().isoformat()}, {max(days, 0)}d")
+    if actual is not None:
+        out.append(f"    {name} (actual) :done, milestone, {actual.isoformat()}, 0d")
+    elif item.amended and item.start is not None:
+        out.append(f"    {name} (now planned) :active, {item.start.first_day().isoformat()}, "
+                   f"{max(_days(item), 0)}d")
+    return out
+
+
+def _days(item: Milestone) -> int:
+    if item.kind not in (Kind.MEETING, Kind.FORUM) or item.start is None:
+        return 0
+    last = item.last or item.start
+    return (last.last_day() - item.start.first_day()).days + 1
+
+
+def diagram(definition: ProcessDefinition, instance: Instance) -> str:
+    """The machine's state diagram with the current states highlighted."""
+    return "\n\n".join(f"```mermaid\n{block}\n```" for block in
+                       mermaid(definition, instance.regions))
+
+
+def rules_markdown(definition: ProcessDefinition, instance: Instance) -> str:
+    """Every rule with pass/fail and slack, six-week line first."""
+    results = check(definition, effective_milestones(definition, instance))
+    results.sort(key=lambda r: r.rule != "six-weeks")
+    mark = {Status.PASS: "✅ pass", Status.FAIL: "❌ FAIL", Status.UNKNOWN: "⚠️ at risk"}
+    lines = [f"### Rules for {definition.id}", "", "| rule | verdict | slack (days) | detail |",
+             "|---|---|---|---|"]
+    for r in results:
+        slack = "—" if r.slack_days is None else str(r.slack_days)
+        lines.append(f"| {r.rule} | {mark[r.status]} | {slack} | {r.message.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+def status_markdown(current: Report, definition: ProcessDefinition) -> str:
+    """Warnings and overrides as markdown, for the status artifact's description."""
+    tz = zone(definition.timezone)
+    lines = [f"**{current.process_id}** as of {describe(current.now, tz)}"]
+    lines += [f"- ⚠️ {w}" for w in current.warnings] or ["- no warnings"]
+    lines += [f"- override: {o.rule} on {o.what} by {o.by}: {o.reason}" for o in current.overrides]
+    return "\n".join(lines)
+
+
+def day_span(start: date, end: date) -> int:
+    """Days from start to end inclusive."""
+    return (end - start + timedelta(days=1)).days

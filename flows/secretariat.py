@@ -1,0 +1,131 @@
+"""Secretariat actions from the Prefect UI: a deployment whose Run form is the action form,
+and a wait-for-input run that asks for a manual step when it falls due.
+
+Both record the actor in the audit log; a rule's refusal becomes the run's failure message and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from prefect.states import Completed, Failed, State
+from pydantic import BaseModel, Field
+
+from flows.runtime import aware, rename_run, service_for
+from flows.storage import StoreError
+from states.errors import PrepflowError
+
+
+class SecretariatAction(BaseModel):
+    """A manual transition, as the Prefect UI's Run form shows it."""
+
+    process: str = Field(description="Process id, e.g. wtpf-26")
+    trigger: str = Field(description="Manual trigger, e.g. post_draft2 or post_final")
+    actor: str = Field(description="Your secretariat member id, name or email")
+    document: str | None = Field(default=None, description="Reference of the document posted")
+    reason: str | None = Field(default=None, description="Why; required with override")
+    override: bool = Field(default=False, description="Set aside an overridable rule "
+                           "(e.g. the forum date is not set yet)")
+
+
+def perform(action: SecretariatAction, now: datetime | None,
+            database: str | None) -> State[Any]:
+    """Apply the action; a refusal or bad input is the run's failure message."""
+    logger = get_run_logger()
+    with service_for(database) as service:
+        try:
+            outcome = service.transition(action.process, action.trigger, action.actor,
+                                         action.document, action.reason, action.override,
+                                         aware(now))
+        except (PrepflowError, StoreError, ValueError) as exc:
+            logger.error("%s", exc)
+            rename_run(f"{action.process}: {action.trigger} refused")
+            return Failed(message=str(exc))
+    labels = [str(r.inputs.get("label", r.trigger)) for r in outcome.decision.records
+              if r.kind == "transition"]
+    for label in labels:
+        logger.info("%s: %s", action.process, label)
+    rename_run(f"{action.process}: {', '.join(labels)}")
+    return Completed(message="; ".join(labels), data={"applied": labels,
+                                                      "version": outcome.version})
+
+
+@flow(name="secretariat-action", log_prints=False, persist_result=True)
+def secretariat_action(action: SecretariatAction, now: datetime | None = None,
+                       database: str | None = None) -> State[Any]:
+    """A secretariat member posts a draft or the final report from the Run form."""
+    return perform(action, now, database)
+
+
+class Amendment(BaseModel):
+    """A date change, as the Prefect UI's Run form shows it."""
+
+    process: str = Field(description="Process id, e.g. wtpf-26")
+    milestone: str = Field(description="e.g. forum, ieg2, draft3.comments")
+    date: str = Field(description="2025-02-10, 2025-02, or 2025-02-10..2025-02-12")
+    actor: str = Field(description="Your secretariat member id, name or email")
+    reason: str = Field(description="Why the date changes (recorded)")
+    override: bool = Field(default=False, description="Accept breaking a rule, with reason")
+
+
+@flow(name="secretariat-amend", log_prints=False, persist_result=True)
+def secretariat_amend(change: Amendment, now: datetime | None = None,
+                      database: str | None = None) -> State[Any]:
+    """Move a milestone or the forum; every rule is re-checked and a refusal fails the run."""
+    logger = get_run_logger()
+    with service_for(database) as service:
+        try:
+            outcome = service.amend(change.process, change.milestone, change.date, change.actor,
+                                    change.reason, change.override, aware(now))
+        except (PrepflowError, StoreError, ValueError) as exc:
+            logger.error("%s", exc)
+            rename_run(f"{change.process}: moving {change.milestone} refused")
+            return Failed(message=str(exc))
+    text = f"{change.process}: {change.milestone} moved to {change.date}"
+    logger.info("%s", text)
+    rename_run(text)
+    return Completed(message=text, data={"version": outcome.version})
+
+
+class StepInput(RunInput):
+    """What the secretariat fills in to complete a manual step."""
+
+    actor: str = Field(description="Your secretariat member id, name or email")
+    document: str = Field(description="Reference of the document posted, e.g. WTPF-26/2")
+    confirm: bool = Field(default=False, description="Tick to confirm it is online now")
+    reason: str | None = Field(default=None, description="Why (needed with override)")
+    override: bool = Field(default=False, description="Set aside an overridable rule")
+
+
+@flow(name="await-secretariat", log_prints=False, persist_result=True)
+async def await_secretariat(process: str, trigger: str, database: str | None = None,
+                            timeout_hours: float = 24 * 7, poll_seconds: int = 10) -> State[Any]:
+    """Ask for a manual step (e.g. 'post the Second Draft') with a form, then apply it."""
+    with service_for(database) as service:
+        _, definition, _ = service.load(process)
+        label = next((s.label for s in _specs(definition) if s.trigger == trigger), trigger)
+    description = (f"## {label} — {process}\n\nThe step **{label}** is due. When the document "
+                   "is online, give its reference, your member id, and tick *confirm*.\n\n"
+                   f"Secretariat members: {', '.join(m.id for m in definition.secretariat)}.")
+    rename_run(f"{process}: waiting for '{label}'")
+    answer = await pause_flow_run(
+        wait_for_input=StepInput.with_initial_data(description=description),
+        timeout=int(timeout_hours * 3600), poll_interval=poll_seconds)
+    if not answer.confirm:
+        rename_run(f"{process}: '{label}' not confirmed")
+        return Failed(message=f"'{label}' was not confirmed; nothing changed.")
+    action = SecretariatAction(process=process, trigger=trigger, actor=answer.actor,
+                               document=answer.document, reason=answer.reason,
+                               override=answer.override)
+    return perform(action, None, database)
+
+
+def _specs(definition: Any) -> Any:
+    from states.engine import engine_for
+
+    return engine_for(definition).table.specs

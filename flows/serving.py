@@ -1,0 +1,122 @@
+"""Live mode and the main job: serve the deployments, and bring up a local Prefect server.
+
+``prepflow serve`` serves four deployments from this checkout: ``advance`` on a cron schedule in
+the process's time zone, ``secretariat-action`` and ``secretariat-amend`` (their Run forms are
+the action forms), and ``await-secretariat`` (started by ``advance`` when a manual step falls
+due). ``prepflow up`` starts a local server when none is configured, serves, rehearses WTPF-26
+so the UI is full of real runs, and stops everything it started on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+DEFAULT_PORT = 4200
+
+
+def deployments(cron: str, timezone: str) -> list[object]:
+    """The four deployments this checkout serves."""
+    from prefect.schedules import Cron
+
+    from flows.advance import advance
+    from flows.secretariat import await_secretariat, secretariat_action, secretariat_amend
+
+    return [
+        advance.to_deployment(name="advance", schedules=[Cron(cron, timezone=timezone)],
+                              description="Applies every automatic transition that is due."),
+        secretariat_action.to_deployment(name="secretariat-action",
+                                         description="Post a draft or the final report."),
+        secretariat_amend.to_deployment(name="secretariat-amend",
+                                        description="Move a milestone or the forum date."),
+        await_secretariat.to_deployment(name="await-secretariat",
+                                        description="Asks for a manual step when it is due."),
+    ]
+
+
+def healthy(api_url: str, timeout: float = 2.0) -> str | None:
+    """None when the Prefect API answers; otherwise what went wrong, for a person to read."""
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as reply:
+            return None if reply.status == 200 else f"HTTP {reply.status}"
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        return str(getattr(exc, "reason", exc))
+
+
+def wait_for_api(api_url: str, say: Callable[[str], None], attempts: int | None = None,
+                 first_delay: float = 1.0, max_delay: float = 30.0) -> None:
+    """Retry with backoff and a clear message until the API answers (or attempts run out)."""
+    delay, tried = first_delay, 0
+    while (problem := healthy(api_url)) is not None:
+        tried += 1
+        if attempts is not None and tried >= attempts:
+            raise ConnectionError(f"the Prefect server at {api_url} did not answer after "
+                                  f"{tried} tries ({problem}).")
+        say(f"Prefect server at {api_url} is unreachable ({problem}); retrying in "
+            f"{delay:.0f} s. Start one with 'prefect server start' or set PREFECT_API_URL.")
+        time.sleep(delay)
+        delay = min(max_delay, delay * 2)
+
+
+def serve_forever(cron: str, timezone: str, say: Callable[[str], None]) -> None:
+    """Serve the deployments; if the server goes away, say so and retry instead of dying."""
+    from prefect import serve
+    from prefect.settings import PREFECT_API_URL
+
+    api_url = PREFECT_API_URL.value()
+    while True:
+        if api_url:
+            wait_for_api(api_url, say)
+        try:
+            say(f"serving advance (cron '{cron}', {timezone}), secretariat-action, "
+                "secretariat-amend and await-secretariat; Ctrl-C stops.")
+            serve(*deployments(cron, timezone), pause_on_shutdown=False,  # type: ignore[arg-type]
+                  print_starting_message=False)
+            return
+        except KeyboardInterrupt:
+            return
+        except Exception as exc:  # the server went away mid-serve: report and retry
+            say(f"serving stopped: {type(exc).__name__}: {exc}; retrying in 5 s.")
+            time.sleep(5)
+
+
+def start_server(home: Path, port: int, say: Callable[[str], None]) -> subprocess.Popen[bytes]:
+    """A local Prefect server (SQLite under ``home``), healthy before this returns."""
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
+           "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    home.mkdir(parents=True, exist_ok=True)
+    log = (home / "server.log").open("ab")
+    prefect = Path(sys.executable).with_name("prefect")
+    process = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1",
+                                "--port", str(port)], env=env, stdout=log, stderr=log,
+                               start_new_session=True)
+    say(f"starting a local Prefect server on http://127.0.0.1:{port} (log: {home}/server.log)")
+    deadline = time.monotonic() + 120
+    while healthy(f"http://127.0.0.1:{port}/api") is not None:
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            raise RuntimeError(f"the Prefect server did not start; see {home}/server.log")
+        time.sleep(0.5)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
+    """Stop a child we started: SIGTERM to its group, then SIGKILL after a grace period."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

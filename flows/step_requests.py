@@ -1,0 +1,82 @@
+"""Asking the secretariat for a manual step when it falls due, once.
+
+When ``advance`` finds a manual step due (e.g. 'post the Second Draft' on 4 Nov 2024) and the
+``await-secretariat`` deployment is served, it starts one run of it for that step, tagged with
+the process and step; while such a run is waiting, no second one is started.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flows.service import Service
+from states.dates import start_instant, zone
+from states.engine import engine_for
+from states.machine import Mode
+from states.plan import by_key
+from states.rules import effective_milestones
+
+DEPLOYMENT = "await-secretariat/await-secretariat"
+
+
+def due_manual_steps(service: Service, process_id: str, now: datetime) -> list[str]:
+    """Manual triggers allowed now whose planned day has begun."""
+    _, definition, instance = service.load(process_id)
+    table = engine_for(definition).table
+    items = by_key(effective_milestones(definition, instance))
+    tz = zone(definition.timezone)
+    due = []
+    for region, state in instance.regions.items():
+        for spec in table.outgoing(region, state):
+            item = items.get(spec.milestone or "")
+            if (spec.mode is Mode.MANUAL and item is not None and item.start is not None
+                    and item.start.exact and start_instant(item.start, tz) <= now):
+                due.append(spec.trigger)
+    return due
+
+
+def request_steps(service: Service, process_id: str, now: datetime, database: str | None) -> int:
+    """Start an await-secretariat run per due step not already waiting; returns how many."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        FlowRunFilterTags,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    steps = due_manual_steps(service, process_id, now)
+    if not steps:
+        return 0
+    started = 0
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(DEPLOYMENT)
+        except ObjectNotFound:
+            return 0  # not served (tests, rehearsals): the status warning is the reminder
+        for trigger in steps:
+            tags = [f"process:{process_id}", f"step:{trigger}"]
+            live = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+                flow_run_filter=FlowRunFilter(
+                    tags=FlowRunFilterTags(all_=tags),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[
+                        StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING,
+                        StateType.PAUSED])),
+                ),
+                limit=1,
+            )
+            if live:
+                continue
+            parameters: dict[str, object] = {"process": process_id, "trigger": trigger}
+            if database:
+                parameters["database"] = database
+            run_deployment(DEPLOYMENT, parameters=parameters, tags=tags, timeout=0,
+                           as_subflow=False)
+            started += 1
+    return started

@@ -1,0 +1,1 @@
+"""Tests of the pure core (`states/`): no Prefect, no database, time passed in as ``now``."""
