@@ -12,11 +12,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.publish import alert, publish
+from flows.publish import first_tick_of_day, send_all, views
 from flows.runtime import aware, rename_run, service_for
 from flows.step_requests import request_steps
 
-#: Above this many processes a tick publishes artifacts only for those it changed.
+#: Above this many processes even the daily refresh publishes only the processes it changed.
 PUBLISH_ALL_UP_TO = 25
 
 
@@ -49,9 +49,10 @@ def advance(now: datetime | None = None, database: str | None = None,
                 logger.warning("%s: %s", process_id, warning)
             if ask_secretariat:
                 request_steps(service, process_id, at, database)
-            if publish_artifacts and (len(ids) <= PUBLISH_ALL_UP_TO or process_id in touched):
-                publish(service, process_id, at)
-                alert(process_id, urgent)
+            if publish_artifacts and (process_id in touched or (
+                    len(ids) <= PUBLISH_ALL_UP_TO and first_tick_of_day(
+                        at, service.load(process_id)[1].timezone))):
+                send_all(views(service, process_id, at, urgent))
     rename_run(run_name(applied))
     return {"at": at.isoformat(), "applied": applied, "warnings": warnings}
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import date
@@ -11,7 +14,6 @@ from typing import Annotated
 
 import typer
 
-from flows.appsettings import Settings
 from flows.cli import Database, app, err, out, service
 from flows.loader import load_definition
 from flows.storage import open_store
@@ -118,8 +120,13 @@ def up_cmd(
     from flows.serving import start_server, stop
 
     spec = load_definition(definition)
-    started = []
+    started: list[subprocess.Popen[bytes]] = []
     say = lambda text: err.print(text, soft_wrap=True)  # noqa: E731
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (e.g. from a supervisor) stops cleanly like Ctrl-C
+
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         if not os.environ.get("PREFECT_API_URL"):
             started.append(start_server(Path(".prefect").resolve(), port, say))
@@ -128,15 +135,10 @@ def up_cmd(
         svc = service(database)
         svc.init(spec)
         svc.store.close()
-        import subprocess
-        import sys
-
         command = [sys.executable, "-m", "flows.cli", "serve"]
         if database:
             command += ["--database", database]
         started.append(subprocess.Popen(command, start_new_session=True))
-        url = Settings().database_url or database
-        del url
         rehearsal_db = Path("rehearsal.db").resolve()
         rehearsal_db.unlink(missing_ok=True)
         say(f"rehearsing {spec.id} (store: {rehearsal_db}) …")

@@ -1,35 +1,83 @@
-"""Publishing the operator's view as Prefect artifacts with stable keys per process."""
+"""Publishing the operator's view as Prefect artifacts with stable keys per process.
+
+Every run that changes a process publishes its views; a tick with nothing due publishes only
+when it is the first tick of a Geneva day (the countdowns are in days), so an idle tick costs
+little more than Prefect's own floor. (Sending them concurrently was measured slower here.)
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows import operator_view as view
 from flows.service import Service
+from states.dates import zone
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One artifact to send: markdown, or a table when ``rows`` is given."""
+
+    key: str
+    description: str
+    markdown: str = ""
+    rows: list[dict[str, Any]] | None = None
+
+    def send(self) -> None:
+        """The API call that publishes it.
+
+        ``_sync=True``: inside an async flow (await-secretariat) Prefect would otherwise hand
+        back an un-awaited coroutine, and the artifact would silently never be created.
+        """
+        if self.rows is not None:
+            create_table_artifact(self.rows, key=self.key, description=self.description,
+                                  _sync=True)  # type: ignore[call-arg]
+        else:
+            create_markdown_artifact(self.markdown, key=self.key, description=self.description,
+                                     _sync=True)  # type: ignore[call-arg]
+
+
+def views(service: Service, process_id: str, now: datetime,
+          warnings: list[str] | None = None) -> list[Artifact]:
+    """Status table, gantt timeline, state diagram, rule report (and alerts) for a process."""
+    _, definition, instance = service.load(process_id)
+    current = service.status(process_id, now)
+    key = lambda what: view.artifact_key(process_id, what)  # noqa: E731
+    items = [
+        Artifact(key("status"), view.status_markdown(current, definition),
+                 rows=view.status_rows(definition, instance, now)),
+        Artifact(key("timeline"), f"{process_id}: plan vs actual",
+                 view.gantt(definition, instance)),
+        Artifact(key("diagram"), f"{process_id}: state machine, current state marked",
+                 view.diagram(definition, instance)),
+        Artifact(key("rules"), f"{process_id}: rules and slack",
+                 view.rules_markdown(definition, instance)),
+    ]
+    if warnings is not None:
+        text = "\n".join(f"- {w}" for w in warnings) or "- nothing overdue, no rule at risk"
+        items.append(Artifact(key("alerts"), f"{process_id}: overdue steps and rules at risk",
+                              f"### Alerts for {process_id}\n\n{text}"))
+    return items
+
+
+def send_all(artifacts: list[Artifact]) -> None:
+    """Send the artifacts, one API call each."""
+    for artifact in artifacts:
+        artifact.send()
 
 
 def publish(service: Service, process_id: str, now: datetime) -> list[str]:
-    """Status table, gantt timeline, state diagram and rule report; returns the keys."""
-    _, definition, instance = service.load(process_id)
-    current = service.status(process_id, now)
-    keys = {what: view.artifact_key(process_id, what)
-            for what in ("status", "timeline", "diagram", "rules")}
-    create_table_artifact(view.status_rows(definition, instance, now), key=keys["status"],
-                          description=view.status_markdown(current, definition))
-    create_markdown_artifact(view.gantt(definition, instance), key=keys["timeline"],
-                             description=f"{process_id}: plan vs actual")
-    create_markdown_artifact(view.diagram(definition, instance), key=keys["diagram"],
-                             description=f"{process_id}: state machine, current state marked")
-    create_markdown_artifact(view.rules_markdown(definition, instance), key=keys["rules"],
-                             description=f"{process_id}: rules and slack")
-    return list(keys.values())
+    """Publish one process's views now; returns the keys."""
+    items = views(service, process_id, now)
+    send_all(items)
+    return [a.key for a in items]
 
 
-def alert(process_id: str, warnings: list[str]) -> None:
-    """Overdue steps and rules at risk, for the secretariat (the mailer sends them later)."""
-    text = "\n".join(f"- {w}" for w in warnings) or "- nothing overdue, no rule at risk"
-    create_markdown_artifact(f"### Alerts for {process_id}\n\n{text}",
-                             key=view.artifact_key(process_id, "alerts"),
-                             description=f"{process_id}: overdue steps and rules at risk")
+def first_tick_of_day(now: datetime, timezone: str, step_minutes: int = 15) -> bool:
+    """Whether ``now`` is the day's first cron tick in the process's zone (refresh countdowns)."""
+    local = now.astimezone(zone(timezone))
+    return local.hour == 0 and local.minute < step_minutes

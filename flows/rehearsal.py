@@ -9,11 +9,13 @@ read back from the audit log and depends only on the inputs: two runs give ident
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from prefect import flow
 from prefect.artifacts import (
@@ -25,7 +27,8 @@ from prefect.artifacts import (
 from flows.advance import advance
 from flows.loader import load_definition
 from flows.operator_view import artifact_key
-from flows.runtime import service_for
+from flows.publish import publish
+from flows.runtime import rename_run, service_for
 from flows.scenario import Event, Scenario, fixed_span, load_scenario, local
 from flows.secretariat import Amendment, SecretariatAction, secretariat_action, secretariat_amend
 from flows.storage import AuditEntry
@@ -147,8 +150,12 @@ def perform(r: Rehearsal, step: Step) -> None:
 
 
 def _run(r: Rehearsal, flow_fn: Any, **kwargs: Any) -> Any:
+    """One real flow run. Views are published once at the end, not by every step, and no
+    await-secretariat run is requested: the scripted secretariat answers instead."""
     r.runs += 1
-    return flow_fn(return_state=True, **kwargs)
+    if flow_fn is advance:
+        kwargs["ask_secretariat"] = False
+    return flow_fn(return_state=True, publish_artifacts=False, **kwargs)  # type: ignore[no-any-return]
 
 
 def _amend(r: Rehearsal, now: datetime, key: str, value: str, reason: str,
@@ -268,15 +275,23 @@ def _ceil(instant: datetime) -> datetime:
 
 def _fall_back_nights(tz: Any, start: datetime, end: datetime) -> list[date]:
     """Days in (start, end] when clocks go back, so a 02:30 cron tick happens twice."""
+    years = range(local_day(start, tz).year, local_day(end, tz).year + 1)
+    return [n for year in years for n in _nights(tz, year)
+            if start < _local_fold(n, tz, 0) and local(n, time(12), tz) <= end]
+
+
+@functools.lru_cache(maxsize=32)
+def _nights(tz: Any, year: int) -> tuple[date, ...]:
+    """The year's fall-back days in a zone (none where there is no summer time)."""
     nights = []
-    day = local_day(start, tz)
-    while local(day, time(12), tz) <= end:
+    day = date(year, 1, 1)
+    while day.year == year:
         early = datetime.combine(day, time(2, 30), tzinfo=tz)
         offsets = early.utcoffset(), early.replace(fold=1).utcoffset()
         if offsets[0] is not None and offsets[1] is not None and offsets[0] > offsets[1]:
             nights.append(day)
         day += timedelta(days=1)
-    return [n for n in nights if _local_fold(n, tz, 0) > start]
+    return tuple(nights)
 
 
 def _local_fold(day: date, tz: Any, fold: int) -> datetime:
@@ -291,11 +306,14 @@ def _more(r: Rehearsal, instance: Instance, now: datetime) -> bool:
     return next_step(probe, instance, now) is not None
 
 
-@flow(name="rehearsal", log_prints=False, persist_result=True)
 def rehearsal(definition_path: str, database: str, start: date | None = None,
               end: date | None = None, experts: int = 0, comments: int = 0,
               scenario_path: str | None = None) -> str:
-    """Run the whole process on a simulated clock; returns the transcript."""
+    """Run the whole process on a simulated clock; returns the transcript.
+
+    A driver, not a flow: each step is a top-level flow run of its own (subflows cost about
+    twice as much to create, measured), and the progress and transcript are artifacts.
+    """
     d = load_definition(definition_path)
     scenario = load_scenario(Path(scenario_path) if scenario_path else None)
     tz = zone(d.timezone)
@@ -311,9 +329,9 @@ def rehearsal(definition_path: str, database: str, start: date | None = None,
     with service_for(database) as service:
         service.init(d, r.start)
     _read_back(r)
-    progress = create_progress_artifact(0.0, key=artifact_key(d.id, "rehearsal-progress"),
-                                        description=f"{d.id}: rehearsal, simulated time")
-    now = r.start
+    progress = UUID(_run(r, rehearsal_report, process=d.id, database=database,
+                         now=r.start).result())
+    now, shown = r.start, 0.0
     while True:
         with service_for(database) as service:
             _, _, instance = service.load(d.id)
@@ -329,10 +347,31 @@ def rehearsal(definition_path: str, database: str, start: date | None = None,
         now = step.at
         perform(r, step)
         share = (now - r.start) / (r.end - r.start)
-        update_progress_artifact(progress, min(100.0, round(100 * share, 1)))
-    update_progress_artifact(progress, 100.0)
+        if share - shown >= 0.25:  # a quarter at a time: progress is one API call
+            shown = share
+            update_progress_artifact(progress, min(100.0, round(100 * share, 1)))
+    r.runs += 1  # the report below
     r.lines.append(f"# {r.runs} flow runs")
     transcript = "\n".join(r.lines) + "\n"
-    create_markdown_artifact(f"```\n{transcript}```", key=artifact_key(d.id, "rehearsal"),
-                             description=f"{d.id}: rehearsal transcript")
+    rehearsal_report(process=d.id, database=database, now=now, transcript=transcript,
+                     progress_id=str(progress))
     return transcript
+
+
+@flow(name="rehearsal-report", log_prints=False, persist_result=True)
+def rehearsal_report(process: str, database: str, now: datetime, transcript: str = "",
+                     progress_id: str = "", publish_artifacts: bool = False) -> str:
+    """Open a rehearsal (its progress artifact) or close it (views, transcript, 100 %)."""
+    if not transcript:
+        rename_run(f"{process}: rehearsal started")
+        return str(create_progress_artifact(
+            0.0, key=artifact_key(process, "rehearsal-progress"),
+            description=f"{process}: rehearsal, share of simulated time done"))
+    with service_for(database) as service:
+        publish(service, process, now)
+    create_markdown_artifact(f"```\n{transcript}```", key=artifact_key(process, "rehearsal"),
+                             description=f"{process}: rehearsal transcript")
+    if progress_id:
+        update_progress_artifact(UUID(progress_id), 100.0)
+    rename_run(f"{process}: rehearsal finished")
+    return ""

@@ -5,39 +5,61 @@ Flows are thin (load → decide → perform → record); this is the part they s
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import datetime
 
 from flows.appsettings import Settings
 from flows.clock import SystemClock
 from flows.service import Service
-from flows.storage import open_store
+from flows.storage import DEFAULT_URL, Store, open_store
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+_OPEN: OrderedDict[str, Store] = OrderedDict()
+_KEEP = 4
+_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def service_for(database: str | None) -> Iterator[Service]:
-    """A service on the run's store (parameter, else PREPFLOW_DATABASE_URL, else default)."""
-    store = open_store(database or Settings().database_url)
-    try:
-        yield Service(store, SystemClock())
-    finally:
-        store.close()
+    """A service on the run's store (parameter, else PREPFLOW_DATABASE_URL, else default).
+
+    Stores stay open for the next run in this process (a rehearsal makes dozens of runs; a
+    worker many): the few most recent are kept, older ones closed.
+    """
+    url = database or Settings().database_url or DEFAULT_URL
+    with _LOCK:
+        store = _OPEN.pop(url, None) or open_store(url)
+        _OPEN[url] = store
+        while len(_OPEN) > _KEEP:
+            _OPEN.popitem(last=False)[1].close()
+    yield Service(store, SystemClock())
+
+
+@atexit.register
+def close_stores() -> None:
+    """Close every store kept open (at exit, and by tests that drop their databases)."""
+    with _LOCK:
+        while _OPEN:
+            _OPEN.popitem()[1].close()
 
 
 def rename_run(name: str) -> None:
     """Say in the run's name what it did: operators scan names, not logs."""
-    from prefect.client.orchestration import get_client
+    from prefect.context import SyncClientContext
     from prefect.runtime import flow_run
 
     run_id = flow_run.get_id()
     if run_id is None:
         return
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(run_id, name=name[:200])
+    with SyncClientContext.get_or_create() as context:  # the engine's client: no new connection
+        context.client.update_flow_run(run_id, name=name[:200])
 
 
 def aware(now: datetime | None) -> datetime | None:

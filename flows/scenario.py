@@ -7,17 +7,33 @@ month approaches, and posts the final report with a recorded override while the 
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from states.dates import PlanDate
 from states.errors import DefinitionError, Problem
 from states.plan import Milestone, Span
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads only true/false as booleans (YAML 1.2), not on/off/yes/no.
+
+    Under YAML 1.1 rules an event's ``on:`` key would arrive as the boolean True.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool",
+                              re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 class Strict(BaseModel):
@@ -37,6 +53,12 @@ class Event(Strict):
     days: int = 0
     reason: str = "rehearsal scenario"
     override: bool = False
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _as_text(cls, value: object) -> object:
+        """An unquoted 2026-06-02 arrives from YAML as a date: it means the same text."""
+        return value.isoformat() if isinstance(value, date) else value
 
 
 class Scenario(Strict):
@@ -64,7 +86,7 @@ def load_scenario(path: Path | None) -> Scenario:
     if path is None:
         return Scenario()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # safe
         return Scenario.model_validate(data or {})
     except OSError as exc:
         raise DefinitionError(str(path), [Problem("", "", f"cannot be read: {exc}")]) from None

@@ -16,6 +16,7 @@ from prefect.input import RunInput
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field
 
+from flows.publish import send_all, views
 from flows.runtime import aware, rename_run, service_for
 from flows.storage import StoreError
 from states.errors import PrepflowError
@@ -34,7 +35,7 @@ class SecretariatAction(BaseModel):
 
 
 def perform(action: SecretariatAction, now: datetime | None,
-            database: str | None) -> State[Any]:
+            database: str | None, publish_artifacts: bool = True) -> State[Any]:
     """Apply the action; a refusal or bad input is the run's failure message."""
     logger = get_run_logger()
     with service_for(database) as service:
@@ -46,10 +47,13 @@ def perform(action: SecretariatAction, now: datetime | None,
             logger.error("%s", exc)
             rename_run(f"{action.process}: {action.trigger} refused")
             return Failed(message=str(exc))
-    labels = [str(r.inputs.get("label", r.trigger)) for r in outcome.decision.records
-              if r.kind == "transition"]
-    for label in labels:
-        logger.info("%s: %s", action.process, label)
+        labels = [str(r.inputs.get("label", r.trigger)) for r in outcome.decision.records
+                  if r.kind == "transition"]
+        for label in labels:
+            logger.info("%s: %s", action.process, label)
+        at = service.now(aware(now))
+        if publish_artifacts:
+            send_all(views(service, action.process, at))
     rename_run(f"{action.process}: {', '.join(labels)}")
     return Completed(message="; ".join(labels), data={"applied": labels,
                                                       "version": outcome.version})
@@ -57,9 +61,10 @@ def perform(action: SecretariatAction, now: datetime | None,
 
 @flow(name="secretariat-action", log_prints=False, persist_result=True)
 def secretariat_action(action: SecretariatAction, now: datetime | None = None,
-                       database: str | None = None) -> State[Any]:
+                       database: str | None = None,
+                       publish_artifacts: bool = True) -> State[Any]:
     """A secretariat member posts a draft or the final report from the Run form."""
-    return perform(action, now, database)
+    return perform(action, now, database, publish_artifacts)
 
 
 class Amendment(BaseModel):
@@ -75,7 +80,8 @@ class Amendment(BaseModel):
 
 @flow(name="secretariat-amend", log_prints=False, persist_result=True)
 def secretariat_amend(change: Amendment, now: datetime | None = None,
-                      database: str | None = None) -> State[Any]:
+                      database: str | None = None,
+                      publish_artifacts: bool = True) -> State[Any]:
     """Move a milestone or the forum; every rule is re-checked and a refusal fails the run."""
     logger = get_run_logger()
     with service_for(database) as service:
@@ -86,8 +92,10 @@ def secretariat_amend(change: Amendment, now: datetime | None = None,
             logger.error("%s", exc)
             rename_run(f"{change.process}: moving {change.milestone} refused")
             return Failed(message=str(exc))
-    text = f"{change.process}: {change.milestone} moved to {change.date}"
-    logger.info("%s", text)
+        text = f"{change.process}: {change.milestone} moved to {change.date}"
+        logger.info("%s", text)
+        if publish_artifacts:
+            send_all(views(service, change.process, service.now(aware(now))))
     rename_run(text)
     return Completed(message=text, data={"version": outcome.version})
 
@@ -104,8 +112,12 @@ class StepInput(RunInput):
 
 @flow(name="await-secretariat", log_prints=False, persist_result=True)
 async def await_secretariat(process: str, trigger: str, database: str | None = None,
-                            timeout_hours: float = 24 * 7, poll_seconds: int = 10) -> State[Any]:
-    """Ask for a manual step (e.g. 'post the Second Draft') with a form, then apply it."""
+                            timeout_hours: float = 24 * 7, poll_seconds: float = 10,
+                            now: datetime | None = None) -> State[Any]:
+    """Ask for a manual step (e.g. 'post the Second Draft') with a form, then apply it.
+
+    ``now`` (default: the clock when the answer arrives) lets tests and rehearsals move time.
+    """
     with service_for(database) as service:
         _, definition, _ = service.load(process)
         label = next((s.label for s in _specs(definition) if s.trigger == trigger), trigger)
@@ -122,7 +134,7 @@ async def await_secretariat(process: str, trigger: str, database: str | None = N
     action = SecretariatAction(process=process, trigger=trigger, actor=answer.actor,
                                document=answer.document, reason=answer.reason,
                                override=answer.override)
-    return perform(action, None, database)
+    return perform(action, now, database)
 
 
 def _specs(definition: Any) -> Any:

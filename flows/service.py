@@ -37,6 +37,8 @@ class Service:
         self.store = store
         self.clock = clock or SystemClock()
         self._definitions: dict[str, ProcessDefinition] = {}
+        self.skipped: list[str] = []
+        """Processes the last advance left to the next tick after repeated conflicts."""
 
     def now(self, now: datetime | None = None) -> datetime:
         """The given instant (rehearsals, tests) or the clock's."""
@@ -111,20 +113,21 @@ class Service:
             stored, definition, instance = self.load(process_id)
             try:
                 decision = decide(definition, instance)
+                try:
+                    saved = self.store.commit(process_id, stored.version,
+                                              decision.after.to_doc(),
+                                              [_draft(r) for r in decision.records])
+                except VersionConflict:
+                    if attempt == 1:
+                        continue  # someone else changed it: decide again on what is there now
+                    raise Refused("concurrent", f"another change to {process_id} was saved at "
+                                  "the same moment, twice; yours was not applied.",
+                                  f"check 'prepflow status {process_id}' and try again.") from None
             except Refused as refused:
                 record = engine.refusal_record(definition, instance, action, actor, at, refused,
                                                inputs)
                 self.store.commit(process_id, stored.version, None, [_draft(record)])
                 raise
-            try:
-                saved = self.store.commit(process_id, stored.version, decision.after.to_doc(),
-                                          [_draft(r) for r in decision.records])
-            except VersionConflict:
-                if attempt == 2:
-                    raise Refused("concurrent", f"another change to {process_id} was saved at "
-                                  "the same moment, twice; yours was not applied.",
-                                  f"check 'prepflow status {process_id}' and try again.") from None
-                continue  # someone else changed it: decide again on what is there now
             return Outcome(process_id, decision, saved.version)
         raise AssertionError("unreachable")
 
@@ -133,6 +136,7 @@ class Service:
         """Apply what is due in every process (or the named ones); idempotent."""
         at = self.now(now)
         wanted = set(processes) if processes else None
+        self.skipped = []
         outcomes = []
         for stored in self.store.list():
             if wanted is not None and stored.process_id not in wanted:
@@ -154,7 +158,10 @@ class Service:
                                           [_draft(r) for r in decision.records])
             except VersionConflict:
                 if attempt == 2:
-                    raise
+                    # Busy with someone else's changes twice in a row: leave it to the next
+                    # tick (advance is idempotent) rather than stall every other process.
+                    self.skipped.append(stored.process_id)
+                    return None
                 stored = self.store.get(stored.process_id)
                 continue
             return Outcome(stored.process_id, decision, saved.version)

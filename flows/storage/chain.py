@@ -38,6 +38,15 @@ def to_document(value: Mapping[str, Any], what: str) -> dict[str, Any]:
     return doc
 
 
+def definition_clash(process_id: str, definition_hash: str) -> ValueError:
+    """The error for a definition whose hash already names a different stored definition."""
+    return ValueError(
+        f"the definition of {process_id} has the hash {definition_hash!r}, which already names "
+        "a different stored definition; give each definition the hash of its own content "
+        "(ProcessDefinition.fingerprint())"
+    )
+
+
 def iso_utc(at: datetime) -> str:
     """The hashed spelling of a time: UTC, always with microseconds, ending in Z."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -27,9 +27,7 @@ from sqlalchemy.engine import Engine
 from flows.storage.chain import canonical_json
 
 # Written with "?" placeholders; Driver.sql turns them into psycopg's "%s".
-PROCESS_COLUMNS = (
-    "process_id, definition_hash, state, version, audit_seq, created_at, updated_at"
-)
+PROCESS_COLUMNS = "process_id, definition_hash, state, version, audit_seq, created_at, updated_at"
 GET = f"SELECT {PROCESS_COLUMNS} FROM processes WHERE process_id = ?"
 LIST = f"SELECT {PROCESS_COLUMNS} FROM processes ORDER BY process_id"
 KNOWN = "SELECT process_id FROM processes ORDER BY process_id"
@@ -90,8 +88,9 @@ class Driver:
         if engine.dialect.name == "sqlite":
             # BEGIN IMMEDIATE: take the write lock before reading the head, so a second writer
             # waits (busy_timeout) instead of failing when its read turns into a write.
-            return cls(engine, "BEGIN IMMEDIATE", "", _sqlite_time, _sqlite_time_out,
-                       json.loads, "?")
+            return cls(
+                engine, "BEGIN IMMEDIATE", "", _sqlite_time, _sqlite_time_out, json.loads, "?"
+            )
         # psycopg sends a str as "unknown", so PostgreSQL takes canonical JSON text for a json
         # column as it is, and it hands aware datetimes to timestamptz columns natively.
         return cls(engine, None, " FOR UPDATE", _same, _pg_time_out, _same, "%s")

@@ -9,13 +9,21 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from flows.storage.chain import GENESIS, check_chain, seal, seal_all, to_document
+from flows.storage.chain import (
+    GENESIS,
+    check_chain,
+    definition_clash,
+    seal,
+    seal_all,
+    to_document,
+)
 from flows.storage.model import (
     AuditDraft,
     AuditEntry,
     StoredProcess,
     UnknownProcess,
     VersionConflict,
+    freeze,
 )
 
 
@@ -33,6 +41,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rows: dict[str, _Row] = {}
+        # One read-only body per definition hash, shared as SqlStore shares it.
+        self._bodies: dict[str, dict[str, Any]] = {}
         # Tests tamper with this list to check that verify() notices.
         self.log: dict[str, builtins.list[AuditEntry]] = {}
 
@@ -49,12 +59,16 @@ class MemoryStore:
         definition_doc = to_document(definition, f"definition of {process_id}")
         state_doc = to_document(state, f"state of {process_id}")
         with self._lock:
+            known = self._bodies.get(definition_hash)
+            if known is not None and known != definition_doc:
+                raise definition_clash(process_id, definition_hash)
             if process_id in self._rows:
                 return False
+            body = self._bodies.setdefault(definition_hash, freeze(definition_doc))
             now = datetime.now(UTC)
             process = StoredProcess(
                 process_id=process_id,
-                definition=definition_doc,
+                definition=body,
                 definition_hash=definition_hash,
                 state=state_doc,
                 version=1,
@@ -147,9 +161,6 @@ class MemoryStore:
 
 
 def _copy(process: StoredProcess) -> StoredProcess:
-    """A copy whose documents the caller may mutate without changing the store."""
-    return dataclasses.replace(
-        process,
-        definition=to_document(process.definition, "definition"),
-        state=to_document(process.state, "state"),
-    )
+    """A copy whose state the caller may mutate without changing the store (the definition
+    is read-only, as SqlStore gives it)."""
+    return dataclasses.replace(process, state=to_document(process.state, "state"))

@@ -10,7 +10,7 @@ import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 #: How many known process ids an UnknownProcess message lists before it says "and N more".
 _KNOWN_SHOWN = 20
@@ -56,9 +56,67 @@ class AuditEntry:
     hash: str
 
 
+def _read_only(*_args: object, **_kwargs: object) -> NoReturn:
+    raise TypeError(
+        "a stored definition is shared by every process made from it and cannot be changed "
+        "in place; change a copy (copy.deepcopy(process.definition) gives plain dicts and lists)"
+    )
+
+
+class FrozenDict(dict[str, Any]):
+    """A JSON object that refuses changes; copies of it (copy, deepcopy, pickle) are plain."""
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self),))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        thawed: dict[str, Any] = thaw(self)
+        return thawed
+
+
+class FrozenList(list[Any]):
+    """A JSON array that refuses changes; copies of it (copy, deepcopy, pickle) are plain."""
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = extend = insert = pop = remove = reverse = sort = clear = _read_only
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (list(self),))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        thawed: list[Any] = thaw(self)
+        return thawed
+
+
+def freeze(document: Any) -> Any:
+    """A read-only copy of a JSON document: FrozenDict and FrozenList all the way down."""
+    if isinstance(document, dict):
+        return FrozenDict((key, freeze(value)) for key, value in document.items())
+    if isinstance(document, list):
+        return FrozenList(freeze(value) for value in document)
+    return document
+
+
+def thaw(document: Any) -> Any:
+    """A plain, changeable copy of a JSON document (frozen or not)."""
+    if isinstance(document, dict):
+        return {key: thaw(value) for key, value in document.items()}
+    if isinstance(document, list):
+        return [thaw(value) for value in document]
+    return document
+
+
 @dataclass(frozen=True)
 class StoredProcess:
-    """A process as stored: its definition, the core's snapshot, and bookkeeping for the log."""
+    """A process as stored: its definition, the core's snapshot, and bookkeeping for the log.
+
+    ``definition`` is read-only (FrozenDict): one body is shared by every process made from
+    it, so that reading ten thousand processes does not parse and hold ten thousand copies.
+    ``state`` is the caller's own copy.
+    """
 
     process_id: str
     definition: dict[str, Any]

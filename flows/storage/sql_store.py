@@ -3,6 +3,10 @@
 Every write is one transaction that first locks the process row (SELECT … FOR UPDATE on
 PostgreSQL, BEGIN IMMEDIATE on SQLite), so concurrent writers queue: a stale version raises
 VersionConflict and writes nothing, and appends never fork the hash chain.
+
+Definitions are kept once per hash (schema step 3) and cached here by hash. The transition
+path (get, list, commit) runs its few statements on the driver connection (driver.py): through
+SQLAlchemy's execution machinery it cost several times the commit itself.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from flows.storage.chain import (
     GENESIS,
     canonical_json,
     check_chain,
+    definition_clash,
     seal,
     seal_all,
     to_document,
@@ -35,6 +40,7 @@ from flows.storage.model import (
     StoreError,
     UnknownProcess,
     VersionConflict,
+    freeze,
 )
 from flows.storage.tables import audit_log, definitions, processes
 
@@ -60,7 +66,11 @@ class SqlStore:
     """Processes and their hash-chained audit log in a SQL database."""
 
     def __init__(self, url: str, *, schema_version: int | None = None) -> None:
-        """Open ``url`` and bring its schema up to date (``schema_version``: tests of upgrades)."""
+        """Open ``url`` and bring its schema up to date.
+
+        ``schema_version`` stops the upgrade there, to build old databases in upgrade tests;
+        the store itself reads and writes only the latest schema.
+        """
         self.url = describe(url)
         self._engine = make_engine(url)
         try:
@@ -72,8 +82,10 @@ class SqlStore:
         self._writer = self._engine.execution_options(**{WRITE: True})
         self._insert_definition, self._insert_process = _creates(self._engine.dialect.name)
         self._driver = driver.Driver.for_engine(self._engine)
-        # Definition bodies by hash, as canonical JSON: a body never changes under its hash.
+        # Definition bodies by hash, as canonical JSON and as handed out (read-only, shared by
+        # every process made from it): a body never changes under its hash.
         self._bodies: dict[str, str] = {}
+        self._frozen: dict[str, dict[str, Any]] = {}
 
     def create(
         self,
@@ -156,8 +168,16 @@ class SqlStore:
                 new_state, new_version = state_doc, version + 1
                 cursor.execute(
                     d.sql(driver.ADVANCE),
-                    (d.json_in(state_doc), new_version, new_seq, new_hash, d.time_in(updated_at),
-                     process_id, audit_seq, version),
+                    (
+                        d.json_in(state_doc),
+                        new_version,
+                        new_seq,
+                        new_hash,
+                        d.time_in(updated_at),
+                        process_id,
+                        audit_seq,
+                        version,
+                    ),
                 )
             else:
                 new_state, new_version = d.json_out(head[5]), version
@@ -216,14 +236,14 @@ class SqlStore:
         )
 
     def _definition(self, definition_hash: str) -> dict[str, Any]:
-        """A fresh copy of the definition body stored under ``definition_hash``."""
-        text = self._bodies.get(definition_hash)
-        if text is None:
-            with guard(self.url), self._engine.connect() as conn:
-                text = self._load_bodies(conn, [definition_hash])[definition_hash]
-        # Parsed per call, not shared: callers may change what they get (as with MemoryStore),
-        # and a cached body must stay as stored. ~10 µs for a WTPF definition.
-        body: dict[str, Any] = json.loads(text)
+        """The read-only definition body stored under ``definition_hash`` (cached)."""
+        body = self._frozen.get(definition_hash)
+        if body is None:
+            text = self._bodies.get(definition_hash)
+            if text is None:
+                with guard(self.url), self._engine.connect() as conn:
+                    text = self._load_bodies(conn, [definition_hash])[definition_hash]
+            body = self._frozen[definition_hash] = freeze(json.loads(text))
         return body
 
     def _load_bodies(self, conn: sa.Connection, hashes: Iterable[str]) -> dict[str, str]:
@@ -240,11 +260,7 @@ class SqlStore:
         """Refuse a definition whose hash already names a different stored body."""
         stored = self._load_bodies(conn, [definition_hash])[definition_hash]
         if stored != canonical_json(body):
-            raise ValueError(
-                f"the definition of {process_id} has the hash {definition_hash!r}, which "
-                "already names a different stored definition; give each definition the hash "
-                "of its own content (ProcessDefinition.fingerprint())"
-            )
+            raise definition_clash(process_id, definition_hash)
 
     def audit(self, process_id: str | None = None) -> builtins.list[AuditEntry]:
         """Audit entries ordered by process id, then seq."""

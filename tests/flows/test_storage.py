@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,14 +26,16 @@ from flows.storage import (
     StoreError,
     UnknownProcess,
     VersionConflict,
+    db,
     open_store,
 )
 from flows.storage.chain import seal
 from flows.storage.migrations import STEPS, current_version
-from flows.storage.tables import audit_log, metadata
+from flows.storage.tables import UtcDateTime, audit_log, definitions, metadata
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 DEFINITION = {"name": "wtpf", "states": ["draft", "comments", "final"]}
+OTHER = {"name": "wtdc", "states": ["draft", "final"]}
 
 
 def draft(n: int = 0, **changes: Any) -> AuditDraft:
@@ -208,6 +212,52 @@ def test_times_come_back_aware_utc(backend: Backend) -> None:
     assert entry.at.microsecond == 123456
 
 
+def test_processes_share_one_definition_row(sql_url: str) -> None:
+    """Processes created from one definition keep it once; get() and list() still carry it."""
+    with SqlStore(sql_url) as store:
+        for pid in ["a", "b", "c"]:
+            make(store, pid)
+        assert not store.create("a", OTHER, "other", {}, draft(0))  # exists: keeps nothing
+        assert [p.definition for p in store.list()] == [DEFINITION] * 3
+    with SqlStore(sql_url) as fresh:  # a new store reads the body from the table, not a cache
+        assert fresh.get("b").definition == DEFINITION
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(definitions.c.hash, definitions.c.body)).all()
+        assert [tuple(r) for r in rows] == [("defhash", DEFINITION)]
+    finally:
+        engine.dispose()
+
+
+def test_one_hash_one_definition(backend: Backend) -> None:
+    """A hash that already names another definition is refused: one of them would be lost."""
+    store = backend.store
+    make(store, "wtpf-26")
+    with pytest.raises(ValueError, match=r"hash 'defhash'.*different stored definition"):
+        store.create("wtdc-25", OTHER, "defhash", {"state": "draft"}, draft(0, kind="init"))
+    with pytest.raises(UnknownProcess):
+        store.get("wtdc-25")
+    assert store.create("wtdc-25", OTHER, "otherhash", {"state": "draft"}, draft(0))
+
+
+def test_state_is_the_callers_definition_is_shared(backend: Backend) -> None:
+    """A returned state is the caller's to change; a definition is shared, so it refuses."""
+    store = backend.store
+    make(store)
+    returned = [store.get("wtpf-26"), store.list()[0], store.commit("wtpf-26", 1, None, [draft(1)])]
+    for process in returned:
+        process.state["state"] = "forged"
+        with pytest.raises(TypeError, match="cannot be changed in place"):
+            process.definition["states"].append("forged")
+        with pytest.raises(TypeError, match="cannot be changed in place"):
+            process.definition["name"] = "forged"
+        mine = copy.deepcopy(process.definition)
+        mine["states"].append("mine")  # a deep copy is plain
+    again = store.get("wtpf-26")
+    assert (again.definition, again.state) == (DEFINITION, {"state": "draft"})
+
+
 def test_naive_datetime_refused() -> None:
     """An audit draft with a naive time is refused: it is ambiguous between time zones."""
     with pytest.raises(ValueError, match="no time zone"):
@@ -369,37 +419,116 @@ def test_steps_are_numbered_in_order() -> None:
     assert STEPS[-1].version == SCHEMA_VERSION
 
 
+def _assert_schema_matches_tables(engine: sa.Engine) -> None:
+    inspector = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        assert {c["name"] for c in inspector.get_columns(table.name)} == set(table.c.keys())
+        assert {i["name"] for i in inspector.get_indexes(table.name)} == {
+            i.name for i in table.indexes
+        }
+        assert {
+            (tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
+            for fk in inspector.get_foreign_keys(table.name)
+        } == {
+            ((fk.parent.name,), fk.column.table.name, (fk.column.name,))
+            for fk in table.foreign_keys
+        }
+
+
 def test_migrated_schema_matches_tables(sql_url: str) -> None:
-    """The migrations build exactly the columns and indexes the store's tables describe."""
+    """The migrations build exactly the columns, indexes and foreign keys the tables describe."""
     SqlStore(sql_url).close()
     engine = sa.create_engine(sql_url, poolclass=NullPool)
     try:
-        inspector = sa.inspect(engine)
-        for table in metadata.sorted_tables:
-            assert {c["name"] for c in inspector.get_columns(table.name)} == set(table.c.keys())
-            assert {i["name"] for i in inspector.get_indexes(table.name)} == {
-                i.name for i in table.indexes
-            }
+        _assert_schema_matches_tables(engine)
     finally:
         engine.dispose()
 
 
-def test_upgrade_from_step_1(sql_url: str) -> None:
-    """A database left at schema 1 is upgraded on open, with its data intact."""
-    with SqlStore(sql_url, schema_version=1) as old:
-        make(old, entries=2)
-        before, log = old.get("wtpf-26"), old.audit()
+def _old_database(url: str, version: int, definitions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A database at schema ``version`` (< 3: one definition copy per process) with data.
+
+    ``definitions`` maps process ids to their definitions, hashed as the caller would.
+    Returns what the upgraded store should give back: processes by id and the audit log.
+    """
+    SqlStore(url, schema_version=version).close()  # the schema of that day, empty
+    created = datetime(2025, 1, 6, 8, 0, 0, 250000, tzinfo=UTC)
+    old_processes = sa.table(
+        "processes",
+        *(sa.column(n) for n in ["process_id", "definition_hash", "version", "audit_seq"]),
+        *(sa.column(n) for n in ["head_hash"]),
+        sa.column("definition", sa.JSON),
+        sa.column("state", sa.JSON),
+        sa.column("created_at", UtcDateTime),
+        sa.column("updated_at", UtcDateTime),
+    )
+    expected: dict[str, StoredProcess] = {}
+    log = []
+    for pid, definition in sorted(definitions.items()):
+        entries = [seal(pid, 1, "0" * 64, draft(0, kind="init"))]
+        entries.append(seal(pid, 2, entries[0].hash, draft(1)))
+        log += entries
+        expected[pid] = StoredProcess(
+            process_id=pid,
+            definition=definition,
+            definition_hash=f"hash-{definition['name']}",
+            state={"state": "comments", "of": pid},
+            version=2,
+            audit_seq=2,
+            created_at=created,
+            updated_at=created + timedelta(days=1),
+        )
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            for p in expected.values():
+                conn.execute(
+                    sa.insert(old_processes).values(
+                        head_hash=[e for e in log if e.process_id == p.process_id][-1].hash,
+                        **{f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
+                    )
+                )
+            conn.execute(sa.insert(audit_log), [dataclasses.asdict(e) for e in log])
+            assert current_version(conn) == version
+    finally:
+        engine.dispose()
+    return {"processes": expected, "log": log}
+
+
+@pytest.mark.parametrize("version", range(1, SCHEMA_VERSION))
+def test_upgrade_keeps_data(sql_url: str, version: int) -> None:
+    """A database left at an older schema is upgraded on open, with its data intact.
+
+    Step 3 moves the definitions into their own table, one row per distinct definition.
+    """
+    old = _old_database(sql_url, version, {"a": DEFINITION, "b": OTHER, "c": DEFINITION})
+    with SqlStore(sql_url) as store:
+        assert {p.process_id: p for p in store.list()} == old["processes"]
+        assert store.get("c") == old["processes"]["c"]
+        assert (store.audit(), store.verify()) == (old["log"], [])
+        after = store.commit("c", 2, {"state": "final"}, [draft(2)])  # and it goes on working
+        assert (after.definition, after.version, store.verify()) == (DEFINITION, 3, [])
     engine = sa.create_engine(sql_url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            assert current_version(conn) == 1
-        with SqlStore(sql_url) as new:
-            assert (new.get("wtpf-26"), new.audit(), new.verify()) == (before, log, [])
-        with engine.connect() as conn:
             assert current_version(conn) == SCHEMA_VERSION
-            assert "ix_audit_log_at" in {
-                i["name"] for i in sa.inspect(conn).get_indexes("audit_log")
-            }
+            bodies = dict(conn.execute(sa.select(definitions.c.hash, definitions.c.body)).all())
+        assert bodies == {"hash-wtpf": DEFINITION, "hash-wtdc": OTHER}
+        _assert_schema_matches_tables(engine)
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_refuses_two_bodies_for_one_hash(sql_url: str) -> None:
+    """Step 3 refuses, changing nothing, when one hash names two bodies: it would lose one."""
+    _old_database(sql_url, 2, {"a": DEFINITION, "b": {**DEFINITION, "states": ["x"]}})
+    with pytest.raises(StoreError, match="'hash-wtpf' hold different definitions"):
+        SqlStore(sql_url)
+    engine = sa.create_engine(sql_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            assert current_version(conn) == 2
+            assert "definition" in {c["name"] for c in sa.inspect(conn).get_columns("processes")}
     finally:
         engine.dispose()
 
@@ -441,6 +570,28 @@ def test_unreachable_server_masks_password() -> None:
         SqlStore("postgresql+psycopg://clerk:s3cret@127.0.0.1:1/prepflow")
     assert "s3cret" not in str(caught.value)
     assert "clerk:***@127.0.0.1:1" in str(caught.value)
+
+
+def test_sqlite_reads_do_not_wait_for_a_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While another program holds the write lock, reads go on and a writer gives up in words."""
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 100)
+    path = tmp_path / "prepflow.db"
+    with SqlStore(f"sqlite:///{path}") as store:
+        make(store)
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            assert store.get("wtpf-26").version == 1
+            assert [p.version for p in store.list()] == [1]
+            with pytest.raises(StoreError, match="stayed locked by another prepflow program"):
+                store.commit("wtpf-26", 1, {"state": "comments"}, [draft(1)])
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert store.commit("wtpf-26", 1, {"state": "comments"}, [draft(1)]).version == 2
+        assert store.verify() == []
 
 
 def test_open_store_defaults_to_durable_sqlite(

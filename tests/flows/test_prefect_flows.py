@@ -1,0 +1,508 @@
+"""The Prefect flows against a real (temporary) Prefect server: ticks, actions, pauses, crashes.
+
+Each test has a SQLite store of its own (a file in tmp_path); the Prefect server is shared by
+the session (``prefect_server`` in conftest.py). Runs, names, states and artifacts are read
+back from the server through the Prefect client, as the UI would show them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import prefect
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.flow_runs import resume_flow_run
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import State
+
+from flows.advance import advance
+from flows.clock import FixedClock
+from flows.loader import definition_from_text, load_definition
+from flows.secretariat import SecretariatAction, await_secretariat, secretariat_action
+from flows.service import Service
+from flows.storage import AuditEntry, open_store
+from states.definition import ProcessDefinition
+from states.instance import Instance
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+ROOT = Path(__file__).resolve().parents[2]
+WTPF = load_definition(ROOT / "config" / "wtpf26.yaml")
+BY = "wtpf-secretariat"
+GENEVA = ZoneInfo("Europe/Zurich")
+
+
+def utc(*args: int) -> datetime:
+    """An aware UTC instant."""
+    return datetime(*args, tzinfo=UTC)
+
+
+#: When the test processes are created (the day after CL-24/44 went out).
+START = utc(2024, 7, 10, 8)
+#: 2024-08-26 is the First Draft's comment deadline: it passes at midnight Geneva (CEST).
+FIRST_DEADLINE_PASSED = utc(2024, 8, 26, 22)
+
+
+def mini(deadline: str = "2025-02-07") -> ProcessDefinition:
+    """A one-draft process whose forum date is not set yet (Council has not decided)."""
+    return definition_from_text(textwrap.dedent(f"""\
+        id: mini-26
+        name: A small forum's preparation (test fixture)
+        timezone: Europe/Zurich
+        forum: {{name: MINI-26, opens: null, days: 2}}
+        secretariat: [{{id: sec, name: Secretariat, email: sec@example.org}}]
+        rules: {{final_min_lead_days: 42}}
+        cycles:
+          - {{id: draft1, name: Only Draft, posting: 2024-09-30, comment_deadline: {deadline}}}
+          - {{id: final, name: Final report, kind: final, posting: 2025-03-03}}
+        """), "mini-26 (test)")
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    """A fresh SQLite store for this test."""
+    return f"sqlite:///{tmp_path / 'prepflow.db'}"
+
+
+@contextmanager
+def service(database: str) -> Iterator[Service]:
+    """A service on the test's store (closed afterwards, as a flow run's would be)."""
+    store = open_store(database)
+    try:
+        yield Service(store, FixedClock(START))
+    finally:
+        store.close()
+
+
+def snapshot(database: str, process_id: str) -> tuple[dict[str, Any], int, list[AuditEntry]]:
+    """A process's state document, version and audit log."""
+    with service(database) as svc:
+        stored = svc.store.get(process_id)
+        return stored.state, stored.version, svc.store.audit(process_id)
+
+
+def main_state(database: str, process_id: str) -> str:
+    """Where the process's main region stands."""
+    return str(Instance.from_doc(snapshot(database, process_id)[0]).regions["main"])
+
+
+def wtpf_with_first_draft_posted(database: str) -> None:
+    """WTPF-26 created, and the First Draft posted on its Annex 2 day."""
+    with service(database) as svc:
+        svc.init(WTPF, START)
+        svc.transition("wtpf-26", "post_draft1", BY, "WTPF-26/1", now=utc(2024, 8, 5, 8))
+
+
+def flow_run(state: State[Any]) -> FlowRun:
+    """The run a returned state belongs to, as the server has it now."""
+    run_id = state.state_details.flow_run_id
+    assert run_id is not None
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(run_id)
+
+
+def transitions(entries: list[AuditEntry]) -> list[AuditEntry]:
+    """The transition entries of an audit log."""
+    return [e for e in entries if e.kind == "transition"]
+
+
+# --- the scheduled tick -------------------------------------------------------------------
+
+
+def test_tick_closes_the_first_draft_comment_window_and_publishes_artifacts(database: str) -> None:
+    """A tick after the deadline closes the window; its name says so; artifacts are published."""
+    wtpf_with_first_draft_posted(database)
+
+    state = advance(now=FIRST_DEADLINE_PASSED, database=database, return_state=True)
+
+    assert state.is_completed(), state.message
+    assert main_state(database, "wtpf-26") == "draft1.comments_closed"
+    run = flow_run(state)
+    assert run.name == "wtpf-26: First Draft comment window closed"
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+    by_key = {a.key: a for a in artifacts}
+    assert set(by_key) >= {f"wtpf-26-{what}" for what in
+                           ("status", "timeline", "diagram", "rules", "alerts")}
+    timeline = str(by_key["wtpf-26-timeline"].data)
+    assert timeline.startswith("```mermaid\ngantt\n"), timeline[:80]
+    assert "First Draft comment deadline" in timeline or "First Draft" in timeline
+    assert "stateDiagram-v2" in str(by_key["wtpf-26-diagram"].data)
+    assert "six-weeks" in str(by_key["wtpf-26-rules"].data)
+
+
+def test_tick_with_nothing_due_is_completed_and_named_so(database: str) -> None:
+    """A tick before any deadline changes nothing, completes, and is named 'nothing due'."""
+    wtpf_with_first_draft_posted(database)
+    before = snapshot(database, "wtpf-26")
+
+    state = advance(now=utc(2024, 8, 20, 12), database=database, return_state=True)
+
+    assert state.type is StateType.COMPLETED
+    assert flow_run(state).name == "nothing due"
+    assert snapshot(database, "wtpf-26") == before
+
+
+# --- duplicated and DST-doubled ticks ------------------------------------------------------
+
+
+def test_duplicated_tick_applies_the_transition_once(database: str) -> None:
+    """The same scheduled tick delivered twice closes the window once."""
+    wtpf_with_first_draft_posted(database)
+
+    first = advance(now=FIRST_DEADLINE_PASSED, database=database, return_state=True)
+    second = advance(now=FIRST_DEADLINE_PASSED, database=database, return_state=True)
+
+    assert first.is_completed() and second.is_completed()
+    assert flow_run(second).name == "nothing due"
+    closed = [e for e in snapshot(database, "wtpf-26")[2] if e.trigger == "close_comments_draft1"]
+    assert len(closed) == 1
+    assert closed[0].at == FIRST_DEADLINE_PASSED
+
+
+def test_dst_doubled_tick_applies_the_deadline_of_that_night_once(database: str) -> None:
+    """02:30 happens twice on 27 Oct 2024 in Geneva; the deadline that night is applied once."""
+    definition = mini(deadline="2024-10-26")  # passes at 27 Oct 00:00 CEST, before the fall back
+    with service(database) as svc:
+        svc.init(definition, utc(2024, 9, 1))
+        svc.transition("mini-26", "post_draft1", "sec", "MINI-26/1", now=utc(2024, 9, 30, 8))
+    summer = datetime(2024, 10, 27, 2, 30, tzinfo=GENEVA)  # CEST, UTC+2
+    winter = summer.replace(fold=1)  # the same wall-clock time an hour later, CET, UTC+1
+    ticks = [summer.astimezone(UTC), winter.astimezone(UTC)]
+    assert ticks == [utc(2024, 10, 27, 0, 30), utc(2024, 10, 27, 1, 30)]
+
+    names = [flow_run(advance(now=t, database=database, return_state=True)).name for t in ticks]
+
+    assert names == ["mini-26: Only Draft comment window closed", "nothing due"]
+    entries = snapshot(database, "mini-26")[2]
+    assert [e.trigger for e in transitions(entries)] == ["post_draft1", "close_comments_draft1"]
+    assert main_state(database, "mini-26") == "final.drafting"  # no meeting: the final is next
+
+
+# --- secretariat-action ---------------------------------------------------------------------
+
+
+def test_secretariat_action_applies_and_records_the_actor(database: str) -> None:
+    """Posting the First Draft from the Run form is applied and audited with the actor."""
+    with service(database) as svc:
+        svc.init(WTPF, START)
+    action = SecretariatAction(process="wtpf-26", trigger="post_draft1", actor=BY,
+                               document="WTPF-26/1")
+
+    state = secretariat_action(action=action, now=utc(2024, 8, 5, 8), database=database,
+                               return_state=True)
+
+    assert state.is_completed(), state.message
+    assert state.message == "First Draft posted"
+    assert flow_run(state).name == "wtpf-26: First Draft posted"
+    assert main_state(database, "wtpf-26") == "draft1.comment_window"
+    last = snapshot(database, "wtpf-26")[2][-1]
+    assert (last.kind, last.trigger, last.actor) == ("transition", "post_draft1", BY)
+    assert last.inputs["document"] == "WTPF-26/1"
+
+
+def test_secretariat_action_refused_by_a_rule_fails_with_the_refusal(database: str) -> None:
+    """Posting the Third Draft during the first cycle fails the run; only the refusal is logged."""
+    with service(database) as svc:
+        svc.init(WTPF, START)
+    state_before, version_before, log_before = snapshot(database, "wtpf-26")
+    action = SecretariatAction(process="wtpf-26", trigger="post_draft3", actor=BY,
+                               document="WTPF-26/3")
+
+    state = secretariat_action(action=action, now=utc(2024, 8, 5, 8), database=database,
+                               return_state=True)
+
+    assert state.is_failed()
+    run = flow_run(state)
+    assert run.state is not None and run.state.is_failed()
+    assert run.state.message == state.message
+    assert state.message is not None
+    assert state.message.startswith("Refused by rule 'order': 'Third Draft posted' cannot "
+                                    "happen yet")
+    assert run.name == "wtpf-26: post_draft3 refused"
+    state_after, version_after, log_after = snapshot(database, "wtpf-26")
+    assert (state_after, version_after) == (state_before, version_before)
+    assert log_after[:-1] == log_before
+    refusal = log_after[-1]
+    assert (refusal.kind, refusal.trigger, refusal.actor) == ("refusal", "post_draft3", BY)
+    assert refusal.reason == state.message
+
+
+def test_secretariat_action_by_an_unknown_actor_fails_and_changes_nothing(database: str) -> None:
+    """Someone not listed as a secretariat member is refused; nothing at all is written."""
+    with service(database) as svc:
+        svc.init(WTPF, START)
+    before = snapshot(database, "wtpf-26")
+    action = SecretariatAction(process="wtpf-26", trigger="post_draft1", actor="mallory",
+                               document="WTPF-26/1")
+
+    state = secretariat_action(action=action, now=utc(2024, 8, 5, 8), database=database,
+                               return_state=True)
+
+    assert state.is_failed()
+    assert state.message is not None
+    assert "'mallory' is not a secretariat member of wtpf-26" in state.message
+    assert "wtpf-secretariat" in state.message  # says who may act
+    assert snapshot(database, "wtpf-26") == before
+
+
+# --- await-secretariat: pause for input, resume programmatically ---------------------------
+
+
+class Paused:
+    """An await-secretariat run going on in a thread, found on the server by a unique tag."""
+
+    def __init__(self, api_url: str, **parameters: Any) -> None:
+        self.tag = f"test-{uuid.uuid4().hex[:12]}"
+        self.result: dict[str, State[Any]] = {}
+        self.thread = threading.Thread(target=self._run, args=(api_url, parameters),
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self, api_url: str, parameters: dict[str, Any]) -> None:
+        # A new thread does not see the main thread's temporary settings: name the server.
+        with temporary_settings(updates={PREFECT_API_URL: api_url}), prefect.tags(self.tag):
+            self.result["state"] = asyncio.run(
+                await_secretariat(return_state=True, **parameters))
+
+    def read(self) -> FlowRun | None:
+        """The run as the server has it now (None before it exists)."""
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                tags=FlowRunFilterTags(all_=[self.tag])))
+        return runs[0] if runs else None
+
+    def wait_paused(self, timeout: float = 30) -> FlowRun:
+        """Block until the run waits for input."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.read()
+            if run is not None and run.state is not None and run.state.is_paused():
+                return run
+            assert self.thread.is_alive(), f"the run ended without pausing: {self.result}"
+            time.sleep(0.05)
+        raise AssertionError(f"no paused run after {timeout} s: {self.read()}")
+
+    def finish(self, timeout: float = 30) -> State[Any]:
+        """The run's final state, once it has ended."""
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the run did not finish after being resumed"
+        return self.result["state"]
+
+
+@pytest.fixture
+def ask(prefect_server: str, database: str) -> Iterator[Callable[..., Paused]]:
+    """Start await-secretariat runs on the test's store; none is left waiting afterwards."""
+    started: list[Paused] = []
+
+    def start(process: str, trigger: str, now: datetime) -> Paused:
+        # poll_seconds=0.1: resumed runs notice within ~0.1 s; a forgotten one times out in 60 s.
+        run = Paused(prefect_server, process=process, trigger=trigger, database=database,
+                     timeout_hours=60 / 3600, poll_seconds=0.1, now=now)
+        started.append(run)
+        return run
+
+    yield start
+    for run in started:
+        current = run.read()
+        if run.thread.is_alive() and current is not None:
+            resume_flow_run(current.id, run_input={"actor": "cleanup", "document": "-"})
+        run.thread.join(10)
+
+
+def test_await_secretariat_resumed_with_valid_input_applies_the_step(
+        database: str, ask: Callable[..., Paused]) -> None:
+    """The wait-for-input form, answered, posts the draft with the actor from the answer."""
+    with service(database) as svc:
+        svc.init(WTPF, START)
+    waiting = ask("wtpf-26", "post_draft1", utc(2024, 8, 5, 8))
+    run = waiting.wait_paused()
+    assert run.name == "wtpf-26: waiting for 'First Draft posted'"
+    assert main_state(database, "wtpf-26") == "draft1.drafting"  # nothing happens while paused
+
+    resume_flow_run(run.id, run_input={"actor": BY, "document": "WTPF-26/1", "confirm": True,
+                                       "reason": "online since 10:00"})
+    state = waiting.finish()
+
+    assert state.is_completed(), state.message
+    assert main_state(database, "wtpf-26") == "draft1.comment_window"
+    last = snapshot(database, "wtpf-26")[2][-1]
+    assert (last.kind, last.trigger, last.actor) == ("transition", "post_draft1", BY)
+    assert last.inputs["document"] == "WTPF-26/1"
+    assert last.reason == "online since 10:00"
+    assert flow_run(state).name == "wtpf-26: First Draft posted"
+
+
+def test_await_secretariat_guard_refusal_fails_the_run_and_changes_nothing(
+        database: str, ask: Callable[..., Paused]) -> None:
+    """Posting the final report with no forum date and no override fails with the rule's text."""
+    with service(database) as svc:
+        svc.init(mini(), utc(2024, 9, 1))
+        svc.transition("mini-26", "post_draft1", "sec", "MINI-26/1", now=utc(2024, 9, 30, 8))
+        svc.advance(utc(2025, 2, 10))
+    assert main_state(database, "mini-26") == "final.drafting"
+    state_before, version_before, log_before = snapshot(database, "mini-26")
+    waiting = ask("mini-26", "post_final", utc(2025, 3, 3, 9))
+    run = waiting.wait_paused()
+
+    resume_flow_run(run.id, run_input={"actor": "sec", "document": "MINI-26/FINAL",
+                                       "confirm": True, "override": False})
+    state = waiting.finish()
+
+    assert state.is_failed()
+    assert state.message is not None
+    assert state.message.startswith("Refused by rule 'six-weeks': the forum's opening date is "
+                                    "not set")
+    server_state = flow_run(state).state
+    assert server_state is not None and server_state.message == state.message
+    state_after, version_after, log_after = snapshot(database, "mini-26")
+    assert (state_after, version_after) == (state_before, version_before)
+    assert log_after[:-1] == log_before
+    assert (log_after[-1].kind, log_after[-1].actor) == ("refusal", "sec")
+
+
+def test_await_secretariat_rejects_invalid_input_and_stays_paused(
+        database: str, ask: Callable[..., Paused]) -> None:
+    """Input that does not fit the form is refused by the server; the run keeps waiting."""
+    with service(database) as svc:
+        svc.init(WTPF, START)
+    before = snapshot(database, "wtpf-26")
+    waiting = ask("wtpf-26", "post_draft1", utc(2024, 8, 5, 8))
+    run = waiting.wait_paused()
+
+    with pytest.raises(RuntimeError, match="Validation failed for field 'confirm'"):
+        resume_flow_run(run.id, run_input={"actor": BY, "document": "WTPF-26/1",
+                                           "confirm": "maybe"})
+    with pytest.raises(RuntimeError, match="'actor' is a required property"):
+        resume_flow_run(run.id, run_input={"document": "WTPF-26/1", "confirm": True})
+
+    time.sleep(0.3)  # three poll intervals: a run that had taken the input would have moved on
+    again = waiting.read()
+    assert again is not None and again.state is not None and again.state.is_paused()
+    assert waiting.thread.is_alive()
+    assert snapshot(database, "wtpf-26") == before
+    # A later well-formed answer is still taken (here: not confirmed, so nothing happens).
+    resume_flow_run(run.id, run_input={"actor": BY, "document": "WTPF-26/1", "confirm": False})
+    state = waiting.finish()
+    assert state.is_failed()
+    assert state.message == "'First Draft posted' was not confirmed; nothing changed."
+    assert snapshot(database, "wtpf-26") == before
+
+
+# --- kill and restart -----------------------------------------------------------------------
+
+#: Run in a child process: the advance flow on a store whose writes are slowed down (a slow
+#: disk), so that a SIGKILL lands in the middle of the tick, often inside a transaction.
+TICK_SCRIPT = """
+import sys, time
+from datetime import datetime
+
+from sqlalchemy import event
+from sqlalchemy.pool import Pool
+
+
+@event.listens_for(Pool, "connect")
+def _slow_disk(dbapi_connection, _record):
+    def trace(sql):
+        if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE"):
+            time.sleep(0.004)
+    dbapi_connection.set_trace_callback(trace)
+
+
+from flows.advance import advance
+
+advance(now=datetime.fromisoformat(sys.argv[1]), database=sys.argv[2],
+        publish_artifacts=False, ask_secretariat=False)
+"""
+
+KILL_PROCESSES = 200
+
+
+def closed_count(path: Path) -> int:
+    """How many comment windows the audit log says were closed (read without the store)."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+        row = conn.execute("SELECT count(*) FROM audit_log WHERE kind = 'transition' AND "
+                           "trigger = 'close_comments_draft1'").fetchone()
+    return int(row[0])
+
+
+def test_killed_tick_leaves_a_consistent_store_and_the_next_tick_finishes_once(
+        prefect_server: str, tmp_path: Path) -> None:
+    """SIGKILL mid-tick: state and audit agree, the chain verifies, the next tick does the rest."""
+    path = tmp_path / "prepflow.db"
+    database = f"sqlite:///{path}"
+    ids = [f"wtpf-26-{n:03d}" for n in range(KILL_PROCESSES)]
+    with service(database) as svc:
+        for pid in ids:
+            svc.init(WTPF, START, process_id=pid)
+            svc.transition(pid, "post_draft1", BY, "WTPF-26/1", now=utc(2024, 8, 5, 8))
+    env = {**os.environ, "PREFECT_API_URL": prefect_server,
+           "PREFECT_HOME": str(tmp_path / "prefect-home"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    with (tmp_path / "tick.log").open("wb") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-c", TICK_SCRIPT, FIRST_DEADLINE_PASSED.isoformat(), database],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while closed_count(path) < KILL_PROCESSES // 10:
+                assert child.poll() is None, (tmp_path / "tick.log").read_text()
+                assert time.monotonic() < deadline, "the tick made no progress in 60 s"
+                time.sleep(0.01)
+            os.killpg(child.pid, signal.SIGKILL)
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    done_before = closed_count(path)
+    assert 0 < done_before < KILL_PROCESSES, "the kill did not land mid-tick"
+
+    with service(database) as svc:
+        assert svc.store.verify() == []
+        log = svc.store.audit()
+        for stored in svc.store.list():
+            last = [e for e in log if e.process_id == stored.process_id
+                    and e.kind == "transition" and e.inputs.get("region") == "main"][-1]
+            assert Instance.from_doc(stored.state).regions["main"] == last.to_state, (
+                f"{stored.process_id}: state and audit log disagree")
+
+    state = advance(now=FIRST_DEADLINE_PASSED, database=database, publish_artifacts=False,
+                    ask_secretariat=False, return_state=True)
+
+    assert state.is_completed(), state.message
+    assert len(state.result()["applied"]) == KILL_PROCESSES - done_before
+    with service(database) as svc:
+        assert svc.store.verify() == []
+        log = svc.store.audit()
+        assert {Instance.from_doc(p.state).regions["main"] for p in svc.store.list()} == {
+            "draft1.comments_closed"}
+    per_process = Counter(e.process_id for e in transitions(log)
+                          if e.trigger == "close_comments_draft1")
+    assert per_process == dict.fromkeys(ids, 1)

@@ -1,0 +1,86 @@
+"""README command 1's main job, end to end: a real Prefect server, served deployments, a
+rehearsal's runs and artifacts in the API the UI reads, and a clean stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _api(port: int, path: str, body: dict[str, object] | None = None) -> object:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api{path}", method="POST" if body is not None else "GET",
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.load(reply)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_up_serves_deployments_rehearses_and_stops_cleanly(tmp_path: Path) -> None:
+    """`prepflow up` brings up the UI's API with deployments, runs and artifacts; SIGTERM stops all."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PYTHONPATH=str(ROOT), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_HOME=str(tmp_path / "prefect-home"))
+    with (tmp_path / "up.log").open("wb") as log:
+        up = subprocess.Popen([sys.executable, "-m", "flows.cli", "up", "--port", str(port)],
+                              cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while b"press Ctrl-C" not in (tmp_path / "up.log").read_bytes():
+            assert up.poll() is None, (tmp_path / "up.log").read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "prepflow up did not finish its rehearsal"
+            time.sleep(1)
+        names = set()
+        while time.monotonic() < deadline and len(names) < 4:  # serve registers them
+            names = {d["name"] for d in _api(port, "/deployments/filter", {})}  # type: ignore[attr-defined, index]
+            time.sleep(1)
+        assert names == {"advance", "secretariat-action", "secretariat-amend",
+                         "await-secretariat"}
+        runs = _api(port, "/flow_runs/filter", {"limit": 200})
+        assert isinstance(runs, list)
+        assert len(runs) >= 20
+        assert any("comment window closed" in r["name"] for r in runs)
+        keys = {a["key"] for a in _api(port, "/artifacts/filter", {"limit": 200})  # type: ignore[union-attr]
+                if a["key"]}
+        assert {"wtpf-26-status", "wtpf-26-timeline", "wtpf-26-diagram", "wtpf-26-rules",
+                "wtpf-26-rehearsal"} <= keys
+        transcript = (tmp_path / "rehearsal.txt").read_text()
+        assert "2026-04-13" in transcript
+        assert (tmp_path / "prepflow.db").is_file()
+    finally:
+        up.send_signal(signal.SIGTERM)
+        code = up.wait(timeout=60)
+    output = (tmp_path / "up.log").read_text(errors="replace")
+    assert code == 0, output[-3000:]
+    assert "Traceback" not in output
+    with pytest.raises(OSError):
+        _api(port, "/health")
