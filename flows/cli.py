@@ -319,7 +319,8 @@ def diagram_markdown(spec: ProcessDefinition) -> str:
     return "".join(f"```mermaid\n{block}\n```\n" for block in mermaid(spec))
 
 
-import flows.cli_orchestration  # noqa: E402, F401 (registers rehearse, serve, up)
+import flows.cli_orchestration  # noqa: E402 (registers rehearse, serve, up)
+import flows.cli_register  # noqa: E402, F401 (registers experts, outbox)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,7 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from flows.clock import Clock, SystemClock
-from flows.storage import AuditDraft, Store, StoredProcess, UnknownProcess, VersionConflict
+from flows.notify_plan import plan
+from flows.storage import (
+    AuditDraft,
+    OutboxDraft,
+    Store,
+    StoredProcess,
+    UnknownProcess,
+    VersionConflict,
+)
 from states import engine
 from states.definition import ProcessDefinition
 from states.engine import Decision, Record
@@ -116,7 +124,8 @@ class Service:
                 try:
                     saved = self.store.commit(process_id, stored.version,
                                               decision.after.to_doc(),
-                                              [_draft(r) for r in decision.records])
+                                              [_draft(r) for r in decision.records],
+                                              self._outbox(definition, decision, at))
                 except VersionConflict:
                     if attempt == 1:
                         continue  # someone else changed it: decide again on what is there now
@@ -155,7 +164,8 @@ class Service:
             try:
                 saved = self.store.commit(stored.process_id, stored.version,
                                           decision.after.to_doc(),
-                                          [_draft(r) for r in decision.records])
+                                          [_draft(r) for r in decision.records],
+                                          self._outbox(definition, decision, at))
             except VersionConflict:
                 if attempt == 2:
                     # Busy with someone else's changes twice in a row: leave it to the next
@@ -166,6 +176,12 @@ class Service:
                 continue
             return Outcome(stored.process_id, decision, saved.version)
         return None
+
+    def _outbox(self, definition: ProcessDefinition, decision: Decision,
+                at: datetime) -> list[OutboxDraft]:
+        """The messages a decision queues, written in the same transaction as the decision."""
+        process_id = decision.after.process_id
+        return plan(definition, decision.effects, lambda: self.store.experts(process_id), at)
 
     def status(self, process_id: str, now: datetime | None = None) -> Report:
         """The operator's view of one process at ``now``."""

@@ -4,8 +4,9 @@ No Prefect, no network, no database and no wall clock here: time comes in as ``n
 """
 
 from states.dates import PlanDate
+from states.decision import Decision, Effect, Record
 from states.definition import ProcessDefinition, parse_definition
-from states.engine import Decision, Effect, Record, advance, amend, apply, refusal_record, start
+from states.engine import advance, amend, apply, refusal_record, start
 from states.errors import DefinitionError, InputError, PrepflowError, Problem, Refused
 from states.instance import Instance
 from states.machine import build_table, mermaid

@@ -12,7 +12,15 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from states.dates import PlanDate, zone
 from states.errors import DefinitionError, Problem
@@ -26,6 +34,15 @@ Slug = Annotated[
     ),
 ]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError(f"'{value}' is not an email address like name@itu.int")
+    return value
+
+
+Email = Annotated[str, AfterValidator(_check_email)]
 
 
 class Strict(BaseModel):
@@ -114,14 +131,7 @@ class Member(Strict):
 
     id: Slug
     name: str = Field(min_length=1)
-    email: str
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str) -> str:
-        if not _EMAIL.match(value):
-            raise ValueError(f"'{value}' is not an email address like name@itu.int")
-        return value
+    email: Email
 
 
 class Rules(Strict):
@@ -138,6 +148,50 @@ class Rules(Strict):
     )
 
 
+class Region(Strict):
+    """A region of the definition's scheme (ITU uses several: regions are data, not code)."""
+
+    id: str = Field(min_length=1, max_length=20)
+    name: str = Field(min_length=1)
+
+
+class FocalPoint(Strict):
+    """A Member State's focal point, told of what the experts are told."""
+
+    member_state: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    email: Email
+    language: str = "en"
+
+
+OFFICIAL_LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
+
+
+class Notifications(Strict):
+    """Who is told what, in which languages; addresses of people live in the store, not here."""
+
+    languages: list[str] = Field(default_factory=lambda: ["en"],
+                                 description="languages messages are offered in; English first")
+    region_scheme: str = ""
+    regions: list[Region] = Field(default_factory=list)
+    stakeholder_types: list[str] = Field(default_factory=lambda: [
+        "government", "private sector", "academia", "civil society",
+        "international organization", "technical community"])
+    focal_points: list[FocalPoint] = Field(default_factory=list)
+    forum_reminder_days: list[int] = Field(default_factory=lambda: [14])
+    document_url: str | None = Field(default=None,
+                                     description="link to a posted document, with {document}")
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in OFFICIAL_LANGUAGES]
+        if unknown or "en" not in value:
+            raise ValueError(f"languages must include en and be among the ITU official "
+                             f"languages {', '.join(OFFICIAL_LANGUAGES)}; got {value}")
+        return value
+
+
 class ProcessDefinition(Strict):
     """A whole preparatory process: forum, cycles in order, deadlines, who may act."""
 
@@ -149,6 +203,7 @@ class ProcessDefinition(Strict):
     nominations_deadline: PlanDate | None = None
     secretariat: list[Member] = Field(min_length=1)
     rules: Rules = Field(default_factory=Rules)
+    notifications: Notifications = Field(default_factory=Notifications)
     cycles: list[CycleDef] = Field(min_length=1)
 
     @field_validator("timezone")

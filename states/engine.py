@@ -8,69 +8,22 @@ the decision atomically and performs the effects; nothing here touches a clock o
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from states.dates import PlanDate, describe, require_aware, zone
+from states.dates import PlanDate, describe, end_instant, require_aware, zone
+from states.decision import SYSTEM as SYSTEM  # re-exported: callers import them from here
+from states.decision import Decision as Decision
+from states.decision import Effect as Effect
+from states.decision import Record as Record
 from states.definition import Member, ProcessDefinition
 from states.errors import InputError, Refused
 from states.guards import GUARDS, Context, condition, due_at
 from states.instance import Amendment, Happening, Instance, Override
 from states.machine import Due, Engine, Mode, Spec, build_engine
+from states.notices import AUDIENCE, notices
 from states.plan import Kind, Span, by_key, milestone_keys
 from states.rules import check, effective_milestones, newly_broken
-
-SYSTEM = "system"
-
-
-@dataclass(frozen=True)
-class Record:
-    """One audit entry to append: who did what, when, from which state to which."""
-
-    at: datetime
-    actor: str
-    kind: str
-    trigger: str | None = None
-    from_state: str | None = None
-    to_state: str | None = None
-    reason: str | None = None
-    inputs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Effect:
-    """Something the shell must do after recording, with a key that makes it happen once."""
-
-    kind: str
-    event: str
-    key: str
-    process_id: str
-    cycle: str | None
-    trigger: str | None
-    at: datetime
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The outcome of one decision: record ``records`` and ``after`` together, then effects."""
-
-    before: Instance
-    after: Instance
-    records: tuple[Record, ...] = ()
-    effects: tuple[Effect, ...] = ()
-
-    @property
-    def changed(self) -> bool:
-        """True when there is anything to record."""
-        return bool(self.records)
-
-    def then(self, other: Decision) -> Decision:
-        """This decision followed by another taken on its result."""
-        return Decision(self.before, other.after, self.records + other.records,
-                        self.effects + other.effects)
-
 
 _ENGINES: OrderedDict[int, tuple[ProcessDefinition, Engine]] = OrderedDict()
 
@@ -190,7 +143,7 @@ def advance(definition: ProcessDefinition, instance: Instance, now: datetime) ->
                 if best is None or when < best[0]:
                     best = (when, spec, ctx)
         if best is None:
-            return decision
+            return decision.then(notices(definition, current, table, milestones, now))
         when, spec, ctx = best
         decision = decision.then(
             _step(definition, engine, current, spec, ctx, SYSTEM, now, when, None, None, ())
@@ -242,10 +195,10 @@ def amend(
     records = [Record(now, member.id, "amendment", None, None, None, reason, inputs)]
     records += [Record(now, member.id, "override", None, None, None, reason,
                        {"rule": o.rule, "what": o.what, "message": o.message}) for o in overrides]
-    effect = Effect("notify", "milestone_amended",
-                    f"{instance.process_id}:amend:{key}:{now.isoformat()}",
-                    instance.process_id, item.cycle, None, now, inputs)
-    return Decision(instance, after, tuple(records), (effect,))
+    decision = Decision(instance, after, tuple(records))
+    table = engine_for(definition).table
+    return decision.then(notices(definition, after, table,
+                                 by_key(effective_milestones(definition, after)), now))
 
 
 def _not_past(definition: ProcessDefinition, instance: Instance, key: str, kind: Kind,
@@ -327,9 +280,29 @@ def _step(definition: ProcessDefinition, engine: Engine, instance: Instance, spe
     records += [Record(now, actor, "override", spec.trigger, source, dest, o.reason,
                        {"rule": o.rule, "message": o.message}) for o in overrides]
     effect = Effect("notify", spec.event, f"{instance.process_id}:{spec.trigger}",
-                    instance.process_id,
-                    spec.cycle, spec.trigger, now, {"label": spec.label, "document": document})
+                    instance.process_id, spec.cycle, spec.trigger, now,
+                    _message_data(definition, ctx, spec, document))
     return Decision(instance, after, tuple(records), (effect,))
+
+
+def _message_data(definition: ProcessDefinition, ctx: Context, spec: Spec,
+                  document: str | None) -> dict[str, Any]:
+    """What a message about this transition needs to say (the templates' context)."""
+    data: dict[str, Any] = {"audience": AUDIENCE.get(spec.event, "none"), "label": spec.label,
+                            "document": document}
+    if spec.cycle:
+        cycle = definition.cycle(spec.cycle)
+        data["cycle_name"] = cycle.name
+        for name, key in (("deadline", "comments"), ("consultation_deadline", "consultation")):
+            item = ctx.milestones.get(f"{cycle.id}.{key}")
+            if item is not None and item.start is not None and item.start.exact:
+                data[name] = end_instant(item.start, ctx.tz).isoformat()
+                data[f"{name}_day"] = item.start.first_day().isoformat()
+    forum = ctx.milestones["forum"].start
+    if spec.event == "final_posted":
+        data["forum"] = definition.forum.name
+        data["opens_day"] = forum.first_day().isoformat() if forum and forum.exact else None
+    return data
 
 
 def _now(now: datetime) -> datetime:

@@ -65,6 +65,10 @@ class Instance(Frozen):
     happened: dict[str, Happening] = Field(default_factory=dict)
     amendments: dict[str, Amendment] = Field(default_factory=dict)
     overrides: tuple[Override, ...] = ()
+    notices: tuple[str, ...] = ()
+    """Keys of every message already decided: nothing is announced twice."""
+    invitations: dict[str, str] = Field(default_factory=dict)
+    """Per meeting, 'sequence|dates' of the last invitation sent (for updates, cancellations)."""
 
     def spans(self) -> dict[str, Span]:
         """Amended dates by milestone key."""

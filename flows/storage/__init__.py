@@ -1,4 +1,5 @@
-"""The durable store: processes as opaque JSON documents plus a tamper-evident audit log.
+"""The durable store: processes as opaque JSON documents plus a tamper-evident audit log,
+the experts register and the outbox of messages to send.
 
 ``open_store(url)`` gives a SqlStore (SQLite by default, PostgreSQL for several workers);
 MemoryStore is the test double with the same behaviour.
@@ -18,6 +19,17 @@ from flows.storage.model import (
     UnknownProcess,
     VersionConflict,
 )
+from flows.storage.notify_model import (
+    DuplicateExpert,
+    Expert,
+    ExpertDraft,
+    OutboxDraft,
+    OutboxItem,
+    UnknownExpert,
+    UnknownOutboxItem,
+    mask_email,
+    normalise_email,
+)
 from flows.storage.sql_store import SqlStore
 
 #: Used when PREPFLOW_DATABASE_URL is not set: a file in the working directory.
@@ -35,13 +47,22 @@ __all__ = [
     "SCHEMA_VERSION",
     "AuditDraft",
     "AuditEntry",
+    "DuplicateExpert",
+    "Expert",
+    "ExpertDraft",
     "MemoryStore",
+    "OutboxDraft",
+    "OutboxItem",
     "SqlStore",
     "Store",
     "StoreError",
     "StoredProcess",
+    "UnknownExpert",
+    "UnknownOutboxItem",
     "UnknownProcess",
     "VersionConflict",
     "entry_hash",
+    "mask_email",
+    "normalise_email",
     "open_store",
 ]

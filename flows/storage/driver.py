@@ -76,6 +76,8 @@ class Driver:
     begin: str | None
     #: Appended to a head read to lock the row (SQLite holds the whole database already).
     lock: str
+    #: Appended to the outbox claim's inner select: two deliverers take different rows.
+    skip_locked: str
     time_in: Callable[[datetime], Any]
     time_out: Callable[[Any], datetime]
     #: The driver's value for a JSON column as a dict: sqlite3 gives text, psycopg parses.
@@ -89,11 +91,13 @@ class Driver:
             # BEGIN IMMEDIATE: take the write lock before reading the head, so a second writer
             # waits (busy_timeout) instead of failing when its read turns into a write.
             return cls(
-                engine, "BEGIN IMMEDIATE", "", _sqlite_time, _sqlite_time_out, json.loads, "?"
+                engine, "BEGIN IMMEDIATE", "", "", _sqlite_time, _sqlite_time_out, json.loads, "?"
             )
         # psycopg sends a str as "unknown", so PostgreSQL takes canonical JSON text for a json
         # column as it is, and it hands aware datetimes to timestamptz columns natively.
-        return cls(engine, None, " FOR UPDATE", _same, _pg_time_out, _same, "%s")
+        return cls(
+            engine, None, " FOR UPDATE", " FOR UPDATE SKIP LOCKED", _same, _pg_time_out, _same, "%s"
+        )
 
     def sql(self, statement: str) -> str:
         """``statement`` in the driver's placeholder style."""

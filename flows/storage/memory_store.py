@@ -1,4 +1,7 @@
-"""A test double for the store that behaves like SqlStore, hash chain and conflicts included."""
+"""A test double for the store that behaves like SqlStore, hash chain and conflicts included.
+
+The experts register and the outbox are in memory_notify.py.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from flows.storage.chain import (
     seal_all,
     to_document,
 )
+from flows.storage.memory_notify import MemoryNotifications, prepare_outbox
 from flows.storage.model import (
     AuditDraft,
     AuditEntry,
@@ -25,6 +29,7 @@ from flows.storage.model import (
     VersionConflict,
     freeze,
 )
+from flows.storage.notify_model import OutboxDraft
 
 
 @dataclasses.dataclass
@@ -35,12 +40,13 @@ class _Row:
     head_hash: str
 
 
-class MemoryStore:
+class MemoryStore(MemoryNotifications):
     """Keeps everything in dicts; documents are copied through JSON, as a database would."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rows: dict[str, _Row] = {}
+        self._init_notifications()
         # One read-only body per definition hash, shared as SqlStore shares it.
         self._bodies: dict[str, dict[str, Any]] = {}
         # Tests tamper with this list to check that verify() notices.
@@ -96,15 +102,18 @@ class MemoryStore:
         expected_version: int,
         state: Mapping[str, Any] | None,
         entries: Sequence[AuditDraft],
+        outbox: Sequence[OutboxDraft] = (),
     ) -> StoredProcess:
-        """Replace the state (version-checked) and append entries, all or nothing."""
+        """Replace the state (version-checked) and append entries, all or nothing; write
+        ``outbox`` messages with them (keys already written are skipped)."""
         state_doc = None if state is None else to_document(state, f"state of {process_id}")
+        messages = prepare_outbox(outbox)
         with self._lock:
             row = self._row(process_id)
             current = row.process
             if state_doc is not None and current.version != expected_version:
                 raise VersionConflict(process_id, expected_version, current.version)
-            if state_doc is None and not entries:
+            if state_doc is None and not entries and not messages:
                 return _copy(current)
             sealed = seal_all(process_id, current.audit_seq, row.head_hash, entries)
             updated = dataclasses.replace(
@@ -115,6 +124,7 @@ class MemoryStore:
                 updated_at=datetime.now(UTC),
             )
             self.log[process_id].extend(sealed)
+            self._insert_outbox(messages)
             row.process = updated
             if sealed:
                 row.head_hash = sealed[-1].hash

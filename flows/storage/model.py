@@ -9,8 +9,11 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, NoReturn, Protocol
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+
+if TYPE_CHECKING:  # notify_model imports StoreError from here
+    from flows.storage.notify_model import Expert, ExpertDraft, OutboxDraft, OutboxItem
 
 #: How many known process ids an UnknownProcess message lists before it says "and N more".
 _KNOWN_SHOWN = 20
@@ -190,8 +193,10 @@ class Store(Protocol):
         expected_version: int,
         state: Mapping[str, Any] | None,
         entries: Sequence[AuditDraft],
+        outbox: Sequence[OutboxDraft] = (),
     ) -> StoredProcess:
-        """Atomically replace the state (if given, version-checked) and append the entries."""
+        """Atomically replace the state (if given, version-checked) and append the entries;
+        ``outbox`` messages go in the same transaction, keys already written skipped."""
         ...
 
     def audit(self, process_id: str | None = None) -> builtins.list[AuditEntry]:
@@ -200,6 +205,70 @@ class Store(Protocol):
 
     def verify(self, process_id: str | None = None) -> builtins.list[str]:
         """Readable problems with the audit chain; [] when intact."""
+        ...
+
+    # --- the experts register (issue 4) ---
+
+    def add_experts(
+        self,
+        process_id: str,
+        drafts: Sequence[ExpertDraft],
+        outbox: Sequence[OutboxDraft] = (),
+    ) -> builtins.list[Expert]:
+        """Register nominations and their outbox rows in one transaction, all or nothing;
+        DuplicateExpert (nothing written) if an address repeats, ignoring case."""
+        ...
+
+    def experts(self, process_id: str, status: str | None = None) -> builtins.list[Expert]:
+        """The register of ``process_id`` in nomination order, optionally of one status."""
+        ...
+
+    def set_expert_status(self, process_id: str, email: str, status: str) -> Expert:
+        """Change one expert's status; UnknownExpert if the address is not registered."""
+        ...
+
+    def erase_expert(self, process_id: str, email: str) -> int:
+        """Scrub the expert's personal data and that of messages to them; rows touched."""
+        ...
+
+    # --- the outbox (issue 4) ---
+
+    def enqueue(self, outbox: Sequence[OutboxDraft]) -> int:
+        """Write messages, skipping keys already written; the number of new rows."""
+        ...
+
+    def claim(self, now: datetime, limit: int) -> builtins.list[OutboxItem]:
+        """Atomically take up to ``limit`` due pending messages, oldest first, for sending."""
+        ...
+
+    def mark_sent(self, item_id: int, at: datetime, reply: str) -> None:
+        """The server accepted the message."""
+        ...
+
+    def mark_sent_many(self, ids: Sequence[int], at: datetime, replies: Sequence[str]) -> int:
+        """mark_sent for a batch in one transaction; the number of rows marked."""
+        ...
+
+    def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime) -> bool:
+        """A temporary failure: pending again from ``next_attempt_at``, attempts + 1."""
+        ...
+
+    def mark_failed(self, item_id: int, error: str, at: datetime) -> bool:
+        """A permanent failure: failed, not retried automatically, attempts + 1."""
+        ...
+
+    def recover(self, now: datetime, stale_after: timedelta) -> builtins.list[OutboxItem]:
+        """Messages 'sending' for longer than ``stale_after`` become 'uncertain' (not resent)."""
+        ...
+
+    def outbox(
+        self, process_id: str | None = None, status: str | None = None
+    ) -> builtins.list[OutboxItem]:
+        """Messages by id, optionally of one process and/or status."""
+        ...
+
+    def requeue(self, item_id: int, now: datetime) -> OutboxItem:
+        """A failed or uncertain message back to pending, due at ``now`` (attempts kept)."""
         ...
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from flows.storage import driver
+from flows.storage import driver, sql_notify
 from flows.storage.chain import (
     GENESIS,
     canonical_json,
@@ -42,6 +42,8 @@ from flows.storage.model import (
     VersionConflict,
     freeze,
 )
+from flows.storage.notify_model import OutboxDraft
+from flows.storage.sql_notify import SqlNotifications
 from flows.storage.tables import audit_log, definitions, processes
 
 _P = processes.c
@@ -62,8 +64,9 @@ def _creates(dialect: str) -> tuple[sa.Executable, sa.Executable]:
     return definition, process
 
 
-class SqlStore:
-    """Processes and their hash-chained audit log in a SQL database."""
+class SqlStore(SqlNotifications):
+    """Processes and their hash-chained audit log in a SQL database, plus the experts register
+    and the outbox (sql_notify.py)."""
 
     def __init__(self, url: str, *, schema_version: int | None = None) -> None:
         """Open ``url`` and bring its schema up to date.
@@ -145,14 +148,21 @@ class SqlStore:
         expected_version: int,
         state: Mapping[str, Any] | None,
         entries: Sequence[AuditDraft],
+        outbox: Sequence[OutboxDraft] = (),
     ) -> StoredProcess:
-        """Replace the state (if given, version-checked) and append entries, all or nothing."""
+        """Replace the state (if given, version-checked) and append entries, all or nothing.
+
+        ``outbox`` messages are written in the same transaction (the transition and its mail
+        stand or fall together); a key already in the outbox is skipped, never an error.
+        """
         state_doc = None if state is None else to_document(state, f"state of {process_id}")
-        if state_doc is None and not entries:
-            return self.get(process_id)
         d = self._driver
-        # Three statements under the write lock: read the head, move it, append the entries.
-        # The result is built from what was written rather than read back.
+        messages = sql_notify.outbox_params(d, outbox)
+        if state_doc is None and not entries and not messages:
+            return self.get(process_id)
+        # Three statements under the write lock: read the head, move it, append the entries
+        # (and a fourth for the outbox). The result is built from what was written rather
+        # than read back.
         with guard(self.url), d.cursor(write=True) as cursor:
             head_sql = driver.HEAD if state_doc is not None else driver.HEAD_AND_STATE
             head = cursor.execute(d.sql(head_sql + d.lock), (process_id,)).fetchone()
@@ -192,6 +202,7 @@ class SqlStore:
                 )
             if sealed:
                 cursor.executemany(d.sql(driver.LOG), [self._log_row(e) for e in sealed])
+            sql_notify.insert_outbox(d, cursor, messages)
         return StoredProcess(
             process_id=process_id,
             definition=self._definition(definition_hash),

@@ -76,3 +76,56 @@ audit_log = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Index("ix_audit_log_at", "at"),
 )
+
+# The experts register (schema step 4). Emails are stored normalised (stripped, lower-case), so
+# the unique index makes "same address, ignoring case" a database rule, not only a check.
+experts = sa.Table(
+    "experts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("process_id", sa.Text, sa.ForeignKey("processes.process_id"), nullable=False),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("first_name", sa.Text, nullable=False),
+    sa.Column("last_name", sa.Text, nullable=False),
+    sa.Column("entity", sa.Text, nullable=False),
+    sa.Column("nominated_by", sa.Text, nullable=False),
+    sa.Column("country", sa.Text, nullable=False),
+    sa.Column("region", sa.Text, nullable=False),
+    sa.Column("stakeholder_type", sa.Text, nullable=False),
+    sa.Column("gender", sa.Text),
+    sa.Column("language", sa.Text, nullable=False),
+    sa.Column("timezone", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("nominated_at", UtcDateTime, nullable=False),
+    sa.Column("late", sa.Boolean, nullable=False),
+    sa.Column("erased", sa.Boolean, nullable=False),
+    sa.Index("ux_experts_process_email", "process_id", "email", unique=True),
+)
+
+# Messages to send (schema step 4): written in the transition's transaction, drained by the
+# deliverer. ``key`` makes every write idempotent; (status, next_attempt_at) serves claim().
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("process_id", sa.Text, nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("recipient", sa.Text, nullable=False),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("language", sa.Text, nullable=False),
+    sa.Column("timezone", sa.Text),
+    sa.Column("context", sa.JSON, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("claimed_at", UtcDateTime),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Column("reply", sa.Text),
+    sa.Column("failed_at", UtcDateTime),
+    sa.Index("ux_outbox_key", "key", unique=True),
+    sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+)

@@ -183,7 +183,7 @@ def test_status_shows_states_countdowns_and_warnings(run: Run) -> None:
     assert "DATE NOT FIXED: '1st IEG meeting' is planned only for October 2024" in text
     assert "prepflow amend wtpf-26 ieg1 YYYY-MM-DD" in text
     assert "the forum's opening date is not set" in text
-    assert "(version 3, 3 audit entries)" in text
+    assert "(version 3, 4 audit entries)" in text  # init, post, rule-at-risk notice, close
 
 
 def test_status_of_empty_store_says_how_to_start(run: Run) -> None:
@@ -483,7 +483,7 @@ def test_audit_verify_detects_tampering(run: Run, any_url: str) -> None:
     ok(run("amend", "wtpf-26", "ieg1", "2024-10-07..2024-10-08", "--by", BY, "--reason",
            "CL-24/44", "--database", any_url, "--now", "2024-07-15T08:00Z"))
     intact = ok(run("audit", "--verify", "--database", any_url))
-    assert "audit log intact: 2 entries verified." in intact.out
+    assert "audit log intact: 3 entries verified." in intact.out  # init, amend, notice
     shown = ok(run("audit", "wtpf-26", "--database", any_url)).out
     assert "CL-24/44" in shown
 

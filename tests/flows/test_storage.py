@@ -423,9 +423,10 @@ def _assert_schema_matches_tables(engine: sa.Engine) -> None:
     inspector = sa.inspect(engine)
     for table in metadata.sorted_tables:
         assert {c["name"] for c in inspector.get_columns(table.name)} == set(table.c.keys())
-        assert {i["name"] for i in inspector.get_indexes(table.name)} == {
-            i.name for i in table.indexes
-        }
+        assert {
+            (i["name"], tuple(i["column_names"]), bool(i["unique"]))
+            for i in inspector.get_indexes(table.name)
+        } == {(i.name, tuple(c.name for c in i.columns), bool(i.unique)) for i in table.indexes}
         assert {
             (tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
             for fk in inspector.get_foreign_keys(table.name)
@@ -446,18 +447,20 @@ def test_migrated_schema_matches_tables(sql_url: str) -> None:
 
 
 def _old_database(url: str, version: int, definitions: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A database at schema ``version`` (< 3: one definition copy per process) with data.
+    """A database at schema ``version`` with data (< 3: one definition copy per process;
+    from 3: one row per distinct definition in ``definitions``).
 
     ``definitions`` maps process ids to their definitions, hashed as the caller would.
     Returns what the upgraded store should give back: processes by id and the audit log.
     """
     SqlStore(url, schema_version=version).close()  # the schema of that day, empty
     created = datetime(2025, 1, 6, 8, 0, 0, 250000, tzinfo=UTC)
+    shared = version >= 3
     old_processes = sa.table(
         "processes",
         *(sa.column(n) for n in ["process_id", "definition_hash", "version", "audit_seq"]),
         *(sa.column(n) for n in ["head_hash"]),
-        sa.column("definition", sa.JSON),
+        *([] if shared else [sa.column("definition", sa.JSON)]),
         sa.column("state", sa.JSON),
         sa.column("created_at", UtcDateTime),
         sa.column("updated_at", UtcDateTime),
@@ -481,11 +484,20 @@ def _old_database(url: str, version: int, definitions: dict[str, dict[str, Any]]
     engine = sa.create_engine(url, poolclass=NullPool)
     try:
         with engine.begin() as conn:
+            if shared:
+                bodies = {p.definition_hash: p.definition for p in expected.values()}
+                conn.execute(
+                    sa.insert(metadata.tables["definitions"]),  # the parameter hides the name
+                    [{"hash": h, "body": b} for h, b in bodies.items()],
+                )
             for p in expected.values():
+                fields = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)}
+                if shared:
+                    del fields["definition"]
                 conn.execute(
                     sa.insert(old_processes).values(
                         head_hash=[e for e in log if e.process_id == p.process_id][-1].hash,
-                        **{f.name: getattr(p, f.name) for f in dataclasses.fields(p)},
+                        **fields,
                     )
                 )
             conn.execute(sa.insert(audit_log), [dataclasses.asdict(e) for e in log])

@@ -196,7 +196,7 @@ def test_aware_non_utc_now_is_the_same_instant() -> None:
         "draft1.comments_closed"
     )
     just_before = geneva_midnight - timedelta(seconds=1)
-    assert not advance(definition, instance, just_before).changed
+    assert not advance(definition, instance, just_before).transitions
 
 
 def test_describe_shows_the_zone_in_effect() -> None:

@@ -35,7 +35,7 @@ def test_posting_records_who_what_and_opens_the_window() -> None:
     definition = wtpf()
     decision = apply(definition, new(definition), "post_draft1", "WTPF@itu.int",
                      utc(2024, 8, 5, 8), document="  WTPF-26/1 ")
-    (record,) = decision.records
+    (record,) = decision.transitions
     assert (record.kind, record.trigger, record.actor) == ("transition", "post_draft1", SEC)
     assert (record.from_state, record.to_state) == ("draft1.drafting", "draft1.comment_window")
     assert record.inputs["document"] == "WTPF-26/1"
@@ -63,7 +63,7 @@ def test_comment_window_closes_exactly_at_the_deadline(
                          utc(2024, 7, 15)).after
     instance = posted_draft1(instance)
     before = advance(definition, instance, closes - ONE_SECOND)
-    assert not before.changed
+    assert not before.transitions
     assert before.after.regions[MAIN] == "draft1.comment_window"
     at = advance(definition, instance, closes)
     assert [r.trigger for r in at.records] == ["close_comments_draft1"]
@@ -90,7 +90,7 @@ def test_later_comment_windows_close_at_geneva_midnight_across_dst(
     for index, when in enumerate(posts[:number], start=1):
         instance = post(definition, instance, f"post_draft{index}", when).after
     assert instance.regions[MAIN] == f"{cycle}.comment_window"
-    assert not advance(definition, instance, closes - ONE_SECOND).changed
+    assert not advance(definition, instance, closes - ONE_SECOND).transitions
     closing = advance(definition, instance, closes)
     assert f"close_comments_{cycle}" in [r.trigger for r in closing.records]
 
@@ -99,7 +99,7 @@ def test_advance_twice_changes_nothing_the_second_time() -> None:
     """A tick that runs twice applies what is due once; the second has no records or effects."""
     definition = wtpf()
     first = advance(definition, posted_draft1(), utc(2024, 9, 1))
-    assert first.changed
+    assert first.transitions
     second = advance(definition, first.after, utc(2024, 9, 1))
     assert second.records == ()
     assert second.effects == ()
@@ -114,9 +114,9 @@ def test_late_advance_catches_up_in_due_order() -> None:
                      document="D").after
     instance = post(definition, instance, "post_draft2", utc(2024, 11, 4, 8)).after
     late = advance(definition, instance, utc(2025, 5, 1))
-    assert [r.trigger for r in late.records] == [
+    assert [r.trigger for r in late.transitions] == [
         "close_comments_draft2", "close_consultation_draft2", "start_ieg2", "end_ieg2"]
-    dues = [r.inputs["due"] for r in late.records]
+    dues = [r.inputs["due"] for r in late.transitions]
     assert dues == sorted(dues)
     assert all(r.at == utc(2025, 5, 1) for r in late.records)
     assert late.after.regions == {MAIN: "draft3.drafting",
@@ -129,7 +129,7 @@ def test_posting_after_missed_ticks_catches_up_first() -> None:
     instance = posted_draft1(fix_meetings(definition, new(definition)))
     decision = apply(definition, instance, "post_draft2", SEC, utc(2024, 11, 4, 8),
                      document="D")
-    assert [r.trigger for r in decision.records] == [
+    assert [r.trigger for r in decision.transitions] == [
         "close_comments_draft1", "start_ieg1", "end_ieg1", "post_draft2",
         "open_consultation_draft2"]
     assert decision.before == instance
@@ -149,7 +149,7 @@ def test_month_only_meeting_waits_warns_and_fires_once_amended() -> None:
 
     fixed = amend(definition, instance, "ieg1", "2024-10-21..2024-10-22", SEC, "CWG cluster",
                   utc(2024, 10, 15)).after
-    assert not advance(definition, fixed, utc(2024, 10, 20, 21, 59, 59)).changed
+    assert not advance(definition, fixed, utc(2024, 10, 20, 21, 59, 59)).transitions
     started = advance(definition, fixed, utc(2024, 10, 20, 22))  # Geneva midnight, CEST
     assert [r.trigger for r in started.records] == ["start_ieg1"]
     ended = advance(definition, started.after, utc(2024, 10, 22, 22))
@@ -330,7 +330,8 @@ def test_moving_the_forum_earlier_after_the_final_is_refused_unless_overridden()
                    now, override=True)
     assert [o.rule for o in forced.after.overrides] == ["six-weeks"]
     assert forced.after.overrides[0].what == "amend forum"
-    assert [r.kind for r in forced.records] == ["amendment", "override"]
+    assert [r.kind for r in forced.records] == ["amendment", "override", "notice"]
+    assert forced.records[-1].inputs["event"] == "rule_at_risk"  # the secretariat is told
 
 
 @pytest.mark.parametrize(
@@ -364,8 +365,8 @@ def test_a_meeting_in_session_may_have_its_end_moved() -> None:
     assert instance.regions[MAIN] == "draft1.ieg1"
     longer = amend(definition, instance, "ieg1", "2024-10-07..2024-10-09", SEC, "extra day",
                    utc(2024, 10, 7, 12)).after
-    assert not advance(definition, longer, utc(2024, 10, 8, 22)).changed
-    assert advance(definition, longer, utc(2024, 10, 9, 22)).changed
+    assert not advance(definition, longer, utc(2024, 10, 8, 22)).transitions
+    assert advance(definition, longer, utc(2024, 10, 9, 22)).transitions
     with pytest.raises(Refused, match="'history'"):
         amend(definition, instance, "ieg1", "2024-10-08..2024-10-09", SEC, "moved start",
               utc(2024, 10, 7, 12))
@@ -434,7 +435,7 @@ def test_amendment_is_recorded_with_from_to_and_reason() -> None:
     definition = wtpf()
     decision = amend(definition, new(definition), "ieg1", "2024-10-07..2024-10-08", SEC,
                      "CL-24/44", utc(2024, 7, 15))
-    (record,) = decision.records
+    (record,) = [r for r in decision.records if r.kind != "notice"]
     assert record.kind == "amendment"
     assert record.reason == "CL-24/44"
     assert record.inputs == {"milestone": "ieg1", "from": "October 2024",
@@ -451,14 +452,14 @@ def test_consultation_opens_with_its_draft_and_closes_at_its_deadline() -> None:
     instance = advance(definition, instance, utc(2024, 10, 9)).after
     posted = apply(definition, instance, "post_draft2", SEC, utc(2024, 11, 4, 8),
                    document="WTPF-26/2")
-    assert [r.trigger for r in posted.records] == ["post_draft2", "open_consultation_draft2"]
+    assert [r.trigger for r in posted.transitions] == ["post_draft2", "open_consultation_draft2"]
     assert posted.after.regions[CONSULTATION] == "draft2.consultation_open"
-    assert posted.records[1].inputs["due"] == utc(2024, 11, 4, 8).isoformat()
+    assert posted.transitions[1].inputs["due"] == utc(2024, 11, 4, 8).isoformat()
     deadline = utc(2024, 12, 20, 23)
-    assert not advance(definition, posted.after, deadline - ONE_SECOND).changed
+    assert not advance(definition, posted.after, deadline - ONE_SECOND).transitions
     closed = advance(definition, posted.after, deadline)
-    assert {r.trigger for r in closed.records} == {"close_comments_draft2",
-                                                   "close_consultation_draft2"}
+    assert {r.trigger for r in closed.transitions} == {"close_comments_draft2",
+                                                       "close_consultation_draft2"}
     assert closed.after.regions[CONSULTATION] == "draft2.consultation_closed"
 
 
@@ -478,7 +479,9 @@ def test_effects_have_idempotency_keys_unique_per_trigger() -> None:
                            document="F"))
     decisions.append(advance(definition, decisions[-1].after, utc(2026, 6, 10)))
     assert decisions[-1].after.regions[MAIN] == "closed"
-    effects = [e for d in decisions for e in d.effects]
+    every = [e for d in decisions for e in d.effects]
+    assert len({e.key for e in every}) == len(every)  # notices too: each decided once
+    effects = [e for e in every if e.trigger is not None]
     keys = [e.key for e in effects]
     assert len(keys) == len(set(keys))
     assert {e.trigger for e in effects} == set(decisions[-1].after.happened)

@@ -1,0 +1,256 @@
+"""The `prepflow experts` and `prepflow outbox` commands: the nominations register and the
+messages waiting to go out. Each change by the secretariat is audited (without addresses)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from flows.cli import Actor, Database, Now, app, out, parse_now, service
+from flows.register import COLUMNS, acknowledgements, check_row, read_csv
+from flows.service import Service
+from flows.storage import AuditDraft, DuplicateExpert, Expert, mask_email
+from states.engine import actor_of
+from states.errors import InputError
+
+experts_app = typer.Typer(help="The register of nominated experts.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Messages waiting to go out, sent, or failed.",
+                         invoke_without_command=True)
+app.add_typer(experts_app, name="experts")
+app.add_typer(outbox_app, name="outbox")
+
+Process = Annotated[str | None, typer.Option(
+    "--process", help="Process id; default: the only process in the store.")]
+
+
+def _process(svc: Service, process: str | None) -> str:
+    if process:
+        svc.store.get(process)
+        return process
+    ids = svc.process_ids()
+    if len(ids) != 1:
+        raise InputError("say which process with --process (the store holds "
+                         f"{', '.join(ids) or 'none yet; run prepflow init first'}).")
+    return ids[0]
+
+
+def _audit(svc: Service, process_id: str, actor: str, kind: str, reason: str | None,
+           inputs: dict[str, Any], now: Any) -> None:
+    stored = svc.store.get(process_id)
+    svc.store.commit(process_id, stored.version, None,
+                     [AuditDraft(at=now, actor=actor, kind=kind, reason=reason, inputs=inputs)])
+
+
+def _add(svc: Service, process_id: str, drafts: list[Any], actor: str, now: Any,
+         source: str) -> list[Expert]:
+    _, definition, _ = svc.load(process_id)
+    try:
+        added = svc.store.add_experts(process_id, drafts,
+                                      acknowledgements(definition, process_id, drafts, now))
+    except DuplicateExpert as exc:
+        raise InputError(f"{exc} Nothing was imported.") from None
+    late = sum(d.late for d in drafts)
+    _audit(svc, process_id, actor, "nominations", None,
+           {"added": len(added), "late": late, "source": source}, now)
+    return added
+
+
+@experts_app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help=f"CSV with columns {', '.join(COLUMNS)}.")],
+    by: Actor,
+    process: Process = None,
+    skip_invalid: Annotated[bool, typer.Option(help="Import the valid lines, list the bad.")]
+    = False,
+    database: Database = None, now: Now = None,
+) -> None:
+    """Import nominations from CSV; a bad line imports nothing unless --skip-invalid.
+
+    Example: prepflow experts import nominations.csv --by wtpf-secretariat
+    """
+    svc = service(database)
+    process_id = _process(svc, process)
+    _, definition, _ = svc.load(process_id)
+    member = actor_of(definition, by)
+    at = svc.now(parse_now(now))
+    checked = read_csv(definition, file, at)
+    stored = {e.email for e in svc.store.experts(process_id)}
+    fresh = []
+    for draft in checked.drafts:
+        if draft.email in stored:
+            checked.problems.append(f"{draft.email} is already in the register")
+        else:
+            fresh.append(draft)
+    if checked.problems and not skip_invalid:
+        raise InputError(f"{file}: {len(checked.problems)} bad line(s), nothing imported: "
+                         + "; ".join(checked.problems)
+                         + ". Fix them, or import the rest with --skip-invalid.")
+    added = _add(svc, process_id, fresh, member.id, at, file.name) if fresh else []
+    late = [e for e in added if e.late]
+    out.print(f"imported {len(added)} nomination(s) into {process_id}"
+              + (f"; {len(late)} after the nominations deadline (flagged late)" if late else ""))
+    for problem in checked.problems:
+        out.print(f"  skipped: {escape(problem)}", soft_wrap=True)
+
+
+@experts_app.command("add")
+def add_cmd(
+    first_name: Annotated[str, typer.Option()], last_name: Annotated[str, typer.Option()],
+    entity: Annotated[str, typer.Option()], email: Annotated[str, typer.Option()],
+    nominated_by: Annotated[str, typer.Option(help="Member State or Sector Member.")],
+    country: Annotated[str, typer.Option()], region: Annotated[str, typer.Option()],
+    stakeholder_type: Annotated[str, typer.Option()], by: Actor,
+    gender: Annotated[str | None, typer.Option()] = None,
+    language: Annotated[str, typer.Option()] = "en",
+    timezone: Annotated[str | None, typer.Option(help="IANA zone, e.g. Asia/Tokyo.")] = None,
+    process: Process = None, database: Database = None, now: Now = None,
+) -> None:
+    """Add one nomination.
+
+    Example: prepflow experts add --first-name Ana --last-name Silva --entity Anatel \\
+        --email ana@example.br --nominated-by Brazil --country BR --region A \\
+        --stakeholder-type government --by wtpf-secretariat
+    """
+    svc = service(database)
+    process_id = _process(svc, process)
+    _, definition, _ = svc.load(process_id)
+    member = actor_of(definition, by)
+    at = svc.now(parse_now(now))
+    row = {"first_name": first_name, "last_name": last_name, "entity": entity, "email": email,
+           "nominated_by": nominated_by, "country": country, "region": region,
+           "stakeholder_type": stakeholder_type, "gender": gender or "", "language": language,
+           "timezone": timezone or ""}
+    try:
+        draft = check_row(definition, row, at)
+    except ValueError as exc:
+        raise InputError(f"nomination refused: {exc}.") from None
+    (added,) = _add(svc, process_id, [draft], member.id, at, "experts add")
+    out.print(f"added {added.first_name} {added.last_name} ({mask_email(added.email)})"
+              + (" — after the nominations deadline (flagged late)" if added.late else ""))
+
+
+@experts_app.command("list")
+def list_cmd(process: Process = None,
+             status: Annotated[str | None, typer.Option(help="nominated, confirmed, "
+                                                        "withdrawn")] = None,
+             database: Database = None) -> None:
+    """The register, with status and late flags.
+
+    Example: prepflow experts list --status confirmed
+    """
+    svc = service(database)
+    process_id = _process(svc, process)
+    table = Table(title=f"{process_id}: nominated experts", title_justify="left")
+    for column in ("#", "name", "entity", "email", "nominated by", "region", "type", "lang",
+                   "status", "late"):
+        table.add_column(column)
+    for e in svc.store.experts(process_id, status):
+        table.add_row(str(e.id), escape(f"{e.first_name} {e.last_name}"), escape(e.entity),
+                      escape(e.email), escape(e.nominated_by), e.region, e.stakeholder_type,
+                      e.language, e.status, "late" if e.late else "")
+    out.print(table)
+
+
+@experts_app.command("export")
+def export_cmd(email: Annotated[str, typer.Argument(help="The person's address.")],
+               process: Process = None, database: Database = None) -> None:
+    """Everything stored about one person (a data-subject request), as JSON.
+
+    Example: prepflow experts export ana@example.br > ana.json
+    """
+    svc = service(database)
+    process_id = _process(svc, process)
+    wanted = email.strip().lower()
+    people = [e for e in svc.store.experts(process_id) if e.email == wanted]
+    if not people:
+        raise InputError(f"no nomination with address {mask_email(wanted)} in {process_id}.")
+    messages = [m for m in svc.store.outbox(process_id) if m.email == wanted]
+    body = {"expert": asdict(people[0]), "messages": [asdict(m) for m in messages]}
+    sys.stdout.write(json.dumps(body, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+@experts_app.command("erase")
+def erase_cmd(email: Annotated[str, typer.Argument(help="The person's address.")], by: Actor,
+              reason: Annotated[str, typer.Option(help="The request's reference.")],
+              process: Process = None, database: Database = None, now: Now = None) -> None:
+    """Erase a person's data from the register and the outbox; the audit chain stays valid.
+
+    Example: prepflow experts erase ana@example.br --by wtpf-secretariat --reason "DSR-2025-07"
+    """
+    svc = service(database)
+    process_id = _process(svc, process)
+    _, definition, _ = svc.load(process_id)
+    member = actor_of(definition, by)
+    at = svc.now(parse_now(now))
+    wanted = email.strip().lower()
+    person = [e for e in svc.store.experts(process_id) if e.email == wanted]
+    if not person:
+        raise InputError(f"no nomination with address {mask_email(wanted)} in {process_id}.")
+    rows = svc.store.erase_expert(process_id, wanted)
+    _audit(svc, process_id, member.id, "erasure", reason, {"expert": person[0].id}, at)
+    out.print(f"erased expert #{person[0].id} ({rows} stored row(s) scrubbed)")
+
+
+@experts_app.command("status")
+def status_cmd(email: Annotated[str, typer.Argument()],
+               status: Annotated[str, typer.Argument(help="nominated, confirmed, withdrawn")],
+               by: Actor, process: Process = None, database: Database = None,
+               now: Now = None) -> None:
+    """Confirm or withdraw a nomination (withdrawn experts receive nothing more).
+
+    Example: prepflow experts status ana@example.br confirmed --by wtpf-secretariat
+    """
+    svc = service(database)
+    process_id = _process(svc, process)
+    _, definition, _ = svc.load(process_id)
+    member = actor_of(definition, by)
+    try:
+        expert = svc.store.set_expert_status(process_id, email.strip().lower(), status)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    _audit(svc, process_id, member.id, "nomination-status", None,
+           {"expert": expert.id, "status": status}, svc.now(parse_now(now)))
+    out.print(f"expert #{expert.id} is now {status}")
+
+
+@outbox_app.callback()
+def outbox_cmd(ctx: typer.Context, process: Process = None,
+               status: Annotated[str | None, typer.Option(
+                   help="pending, sending, sent, failed, uncertain")] = None,
+               database: Database = None) -> None:
+    """List messages (pending, sent, failed, uncertain); subcommands retry and deliver.
+
+    Example: prepflow outbox --status failed
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    svc = service(database)
+    table = Table(title="Outbox", title_justify="left")
+    for column in ("id", "process", "event", "to", "status", "tries", "last error / reply"):
+        table.add_column(column)
+    for m in svc.store.outbox(process, status):
+        table.add_row(str(m.id), m.process_id, m.event, escape(m.email), m.status,
+                      str(m.attempts), escape(m.last_error or m.reply or ""))
+    out.print(table)
+
+
+@outbox_app.command("retry")
+def retry_cmd(item: Annotated[int, typer.Argument(help="Outbox id.")],
+              database: Database = None, now: Now = None) -> None:
+    """Queue a failed or uncertain message again.
+
+    Example: prepflow outbox retry 42
+    """
+    svc = service(database)
+    try:
+        again = svc.store.requeue(item, svc.now(parse_now(now)))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    out.print(f"message {again.id} ({again.event}) is pending again")

@@ -1,0 +1,212 @@
+"""The store's vocabulary for notifications: the experts register and the outbox (issue 4).
+
+Expert names and addresses are personal data: messages of the errors here mask addresses
+(``j***@itu.int``) so that they can reach a log safely; the full address stays on the exception
+for the command line, which shows it to the secretariat that typed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flows.storage.model import StoreError
+
+EXPERT_STATUSES = ("nominated", "confirmed", "withdrawn")
+#: pending → sending (claimed) → sent | pending (retry) | failed; sending → uncertain (recover).
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "uncertain")
+#: What erasure writes into a personal text field.
+ERASED = "(erased)"
+#: Expert fields erasure replaces with ERASED. Member State, country, region, stakeholder type
+#: and language stay: they describe the nomination, not the person, and keep the balance
+#: statistics right. Gender and time zone become None; the email becomes erased_email(id).
+ERASED_TEXT_FIELDS = ("first_name", "last_name", "entity")
+#: The outbox error of a pending message whose recipient was erased before it went out.
+ERASED_PENDING_ERROR = "recipient erased on request before this message was sent; not sent"
+
+
+def normalise_email(email: str) -> str:
+    """The stored spelling of an address: stripped and lower-cased (unique per process)."""
+    return email.strip().lower()
+
+
+def erased_email(expert_id: int | None) -> str:
+    """The address an erased expert (or an outbox row to an erased address) is left with."""
+    return "erased@invalid" if expert_id is None else f"erased-{expert_id}@invalid"
+
+
+def mask_email(email: str) -> str:
+    """``j***@itu.int``: enough for a secretariat to recognise, no more (logs, messages)."""
+    local, at, domain = email.strip().partition("@")
+    return f"{local[:1]}***{at}{domain}" if at else f"{email[:1]}***"
+
+
+def _aware(at: datetime, what: str) -> None:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(
+            f"{what} {at.isoformat()} has no time zone; give an aware datetime such as "
+            "datetime(..., tzinfo=UTC)"
+        )
+
+
+def check_choice(value: str, valid: Sequence[str], what: str) -> None:
+    """ValueError naming the bad value and the valid ones."""
+    if value not in valid:
+        raise ValueError(f"{what} {value!r} is not one of {', '.join(valid)}")
+
+
+@dataclass(frozen=True)
+class ExpertDraft:
+    """A nomination as the edge hands it in (validated and normalised there)."""
+
+    email: str
+    first_name: str
+    last_name: str
+    entity: str
+    nominated_by: str
+    country: str
+    region: str
+    stakeholder_type: str
+    nominated_at: datetime
+    gender: str | None = None
+    language: str = "en"
+    timezone: str | None = None
+    status: str = "nominated"
+    late: bool = False
+
+    def __post_init__(self) -> None:
+        _aware(self.nominated_at, "nomination time")
+        check_choice(self.status, EXPERT_STATUSES, "expert status")
+        if "@" not in self.email:
+            raise ValueError(f"{mask_email(self.email)!r} is not an email address (no '@')")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expert(ExpertDraft):
+    """A nomination as stored."""
+
+    id: int
+    process_id: str
+    erased: bool
+
+
+@dataclass(frozen=True)
+class OutboxDraft:
+    """One message to send, as the edge describes it; ``key`` makes writing it idempotent."""
+
+    key: str
+    process_id: str
+    event: str
+    recipient: str
+    email: str
+    name: str
+    language: str
+    timezone: str | None
+    context: Mapping[str, Any]
+    created_at: datetime
+
+    def __post_init__(self) -> None:
+        _aware(self.created_at, "outbox creation time")
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboxItem(OutboxDraft):
+    """A message in the outbox with its delivery bookkeeping.
+
+    ``attempts`` counts finished attempts (each mark_sent, mark_retry and mark_failed adds
+    one); ``failed_at`` is the time given to mark_failed, cleared by requeue.
+    """
+
+    id: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    claimed_at: datetime | None
+    sent_at: datetime | None
+    reply: str | None
+    failed_at: datetime | None = None
+
+
+class DuplicateExpert(StoreError):
+    """A nomination repeats an address already in the batch or already stored for the process.
+
+    ``email`` and ``index`` (position in the batch) name the first duplicate; ``duplicates``
+    lists every one as (index, email), so an importer can report or skip them all.
+    """
+
+    def __init__(
+        self,
+        email: str,
+        process_id: str,
+        index: int,
+        duplicates: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        self.email = email
+        self.process_id = process_id
+        self.index = index
+        self.duplicates = list(duplicates) or [(index, email)]
+        shown = ", ".join(f"#{i + 1} {mask_email(e)}" for i, e in self.duplicates[:10])
+        more = len(self.duplicates) - 10
+        tail = f" and {more} more" if more > 0 else ""
+        super().__init__(
+            f"{len(self.duplicates)} nomination(s) for {process_id!r} repeat an address already "
+            f"nominated (same address, ignoring case): {shown}{tail}. Nothing was added; "
+            "remove the repeated lines and try again."
+        )
+
+
+class UnknownExpert(StoreError):
+    """No expert with that address is registered for the process."""
+
+    def __init__(self, process_id: str, email: str) -> None:
+        self.process_id = process_id
+        self.email = email
+        super().__init__(
+            f"No expert with the address {mask_email(email)} is registered for {process_id!r} "
+            "(addresses are compared ignoring case; `prepflow experts list` shows them)."
+        )
+
+
+class UnknownOutboxItem(StoreError):
+    """No outbox message has that id."""
+
+    def __init__(self, item_id: int) -> None:
+        self.item_id = item_id
+        super().__init__(
+            f"There is no outbox message with id {item_id}; `prepflow outbox` lists them."
+        )
+
+
+def refuse_duplicates(process_id: str, emails: Sequence[str], stored: set[str]) -> None:
+    """DuplicateExpert naming every repeated address (against the batch or the register)."""
+    seen = set(stored)
+    duplicates = []
+    for index, email in enumerate(emails):
+        if email in seen:
+            duplicates.append((index, email))
+        seen.add(email)
+    if duplicates:
+        index, email = duplicates[0]
+        raise DuplicateExpert(email, process_id, index, duplicates)
+
+
+def addressed_to(email: str, recipient: str, norm: str, expert_id: int | None) -> bool:
+    """Whether an outbox row goes to the address or expert being erased."""
+    return normalise_email(email) == norm or (
+        expert_id is not None and recipient == f"expert:{expert_id}"
+    )
+
+
+def not_requeueable(item: OutboxItem) -> ValueError:
+    """Why ``item`` cannot go back to pending (only failed and uncertain ones can)."""
+    why = {
+        "sent": "it was sent already",
+        "sending": "a deliverer is sending it right now",
+    }.get(item.status, f"it is {item.status}")
+    return ValueError(
+        f"outbox message {item.id} cannot be re-queued: {why}. Only failed or uncertain "
+        "messages can be re-queued."
+    )

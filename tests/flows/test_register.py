@@ -1,0 +1,156 @@
+"""The nominations register through the CLI: import, add, late flags, erasure and export."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from flows.cli import main
+from flows.storage import open_store
+
+WTPF = "config/wtpf26.yaml"
+BY = "wtpf-secretariat"
+HEADER = ("first_name,last_name,entity,email,nominated_by,country,region,stakeholder_type,"
+          "gender,language,timezone")
+ANA = "Ana,Silva,Anatel,Ana.Silva@Example.br,Brazil,BR,A,government,F,en,America/Sao_Paulo"
+KOFI = "Kofi,Mensah,NCA,kofi@example.gh,Ghana,GH,D,government,,fr,"
+
+
+class Result:
+    """What a CLI call printed and returned."""
+
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> Run:
+    """The CLI on a fresh SQLite store with WTPF-26 created on 10 Jul 2024."""
+    monkeypatch.setenv("PREPFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'store.db'}")
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def call(*args: str) -> Result:
+        with pytest.raises(SystemExit) as stop:
+            main(list(args))
+        captured = capsys.readouterr()
+        return Result(int(stop.value.code or 0), captured.out, captured.err)
+
+    assert call("init", WTPF, "--now", "2024-07-10T08:00Z").code == 0
+    return call
+
+
+def csv_file(tmp_path: Path, *lines: str) -> str:
+    """A nominations CSV with the header and these lines."""
+    path = tmp_path / "nominations.csv"
+    path.write_text("\n".join([HEADER, *lines]) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def stored(tmp_path: Path) -> tuple[list, list, list]:  # type: ignore[type-arg]
+    """(experts, outbox, audit) of the test store."""
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        return store.experts("wtpf-26"), store.outbox("wtpf-26"), store.audit("wtpf-26")
+
+
+def test_import_adds_nominations_queues_acknowledgements_and_audits_counts(
+        run: Run, tmp_path: Path) -> None:
+    """Valid lines are imported with normalised addresses, acknowledged, audited without them."""
+    result = run("experts", "import", csv_file(tmp_path, ANA, KOFI), "--by", BY,
+                 "--now", "2024-08-20T10:00Z")
+    assert result.code == 0, result.err
+    assert "imported 2 nomination(s)" in result.out
+    experts, outbox, audit = stored(tmp_path)
+    assert [e.email for e in experts] == ["ana.silva@example.br", "kofi@example.gh"]
+    assert [m.event for m in outbox] == ["nomination_acknowledged"] * 2
+    assert {m.language for m in outbox} == {"en", "fr"}
+    assert audit[-1].kind == "nominations"
+    assert audit[-1].inputs["added"] == 2
+    assert "example" not in json.dumps([dict(e.inputs) for e in audit] +
+                                       [e.reason or "" for e in audit])
+
+
+def test_a_malformed_line_imports_nothing_and_names_its_line(run: Run, tmp_path: Path) -> None:
+    """A bad address on line 3 and an unknown region on line 4: exit 2, both named, none in."""
+    path = csv_file(tmp_path, ANA, "Bo,Li,MIIT,not-an-address,China,CN,E,government,,zh,",
+                    "Jo,Doe,X,jo@example.org,Fiji,FJ,Z,government,,en,")
+    result = run("experts", "import", path, "--by", BY)
+    assert result.code == 2
+    assert "line 3" in result.err
+    assert "not-an-address" in result.err
+    assert "line 4" in result.err
+    assert "region 'Z'" in result.err
+    assert "Traceback" not in result.err
+    assert stored(tmp_path)[0] == []
+    assert stored(tmp_path)[1] == []
+
+
+def test_skip_invalid_imports_the_rest_and_lists_what_it_skipped(run: Run,
+                                                                 tmp_path: Path) -> None:
+    """--skip-invalid imports the valid lines and reports the skipped line numbers."""
+    path = csv_file(tmp_path, ANA, "Bo,Li,MIIT,bo@@x,China,CN,E,government,,zh,", KOFI)
+    result = run("experts", "import", path, "--by", BY, "--skip-invalid")
+    assert result.code == 0, result.err
+    assert "imported 2" in result.out
+    assert "skipped: line 3" in result.out
+    assert len(stored(tmp_path)[0]) == 2
+
+
+def test_duplicates_are_found_case_insensitively_in_file_and_register(run: Run,
+                                                                      tmp_path: Path) -> None:
+    """The same address twice in a file, or again later in any case, is refused."""
+    twice = csv_file(tmp_path, ANA, ANA.replace("Ana.Silva@Example.br", "ana.silva@example.BR"))
+    result = run("experts", "import", twice, "--by", BY)
+    assert result.code == 2
+    assert "repeats line 2" in result.err
+    assert run("experts", "import", csv_file(tmp_path, ANA), "--by", BY).code == 0
+    again = run("experts", "add", "--first-name", "A", "--last-name", "S", "--entity", "E",
+                "--email", " ANA.SILVA@example.br ", "--nominated-by", "Brazil", "--country",
+                "BR", "--region", "A", "--stakeholder-type", "government", "--by", BY)
+    assert again.code == 2
+    assert "already" in again.err
+    assert len(stored(tmp_path)[0]) == 1
+
+
+def test_a_nomination_after_the_deadline_is_flagged_late(run: Run, tmp_path: Path) -> None:
+    """The deadline is the end of 26 Aug 2024 in Geneva: 22:00Z that day is already late."""
+    on_time = run("experts", "import", csv_file(tmp_path, ANA), "--by", BY,
+                  "--now", "2024-08-26T21:59Z")
+    assert "flagged late" not in on_time.out
+    late = run("experts", "add", "--first-name", "Kofi", "--last-name", "Mensah", "--entity",
+               "NCA", "--email", "kofi@example.gh", "--nominated-by", "Ghana", "--country", "GH",
+               "--region", "D", "--stakeholder-type", "government", "--by", BY,
+               "--now", "2024-08-26T22:00Z")
+    assert late.code == 0, late.err
+    assert "flagged late" in late.out
+    assert [e.late for e in stored(tmp_path)[0]] == [False, True]
+
+
+def test_only_secretariat_members_may_import(run: Run, tmp_path: Path) -> None:
+    """Someone not listed in the definition is refused and nothing is imported."""
+    result = run("experts", "import", csv_file(tmp_path, ANA), "--by", "mallory")
+    assert result.code == 2
+    assert "not a secretariat member" in result.err
+    assert stored(tmp_path)[0] == []
+
+
+def test_export_then_erase_keeps_the_audit_chain_valid(run: Run, tmp_path: Path) -> None:
+    """Export shows a person's data; erase scrubs register and outbox; audit still verifies."""
+    assert run("experts", "import", csv_file(tmp_path, ANA, KOFI), "--by", BY).code == 0
+    exported = run("experts", "export", "ana.silva@example.br")
+    body = json.loads(exported.out)
+    assert body["expert"]["last_name"] == "Silva"
+    assert [m["event"] for m in body["messages"]] == ["nomination_acknowledged"]
+    erased = run("experts", "erase", "Ana.Silva@example.br", "--by", BY, "--reason", "DSR-1")
+    assert erased.code == 0, erased.err
+    experts, outbox, _ = stored(tmp_path)
+    assert all("Silva" not in f"{e.first_name} {e.last_name} {e.email}" for e in experts)
+    assert all("ana.silva" not in m.email and "Silva" not in m.name for m in outbox)
+    assert run("audit", "--verify").code == 0
+    assert run("experts", "export", "ana.silva@example.br").code == 2
