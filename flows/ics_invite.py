@@ -46,7 +46,8 @@ def meeting_span(start: str, end: str | None, zone: str) -> tuple[datetime, date
 @lru_cache(maxsize=8)
 def _vtimezone(zone: str) -> bytes:
     # Building a VTIMEZONE walks the zone's transitions: slow, so once per zone.
-    return Timezone.from_tzid(zone).to_ical()
+    ical: bytes = Timezone.from_tzid(zone).to_ical()
+    return ical
 
 
 def invitation(*, process_id: str, meeting_id: str, summary: str, start: str, end: str | None,
@@ -84,4 +85,5 @@ def invitation(*, process_id: str, meeting_id: str, summary: str, start: str, en
     guest.params["rsvp"] = vText("TRUE")
     event.add("attendee", guest)
     cal.add_component(event)
-    return cal.to_ical()
+    ical: bytes = cal.to_ical()
+    return ical

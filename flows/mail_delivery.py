@@ -77,8 +77,8 @@ class MailSettings(BaseSettings):
         if self.password_block:
             from prefect.blocks.system import Secret  # lazy: Prefect is slow to import
 
-            value = Secret.load(self.password_block).get()
-            return str(value)
+            block: Any = Secret.load(self.password_block)  # sync context: a block, not a coroutine
+            return str(block.get())
         return None
 
 
@@ -107,6 +107,15 @@ def mask(address: str) -> str:
 
 def _recipients(message: EmailMessage) -> str:
     return ", ".join(mask(a.addr_spec) for a in getattr(message["To"], "addresses", ()))
+
+
+def envelope(message: EmailMessage) -> tuple[str, list[str], bytes]:
+    """Sender, recipients and the bytes, flattened once (aiosmtplib's send_message would
+    flatten with a cloned policy, which defeats the renderer's header caches)."""
+    sender = message["From"].addresses[0].addr_spec
+    recipients = [a.addr_spec for name in ("To", "Cc") if message[name] is not None
+                  for a in message[name].addresses]
+    return sender, recipients, message.as_bytes()
 
 
 class RecordingMailer:
@@ -170,7 +179,7 @@ class SmtpMailer:
         try:
             if client is None or not client.is_connected:
                 client = await self._connect()
-            refused, response = await client.send_message(message)
+            refused, response = await client.sendmail(*envelope(message))
             keep = True
             if refused:  # some recipients refused, the others accepted: do not resend
                 notes = "; ".join(_reply(r.code, r.message) for r in refused.values())
@@ -237,7 +246,8 @@ class DeliveryReport:
 
 def backoff_delay(base: timedelta, attempts: int) -> timedelta:
     """base, 2·base, 4·base … after the 1st, 2nd, 3rd failure; at most a day."""
-    return min(base * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+    delay: timedelta = min(base * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+    return delay
 
 
 class _Run:
@@ -251,6 +261,7 @@ class _Run:
         self.report = DeliveryReport()
         self.zones: dict[str, str] = {}
         self.exhausted = False
+        self.accepted: list[tuple[int, str]] = []
 
     def zone(self, item: Any) -> str:
         """The process's time zone: from the row's context, else the stored definition."""
@@ -292,8 +303,12 @@ class _Run:
             return
         result = await self.mailer.send(message)
         if result.accepted:
-            self.store.mark_sent(item.id, self.now, result.reply)
+            self.accepted.append((item.id, result.reply))
             self.report.sent += 1
+            # Group commit: replies that arrive in the same event-loop turn are recorded in
+            # one transaction, by whichever worker gets here first — right after the 250s.
+            await asyncio.sleep(0)
+            self.record_sent()
             return
         attempts = item.attempts + 1
         if result.permanent or attempts >= self.max_attempts:
@@ -309,6 +324,18 @@ class _Run:
         self.report.retried += 1
         log.info("outbox #%s to %s: retry %d (%s)", item.id, mask(item.email), attempts,
                  result.reply)
+
+    def record_sent(self) -> None:
+        """Mark every accepted, not yet recorded row 'sent' (one transaction)."""
+        if not self.accepted:
+            return
+        batch, self.accepted = self.accepted, []
+        many = getattr(self.store, "mark_sent_many", None)
+        if many is not None:
+            many([i for i, _ in batch], self.now, [r for _, r in batch])
+        else:
+            for item_id, reply in batch:
+                self.store.mark_sent(item_id, self.now, reply)
 
     def release(self) -> None:
         """Give back rows claimed but never handed to SMTP (the run was cancelled)."""
@@ -343,11 +370,13 @@ async def deliver(store: Any, mailer: Mailer, now: datetime, *, limit: int = 100
             for _ in range(concurrency):
                 group.create_task(run.worker())
     except asyncio.CancelledError:
+        run.record_sent()  # accepted by the server: record it, or they would turn 'uncertain'
         run.release()
         raise
     except BaseExceptionGroup as group:  # e.g. the store failed: stop, show the first cause
         run.release()
         raise group.exceptions[0] from group
+    run.record_sent()
     if run.report.sent or run.report.failed or run.report.uncertain:
         log.info("delivery at %s: %s", now.isoformat(), run.report)
     return run.report

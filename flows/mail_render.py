@@ -50,12 +50,12 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
-from email.headerregistry import Address
+from datetime import UTC, date, datetime, time, timedelta
+from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, EmailPolicy
 from email.utils import format_datetime, parseaddr
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -112,8 +112,9 @@ _COMMON = ("process_id", "process_name", "forum")
 _COMMON_OPT = {"contact": None, "timezone": None}
 
 _MONTHS = {
-    "en": "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(),
-    "fr": "janv. févr. mars avr. mai juin juil. août sept. oct. nov. déc.".split(),
+    "en": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+    "fr": ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.",
+           "nov.", "déc."],
 }
 _MODES = {
     "en": {"in-person": "in person", "virtual": "virtual (online)",
@@ -122,6 +123,51 @@ _MODES = {
            "hybrid": "hybride (en présentiel et en ligne)"},
 }
 _SPACES = re.compile(r"\s+")
+
+
+class _Registry(HeaderRegistry):
+    """The stdlib registry builds a new class on every lookup; once per header name is enough."""
+
+    @lru_cache(maxsize=128)  # noqa: B019 - one registry for the whole process
+    def __getitem__(self, name: str) -> type:
+        return super().__getitem__(name)
+
+
+class _Policy(EmailPolicy):
+    """email.policy.SMTP, with the parsing and folding of repeated header values memoised.
+
+    A fan-out repeats most headers (From, Subject, Date, MIME-Version, the parts'
+    Content-Type…) for hundreds of messages, and the email package re-parses and re-folds
+    each one: about half the cost of a message. The results depend only on the policy, the
+    name and the text, so they are cached; the checks (CR/LF refused in a value) still run
+    the first time a text is seen, and every time for values that are not plain strings.
+    """
+
+    def header_store_parse(self, name: str, value: Any) -> Any:
+        if type(value) is str:
+            return _parsed(self, name, value)
+        return super().header_store_parse(name, value)
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if hasattr(value, "name"):  # a header object made by header_store_parse
+            key = (self, name, str(value))
+            folded = _FOLDED.get(key)
+            if folded is None:
+                folded = super().fold_binary(name, value)
+                if len(_FOLDED) < 4096:
+                    _FOLDED[key] = folded
+            return folded
+        return super().fold_binary(name, value)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(policy: EmailPolicy, name: str, value: str) -> Any:
+    return EmailPolicy.header_store_parse(policy, name, value)
+
+
+_FOLDED: dict[tuple[EmailPolicy, str, str], bytes] = {}
+#: email.policy.SMTP (CRLF line ends, RFC 5322 headers), made faster; see _Policy.
+POLICY = _Policy(linesep=SMTP.linesep, header_factory=_Registry())
 
 
 class RenderError(ValueError):
@@ -191,9 +237,9 @@ def _abbrev(local: datetime) -> str:
     return f"UTC{name}" if name[:1] in "+-" else name  # '+03' says less than 'UTC+03'
 
 
-def day_text(day: str | datetime | Any, language: str) -> str:
+def day_text(day: str | date, language: str) -> str:
     """'20 Dec 2024' (English), '20 déc. 2024' (French)."""
-    value = day if hasattr(day, "month") else PlanDate.parse(day).first_day()
+    value: date = day if isinstance(day, date) else PlanDate.parse(day).first_day()
     months = _MONTHS.get(language, _MONTHS["en"])
     return f"{value.day} {months[value.month - 1]} {value.year}"
 
@@ -303,9 +349,10 @@ class Renderer:
         except TemplateError as exc:  # SecurityError and UndefinedError included
             raise RenderError(f"template {base} failed for {item.key}: "
                               f"{type(exc).__name__}: {exc}") from exc
-        message = EmailMessage(policy=SMTP)
-        message["From"] = self.sender
-        message["To"] = recipient_address(item.name, item.email)
+        message = EmailMessage(policy=POLICY)
+        # Addresses go in as their formatted text: same checks, and a repeated one is cached.
+        message["From"] = str(self.sender)
+        message["To"] = str(recipient_address(item.name, item.email))
         message["Subject"] = subject
         message["Date"] = format_datetime((now or item.created_at).astimezone(UTC))
         message["Message-ID"] = message_id(item.key, self.domain)
@@ -313,7 +360,7 @@ class Renderer:
         message["X-Prepflow-Event"] = item.event
         contact = view.get("contact")
         if contact:
-            message["Reply-To"] = recipient_address("", str(contact))
+            message["Reply-To"] = str(recipient_address("", str(contact)))
         message.set_content(text, cte="quoted-printable")
         message.add_alternative(html, subtype="html", cte="quoted-printable")
         spec = EVENTS[item.event]
@@ -333,6 +380,11 @@ class Renderer:
             message.add_attachment(ics, maintype="application", subtype="ics",
                                    filename="invite.ics")
         message["Content-Language"] = language  # after the parts: set_content clears Content-*
+        # "=_" never occurs in quoted-printable or base64 text, so this boundary cannot collide
+        # (and the generator skips its per-message regex search for a free one).
+        boundary = "=_pf_" + hashlib.sha256(item.key.encode()).hexdigest()[:32]
+        for n, part in enumerate(p for p in message.walk() if p.is_multipart()):
+            part.set_boundary(f"{boundary}_{n}")
         return message
 
 

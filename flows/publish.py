@@ -65,9 +65,16 @@ def views(service: Service, process_id: str, now: datetime,
 
 
 def send_all(artifacts: list[Artifact]) -> None:
-    """Send the artifacts, one API call each."""
-    for artifact in artifacts:
-        artifact.send()
+    """Send the artifacts, one API call each, over one client.
+
+    In a sync flow that is the engine's client; an async flow (await-secretariat) has none,
+    and Prefect's artifact calls would each open a client and never close it (sockets leak).
+    """
+    from prefect.context import SyncClientContext
+
+    with SyncClientContext.get_or_create():
+        for artifact in artifacts:
+            artifact.send()
 
 
 def publish(service: Service, process_id: str, now: datetime) -> list[str]:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import re
 import signal
@@ -207,10 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with SmtpServer(handler, port=args.port) as server:
         print(f"listening on {server.host}:{server.port}", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     print(f"received {handler.count} messages", flush=True)
     return 0
 

@@ -79,12 +79,16 @@ ENQUEUE = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?) "
     'ON CONFLICT ("key") DO NOTHING'
 )
+# The rows are chosen in a materialised CTE, evaluated once: as "id IN (SELECT … LIMIT n FOR
+# UPDATE SKIP LOCKED)" PostgreSQL may re-run the subquery while updating and hand out more than
+# n rows. The UPDATE re-checks the status (belt and braces).
 CLAIM = (
-    "UPDATE outbox SET status = 'sending', claimed_at = ? "
-    "WHERE status = 'pending' AND id IN ("
-    "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? "
+    "WITH due AS MATERIALIZED (SELECT id FROM outbox "
+    "WHERE status = 'pending' AND next_attempt_at <= ? "
     "ORDER BY next_attempt_at, id LIMIT ?{skip_locked}) "
-    f"RETURNING {OUTBOX_COLUMNS}"
+    "UPDATE outbox SET status = 'sending', claimed_at = ? FROM due "
+    "WHERE outbox.id = due.id AND outbox.status = 'pending' "
+    "RETURNING " + ", ".join(f"outbox.{c.strip()}" for c in OUTBOX_COLUMNS.split(","))
 )
 # Sent is the truth whatever the row says meanwhile (a slow deliverer after recover(), say):
 # marking it stops any re-send. Only a row already sent is left alone.
@@ -226,7 +230,7 @@ class SqlNotifications:
             context = d.json_in({"erased": True})
             scrub, keep = [], []
             for item_id, address, recipient, status in cursor.execute(
-                d.sql(TO_ERASE), (process_id,)
+                d.sql(TO_ERASE + d.lock), (process_id,)
             ).fetchall():
                 if not addressed_to(address, recipient, norm, expert_id):
                     continue
@@ -262,7 +266,7 @@ class SqlNotifications:
         at = d.time_in(to_utc(now))
         query = d.sql(CLAIM.format(skip_locked=d.skip_locked))
         with guard(self.url), d.cursor(write=True) as cursor:
-            rows = cursor.execute(query, (at, at, limit)).fetchall()
+            rows = cursor.execute(query, (at, limit, at)).fetchall()
         items = [_item(d, row) for row in rows]
         # RETURNING promises no order.
         return sorted(items, key=lambda i: (i.next_attempt_at, i.id))

@@ -129,7 +129,8 @@ def test_add_experts_stores_normalised(store: Store) -> None:
     assert [e.email for e in added] == ["jane.doe@itu.int", "b@x.org"]
     assert len({e.id for e in added}) == 2
     assert all(e.process_id == PID and not e.erased for e in added)
-    assert added[1].late and not added[0].late
+    assert added[1].late
+    assert not added[0].late
     assert added[1].nominated_at == T0 + timedelta(hours=1)
     assert added[1].nominated_at.tzinfo is UTC
     assert store.experts(PID) == added
@@ -169,7 +170,7 @@ def test_same_address_in_two_processes(store: Store) -> None:
 
 def test_add_experts_unknown_process(store: Store) -> None:
     """Experts for a process that is not stored are refused with the known ones listed."""
-    with pytest.raises(UnknownProcess, match="'wtpf-62'.*wtpf-26"):
+    with pytest.raises(UnknownProcess, match=r"'wtpf-62'.*wtpf-26"):
         store.add_experts("wtpf-62", [nominee()])
     with pytest.raises(UnknownProcess):
         store.experts("wtpf-62")
@@ -177,7 +178,9 @@ def test_add_experts_unknown_process(store: Store) -> None:
 
 def test_add_experts_writes_outbox_with_them(store: Store) -> None:
     """Acknowledgements handed in with the nominations are in the outbox, pending."""
-    store.add_experts(PID, [nominee("a@x.org")], [message("ack:a", event="nomination_acknowledged")])
+    store.add_experts(
+        PID, [nominee("a@x.org")], [message("ack:a", event="nomination_acknowledged")]
+    )
     [item] = store.outbox(PID)
     assert (item.key, item.event, item.status, item.attempts) == (
         "ack:a",
@@ -255,7 +258,12 @@ def test_erase_scrubs_expert_and_outbox(store: Store) -> None:
 def test_erased_expert_is_not_claimable(store: Store) -> None:
     """After erasure only the other experts' messages can be claimed."""
     [jane] = store.add_experts(PID, [nominee("jane@x.org")])
-    store.enqueue([message("j", recipient=f"expert:{jane.id}"), message("x", email="x@y.org")])
+    store.enqueue(
+        [
+            message("j", recipient=f"expert:{jane.id}"),
+            message("x", email="x@y.org", recipient="focal:Kenya"),
+        ]
+    )
     store.erase_expert(PID, "jane@x.org")
     assert [i.key for i in store.claim(T0, 10)] == ["x"]
 
@@ -311,7 +319,8 @@ def test_item_fields_round_trip(store: Store) -> None:
     assert {f.name: getattr(item, f.name) for f in dataclasses.fields(OutboxDraft)} == {
         f.name: getattr(draft, f.name) for f in dataclasses.fields(OutboxDraft)
     }
-    assert item.created_at.tzinfo is UTC and item.next_attempt_at == item.created_at
+    assert item.created_at.tzinfo is UTC
+    assert item.next_attempt_at == item.created_at
     assert (item.status, item.attempts, item.last_error, item.claimed_at) == (
         "pending",
         0,
@@ -340,14 +349,16 @@ def test_claim_and_mark_sent(store: Store) -> None:
     assert store.claim(now, 10) == []
     ids = [first[1].id] + [i.id for i in rest]
     assert store.mark_sent_many(ids, now, ["250 a", "250 b", "250 c", "250 d"]) == 4
-    assert store.mark_sent_many(ids[:1] + [10**9], now, ["again", "unknown"]) == 0
+    assert store.mark_sent_many([*ids[:1], 10**9], now, ["again", "unknown"]) == 0
     assert store.outbox(status="sending") == []
-    assert [i.reply for i in store.outbox(status="sent")] == ["250 2.0.0 Ok: queued as A1"] + [
-        "250 a",
-        "250 b",
-        "250 c",
-        "250 d",
-    ]
+    replies = {i.key: i.reply for i in store.outbox(status="sent")}
+    assert replies == {
+        "m:0": "250 2.0.0 Ok: queued as A1",
+        "m:1": "250 a",
+        "m:2": "250 b",
+        "m:3": "250 c",
+        "m:4": "250 d",
+    }
     with pytest.raises(ValueError, match="2 ids but 1 replies"):
         store.mark_sent_many(ids[:2], now, ["x"])
     with pytest.raises(UnknownOutboxItem, match="no outbox message with id 1000000000"):
@@ -361,6 +372,15 @@ def test_claim_skips_future_rows(store: Store) -> None:
     store.enqueue([message("later", n=10), message("now", n=0)])
     assert [i.key for i in store.claim(T0 + timedelta(minutes=5), 10)] == ["now"]
     assert [i.key for i in store.claim(T0 + timedelta(minutes=10), 10)] == ["later"]
+
+
+def test_claim_respects_limit_when_times_tie(store: Store) -> None:
+    """Rows due at the same instant are handed out at most ``limit`` at a time, by id."""
+    store.enqueue([message(f"tie:{i}", recipient=f"expert:{i}") for i in range(5)])
+    batches = [store.claim(T0, 2) for _ in range(4)]
+    assert [len(b) for b in batches] == [2, 2, 1, 0]
+    ids = [i.id for b in batches for i in b]
+    assert ids == sorted(ids)
 
 
 def test_retry_waits_for_next_attempt(store: Store) -> None:
@@ -425,8 +445,9 @@ def test_late_failure_does_not_undo_sent(store: Store) -> None:
 
 def test_recover_marks_stale_uncertain(store: Store) -> None:
     """Rows left 'sending' too long become 'uncertain', are not claimable, and can be requeued."""
-    store.enqueue(messages(3))
-    stuck = store.claim(T0, 2)
+    store.enqueue([*messages(2), message("fresh", n=4)])
+    stuck = store.claim(T0 + timedelta(seconds=1), 10)
+    assert [i.key for i in stuck] == ["m:0", "m:1"]
     fresh_at = T0 + timedelta(minutes=4)
     [fresh] = store.claim(fresh_at, 10)
     stale = timedelta(minutes=5)

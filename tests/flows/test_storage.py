@@ -19,7 +19,9 @@ from sqlalchemy.pool import NullPool
 from flows.storage import (
     SCHEMA_VERSION,
     AuditDraft,
+    ExpertDraft,
     MemoryStore,
+    OutboxDraft,
     SqlStore,
     Store,
     StoredProcess,
@@ -507,11 +509,37 @@ def _old_database(url: str, version: int, definitions: dict[str, dict[str, Any]]
     return {"processes": expected, "log": log}
 
 
+_NOMINEE = ExpertDraft(
+    email="a@x.org",
+    first_name="Ana",
+    last_name="Ruiz",
+    entity="SUBTEL",
+    nominated_by="Chile",
+    country="Chile",
+    region="AMS",
+    stakeholder_type="government",
+    nominated_at=T0,
+)
+_MESSAGE = OutboxDraft(
+    key="k1",
+    process_id="c",
+    event="nomination_acknowledged",
+    recipient="expert:1",
+    email="a@x.org",
+    name="Ana Ruiz",
+    language="es",
+    timezone=None,
+    context={},
+    created_at=T0,
+)
+
+
 @pytest.mark.parametrize("version", range(1, SCHEMA_VERSION))
 def test_upgrade_keeps_data(sql_url: str, version: int) -> None:
     """A database left at an older schema is upgraded on open, with its data intact.
 
-    Step 3 moves the definitions into their own table, one row per distinct definition.
+    Step 3 moves the definitions into their own table, one row per distinct definition;
+    step 4 adds the experts register and the outbox, which then work on the old processes.
     """
     old = _old_database(sql_url, version, {"a": DEFINITION, "b": OTHER, "c": DEFINITION})
     with SqlStore(sql_url) as store:
@@ -520,6 +548,12 @@ def test_upgrade_keeps_data(sql_url: str, version: int) -> None:
         assert (store.audit(), store.verify()) == (old["log"], [])
         after = store.commit("c", 2, {"state": "final"}, [draft(2)])  # and it goes on working
         assert (after.definition, after.version, store.verify()) == (DEFINITION, 3, [])
+        # Step 4's register and outbox work on the upgraded data.
+        [expert] = store.add_experts("c", [_NOMINEE], [_MESSAGE])
+        store.commit("c", 3, {"state": "closed"}, [], [dataclasses.replace(_MESSAGE, key="k2")])
+        assert store.experts("c") == [expert]
+        assert [i.key for i in store.claim(T0, 10)] == ["k1", "k2"]
+        assert store.verify() == []
     engine = sa.create_engine(sql_url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
