@@ -254,3 +254,33 @@ def retry_cmd(item: Annotated[int, typer.Argument(help="Outbox id.")],
     except ValueError as exc:
         raise InputError(str(exc)) from None
     out.print(f"message {again.id} ({again.event}) is pending again")
+
+
+@outbox_app.command("deliver")
+def deliver_cmd(
+    dry_run: Annotated[bool, typer.Option(help="Show what would go out; send nothing.")] = False,
+    limit: Annotated[int, typer.Option(min=1)] = 5000,
+    database: Database = None, now: Now = None,
+) -> None:
+    """Send queued messages through SMTP (PREPFLOW_SMTP_* settings), or --dry-run.
+
+    Example: PREPFLOW_SMTP_HOST=smtp.example.org prepflow outbox deliver --dry-run
+    """
+    from flows.deliver_flow import dry_run as preview_counts
+    from flows.deliver_flow import run_delivery
+
+    svc = service(database)
+    at = svc.now(parse_now(now))
+    if dry_run:
+        counts = preview_counts(svc, at, limit)
+        out.print(f"{sum(counts.values())} message(s) would go out now:")
+        for event, count in sorted(counts.items()):
+            out.print(f"  {event}: {count}")
+        return
+    report = run_delivery(svc, at, limit)
+    out.print(f"delivery: {report}")
+    for problem in report.problems:
+        out.print(f"  #{problem['id']} {problem['event']} to {problem['recipient']}: "
+                  f"{escape(str(problem['error']))}", soft_wrap=True)
+    if report.failed or report.uncertain:
+        raise typer.Exit(1)

@@ -7,7 +7,9 @@ The sequence for each row, and why it cannot send a row twice by itself:
    and re-queues (``prepflow outbox retry ID``).
 2. ``store.claim(now, n)`` marks a few rows 'sending' (atomically: two deliverers never take
    the same row) *before* any SMTP command for them.
-3. Render and send. On the server's 250 the row is marked 'sent' at once; a 4xx, a refused or
+3. Render and send. On the server's 250 the row is marked 'sent' at once (group commit: the
+   250s that arrive while one 'sent' transaction is being written go into the next one, in a
+   thread, so an fsync never stalls the other connections); a 4xx, a refused or
    dropped connection or a timeout puts it back to 'pending' with exponential backoff (failed
    after ``max_attempts``); a 5xx marks it 'failed' with the server's reply.
 
@@ -262,6 +264,7 @@ class _Run:
         self.zones: dict[str, str] = {}
         self.exhausted = False
         self.accepted: list[tuple[int, str]] = []
+        self.recording = asyncio.Lock()
 
     def zone(self, item: Any) -> str:
         """The process's time zone: from the row's context, else the stored definition."""
@@ -286,6 +289,7 @@ class _Run:
 
     def problem(self, item: Any, error: str) -> None:
         self.report.problems.append({"id": item.id, "event": item.event,
+                                     "process": item.process_id,
                                      "recipient": mask(item.email), "error": error})
 
     async def worker(self) -> None:
@@ -305,10 +309,7 @@ class _Run:
         if result.accepted:
             self.accepted.append((item.id, result.reply))
             self.report.sent += 1
-            # Group commit: replies that arrive in the same event-loop turn are recorded in
-            # one transaction, by whichever worker gets here first — right after the 250s.
-            await asyncio.sleep(0)
-            self.record_sent()
+            await self.flush_sent()
             return
         attempts = item.attempts + 1
         if result.permanent or attempts >= self.max_attempts:
@@ -325,11 +326,23 @@ class _Run:
         log.info("outbox #%s to %s: retry %d (%s)", item.id, mask(item.email), attempts,
                  result.reply)
 
+    async def flush_sent(self) -> None:
+        """Group commit, right after the 250: one transaction at a time, in a thread (so the
+        fsync does not stall the other connections); the 250s that arrive meanwhile are all
+        recorded by the next one."""
+        async with self.recording:
+            if self.accepted:
+                batch, self.accepted = self.accepted, []
+                await asyncio.to_thread(self.write_sent, batch)
+
     def record_sent(self) -> None:
-        """Mark every accepted, not yet recorded row 'sent' (one transaction)."""
-        if not self.accepted:
-            return
+        """Mark every accepted, not yet recorded row 'sent', now (used on cancellation)."""
         batch, self.accepted = self.accepted, []
+        self.write_sent(batch)
+
+    def write_sent(self, batch: list[tuple[int, str]]) -> None:
+        if not batch:
+            return
         many = getattr(self.store, "mark_sent_many", None)
         if many is not None:
             many([i for i, _ in batch], self.now, [r for _, r in batch])

@@ -274,6 +274,7 @@ class Renderer:
             autoescape=select_autoescape(enabled_extensions=("html.j2",),
                                          default_for_string=False, default=False),
             keep_trailing_newline=True,
+            auto_reload=False,  # templates are data shipped with the code: no stat() per mail
             trim_blocks=True,
             lstrip_blocks=True,
         )
@@ -380,11 +381,11 @@ class Renderer:
             message.add_attachment(ics, maintype="application", subtype="ics",
                                    filename="invite.ics")
         message["Content-Language"] = language  # after the parts: set_content clears Content-*
-        # "=_" never occurs in quoted-printable or base64 text, so this boundary cannot collide
-        # (and the generator skips its per-message regex search for a free one).
-        boundary = "=_pf_" + hashlib.sha256(item.key.encode()).hexdigest()[:32]
+        # "=_" never occurs in quoted-printable or base64 text, so a fixed boundary cannot
+        # collide with a part's content (RFC 2045 §6.7); fixed, the generator skips its
+        # per-message regex search for a free one and the Content-Type header is cached.
         for n, part in enumerate(p for p in message.walk() if p.is_multipart()):
-            part.set_boundary(f"{boundary}_{n}")
+            part.set_boundary(f"=_prepflow_{n}")
         return message
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flows.mail_render import SKIPPED
 from flows.storage import Expert, OutboxDraft
 from states.decision import Effect
 from states.definition import ProcessDefinition
@@ -50,18 +51,54 @@ def recipients(definition: ProcessDefinition, audience: str, event: str,
     return found
 
 
-def context(definition: ProcessDefinition, effect: Effect) -> dict[str, Any]:
-    """What every template may use, on top of the effect's own data."""
+def context(definition: ProcessDefinition, effect: Effect, now: datetime) -> dict[str, Any]:
+    """The template context for one message (keys documented in flows/mail_render.py)."""
     data = dict(effect.data)
+    base: dict[str, Any] = {
+        "process_id": effect.process_id, "process_name": definition.name,
+        "forum": definition.forum.name, "timezone": definition.timezone,
+        "contact": definition.secretariat[0].email,
+    }
     document = data.get("document")
     url = definition.notifications.document_url
-    return {
-        "process_id": effect.process_id, "process_name": definition.name,
-        "forum_name": definition.forum.name, "timezone": definition.timezone,
-        "event": effect.event, "key": effect.key,
-        "document_link": url.format(document=document) if url and document else None,
-        **data,
-    }
+    if document:
+        base["document"] = document
+        if url:
+            base["document_url"] = url.format(document=document)
+    if effect.cycle:
+        base["cycle"] = effect.cycle
+        base["cycle_name"] = data.get("cycle_name") or definition.cycle(effect.cycle).name
+    event = effect.event
+    if event == "draft_posted":
+        base["deadline"] = data.get("deadline")
+        base["public_consultation"] = definition.cycle(effect.cycle or "").public_consultation
+    elif event in ("comment_reminder", "forum_reminder"):
+        base["days_before"] = data.get("days")
+        base["deadline"] = data.get("deadline")
+        base["forum_opens"] = data.get("opens_day")
+        base["place"] = data.get("place")
+    elif event == "comments_closed":
+        base["deadline"] = data.get("deadline")
+    elif event in ("consultation_opened", "consultation_closed"):
+        base["deadline"] = data.get("consultation_deadline") or data.get("deadline")
+    elif event.startswith("meeting_"):
+        base.update(meeting=data.get("meeting"), meeting_name=data.get("meeting_name"),
+                    start=data.get("start_day"), end=data.get("end_day"),
+                    place=data.get("place"), mode=data.get("mode"),
+                    sequence=data.get("sequence"))
+    elif event == "final_posted":
+        base["forum_opens"] = data.get("opens_day")
+    elif event == "step_overdue":
+        due = datetime.fromisoformat(str(data["due"]))
+        base.update(step=data.get("step"), step_key=data.get("trigger"), due=data["due"],
+                    overdue_days=max(0, (now - due).days),
+                    action=f"prepflow transition {effect.process_id} {data.get('trigger')} "
+                           "--by NAME --document REF")
+    elif event == "rule_at_risk":
+        base.update(rule=data.get("rule"), message=data.get("message"),
+                    status="FAIL" if data.get("status") == "fail" else "RISK",
+                    slack_days=data.get("slack_days"))
+    return {k: v for k, v in base.items() if v is not None}
 
 
 def plan(definition: ProcessDefinition, effects: Iterable[Effect],
@@ -79,7 +116,9 @@ def plan(definition: ProcessDefinition, effects: Iterable[Effect],
         if effect.kind != "notify":
             continue
         audience = str(effect.data.get("audience", "none"))
-        shared = context(definition, effect)
+        if audience == "none" or effect.event in SKIPPED:
+            continue
+        shared = context(definition, effect, now)
         for person in recipients(definition, audience, effect.event, register):
             rows.append(OutboxDraft(
                 key=f"{effect.key}:{person.ref}", process_id=effect.process_id,

@@ -139,10 +139,12 @@ def acknowledgements(definition: ProcessDefinition, process_id: str,
     for draft in drafts:
         context: dict[str, Any] = {
             "process_id": process_id, "process_name": definition.name,
-            "forum_name": definition.forum.name, "timezone": definition.timezone,
-            "event": "nomination_acknowledged", "nominated_by": draft.nominated_by,
-            "late": draft.late, "nominations_deadline_day":
-                deadline.first_day().isoformat() if deadline and deadline.exact else None}
+            "forum": definition.forum.name, "timezone": definition.timezone,
+            "contact": definition.secretariat[0].email, "nominated_by": draft.nominated_by,
+            "entity": draft.entity, "late": draft.late}
+        if deadline is not None and deadline.exact:
+            context["nominations_deadline"] = end_instant(
+                deadline, zone(definition.timezone)).isoformat()
         tag = hashlib.sha256(draft.email.encode()).hexdigest()[:16]  # no address in the key
         rows.append(OutboxDraft(
             key=f"{process_id}:nomination:{tag}", process_id=process_id,

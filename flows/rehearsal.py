@@ -23,6 +23,7 @@ from prefect.artifacts import (
     create_progress_artifact,
     update_progress_artifact,
 )
+from prefect.context import SyncClientContext
 
 from flows.advance import advance
 from flows.loader import load_definition
@@ -237,7 +238,11 @@ def _describe(r: Rehearsal, e: AuditEntry, instance: Instance) -> list[str]:
             text += f" (document {e.inputs['document']})"
         if due:
             text += f" — due {describe(datetime.fromisoformat(str(due)), tz)}"
-        if spec.guards:
+        overridden = sorted({o.rule for o in instance.overrides if o.what == spec.trigger})
+        if spec.guards and overridden:  # a refusal set aside is not a check passed
+            text += (f" [checks: {', '.join(spec.guards)}; set aside by override: "
+                     f"{', '.join(overridden)}]")
+        elif spec.guards:
             text += f" [checks passed: {', '.join(spec.guards)}]"
         lines = [text]
         if spec.trigger.startswith("post_") and spec.cycle == d.cycles[-1].id:
@@ -349,7 +354,9 @@ def rehearsal(definition_path: str, database: str, start: date | None = None,
         share = (now - r.start) / (r.end - r.start)
         if share - shown >= 0.25:  # a quarter at a time: progress is one API call
             shown = share
-            update_progress_artifact(progress, min(100.0, round(100 * share, 1)))
+            # Outside a run Prefect would open a client for the call and never close it.
+            with SyncClientContext.get_or_create():
+                update_progress_artifact(progress, min(100.0, round(100 * share, 1)))
     r.runs += 1  # the report below
     r.lines.append(f"# {r.runs} flow runs")
     transcript = "\n".join(r.lines) + "\n"

@@ -1,9 +1,10 @@
 """Live mode and the main job: serve the deployments, and bring up a local Prefect server.
 
-``prepflow serve`` serves four deployments from this checkout: ``advance`` on a cron schedule in
+``prepflow serve`` serves five deployments from this checkout: ``advance`` on a cron schedule in
 the process's time zone, ``secretariat-action`` and ``secretariat-amend`` (their Run forms are
-the action forms), and ``await-secretariat`` (started by ``advance`` when a manual step falls
-due). ``prepflow up`` starts a local server when none is configured, serves, rehearses WTPF-26
+the action forms), ``await-secretariat`` (started by ``advance`` when a manual step falls
+due) and ``deliver-notifications`` (drains the outbox every two minutes).
+``prepflow up`` starts a local server when none is configured, serves, rehearses WTPF-26
 so the UI is full of real runs, and stops everything it started on Ctrl-C.
 """
 
@@ -24,10 +25,11 @@ DEFAULT_PORT = 4200
 
 
 def deployments(cron: str, timezone: str) -> list[object]:
-    """The four deployments this checkout serves."""
+    """The deployments this checkout serves."""
     from prefect.schedules import Cron
 
     from flows.advance import advance
+    from flows.deliver_flow import deliver_notifications
     from flows.secretariat import await_secretariat, secretariat_action, secretariat_amend
 
     return [
@@ -39,6 +41,9 @@ def deployments(cron: str, timezone: str) -> list[object]:
                                         description="Move a milestone or the forum date."),
         await_secretariat.to_deployment(name="await-secretariat",
                                         description="Asks for a manual step when it is due."),
+        deliver_notifications.to_deployment(
+            name="deliver-notifications", schedules=[Cron("*/2 * * * *", timezone=timezone)],
+            description="Sends queued messages (SMTP settings: PREPFLOW_SMTP_*)."),
     ]
 
 
@@ -77,7 +82,7 @@ def serve_forever(cron: str, timezone: str, say: Callable[[str], None]) -> None:
             wait_for_api(api_url, say)
         try:
             say(f"serving advance (cron '{cron}', {timezone}), secretariat-action, "
-                "secretariat-amend and await-secretariat; Ctrl-C stops.")
+                "secretariat-amend, await-secretariat and deliver-notifications; Ctrl-C stops.")
             serve(*deployments(cron, timezone), pause_on_shutdown=False,  # type: ignore[arg-type]
                   print_starting_message=False)
             return

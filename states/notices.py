@@ -88,8 +88,10 @@ def _reminders(definition: ProcessDefinition, instance: Instance,
         for days in due[1:]:
             batch.quiet(f"reminder:{cycle.id}:{days}d")
         if due:
+            posted = instance.happened.get(f"post_{cycle.id}")
             batch.emit(f"reminder:{cycle.id}:{due[0]}d", "comment_reminder", "experts",
                        cycle.id, {"cycle_name": cycle.name, "days": due[0],
+                                  "document": posted.document if posted else None,
                                   "deadline": closes.isoformat(),
                                   "deadline_day": item.start.first_day().isoformat()})
     forum = milestones["forum"]
@@ -132,10 +134,11 @@ def _invitations(definition: ProcessDefinition, instance: Instance,
                 continue
             sequence += 1
             invitations[meeting.id] = f"{sequence}|{dates}"
+            shown = dates or sent  # a cancellation names the dates it cancels
+            first, _, final = shown.partition("..")
             batch.emit(f"invite:{meeting.id}:{sequence}", event, "experts", cycle.id, {
                 "cycle_name": cycle.name, "meeting": meeting.id, "meeting_name": meeting.name,
-                "start_day": item.start.first_day().isoformat() if fixed and item.start else None,
-                "end_day": last.last_day().isoformat() if fixed and last else None,
+                "start_day": first or None, "end_day": final or None,
                 "place": meeting.place, "mode": meeting.mode.value, "sequence": sequence,
                 "timezone": definition.timezone})
 
@@ -151,7 +154,8 @@ def _alerts(definition: ProcessDefinition, instance: Instance, table: Table,
             continue
         batch.emit(f"overdue:{spec.trigger}:{item.start}", "step_overdue", "secretariat",
                    spec.cycle, {"step": spec.label, "trigger": spec.trigger,
-                                "planned_day": item.start.first_day().isoformat()})
+                                "planned_day": item.start.first_day().isoformat(),
+                                "due": end_instant(item.start, tz).isoformat()})
     if f"post_{definition.cycles[-1].id}" in instance.happened and \
             instance.regions["main"] != f"{definition.cycles[-1].id}.posted":
         return
@@ -161,4 +165,5 @@ def _alerts(definition: ProcessDefinition, instance: Instance, table: Table,
         forum = milestones["forum"].start
         batch.emit(f"rule:{result.rule}:{result.status.value}:{final}:{forum}", "rule_at_risk",
                    "secretariat", None, {"rule": result.rule, "status": result.status.value,
-                                         "message": result.message})
+                                         "message": result.message,
+                                         "slack_days": result.slack_days})

@@ -31,6 +31,7 @@ from flows.mail_delivery import (
     backoff_delay,
     deliver,
     mask,
+    preview,
 )
 from flows.mail_render import Renderer
 from flows.smtp_sink import EmlHandler, RecordingHandler, SmtpServer, file_name, free_port
@@ -214,7 +215,7 @@ def test_cancelled_mid_batch_then_restarted_duplicates_nothing() -> None:
         after_kill = statuses(store)
         in_flight = after_kill.get("sending", 0)
         assert in_flight <= 8
-        assert after_kill["sent"] >= 100
+        assert after_kill["sent"] + in_flight >= 100  # the server's count, give or take replies
         restart = run(store, server.port, T0 + timedelta(hours=1))
         assert restart.uncertain == in_flight
         final = statuses(store)
@@ -259,11 +260,12 @@ def test_a_killed_deliverer_process_then_restarted_duplicates_nothing(tmp_path: 
         proc.send_signal(signal.SIGKILL)  # no cleanup at all: the crash case
         proc.wait()
         assert 60 <= h.count < 400
+        in_flight = statuses(store).get("sending", 0)  # claimed, fate unknown
         restart = run(store, server.port, T0 + timedelta(hours=1))
         final = statuses(store)
         assert final.get("sending", 0) == final.get("pending", 0) == 0
         assert final["sent"] + final.get("uncertain", 0) == 400
-        assert restart.uncertain == final.get("uncertain", 0) > 0
+        assert restart.uncertain == final.get("uncertain", 0) == in_flight
         assert set(h.keys.values()) == {1}  # nothing twice at the server
         assert {i.key for i in store.outbox(status="sent")} <= set(h.keys)
     store.close()
@@ -310,6 +312,9 @@ def test_eml_sink_writes_one_file_per_key_and_shows_duplicates(tmp_path: Path) -
 def test_recording_mailer_and_privacy_helpers() -> None:
     store = MemoryStore()
     store.enqueue(drafts(3))
+    shown = asyncio.run(preview(store, T0, renderer=Renderer(SENDER)))
+    assert [item.key for item, _ in shown] == [d.key for d in drafts(3)]
+    assert statuses(store) == {"pending": 3}  # a dry run claims nothing
     mailer = RecordingMailer(lambda m: SendResult(False, True, "550 no") if
                              "expert1@" in str(m["To"]) else None)
     report = asyncio.run(deliver(store, mailer, T0, renderer=Renderer(SENDER)))

@@ -1,0 +1,102 @@
+"""Draining the outbox: the ``deliver-notifications`` flow and the CLI's ``outbox deliver``.
+
+Runs the SMTP delivery (flows/mail_delivery.py) over the store and tells each process's
+secretariat about messages that failed for good or whose fate is uncertain. Addresses never
+reach Prefect logs, run names or artifacts: only counts and masked addresses do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows.mail_delivery import DeliveryReport, MailSettings, SmtpMailer, deliver, preview
+from flows.runtime import aware, rename_run, service_for
+from flows.service import Service
+from flows.storage import OutboxDraft
+
+
+def run_delivery(service: Service, now: datetime, limit: int = 5000,
+                 settings: MailSettings | None = None) -> DeliveryReport:
+    """Send what is due now through SMTP; report failures to the secretariat (queued)."""
+    settings = settings or MailSettings()
+
+    async def go() -> DeliveryReport:
+        async with SmtpMailer(settings) as mailer:
+            return await deliver(service.store, mailer, now, limit=limit,
+                                 concurrency=settings.concurrency,
+                                 max_attempts=settings.max_attempts,
+                                 backoff=timedelta(seconds=settings.backoff_seconds),
+                                 stale_after=timedelta(seconds=settings.stale_after_seconds))
+
+    report = asyncio.run(go())
+    report_failures(service, report, now)
+    return report
+
+
+def report_failures(service: Service, report: DeliveryReport, now: datetime) -> int:
+    """One 'delivery failures' message per process and secretariat member, once per set."""
+    by_process: dict[str, list[dict[str, Any]]] = {}
+    for problem in report.problems:
+        if problem.get("event") == "delivery_failures":
+            continue  # never report a failed report by mail: it shows in `prepflow outbox`
+        by_process.setdefault(str(problem.get("process")), []).append(problem)
+    rows = []
+    for process_id, items in by_process.items():
+        _, definition, _ = service.load(process_id)
+        ids = ",".join(str(i["id"]) for i in items)
+        tag = hashlib.sha256(ids.encode()).hexdigest()[:12]
+        failed = sum(not str(i["error"]).startswith("uncertain") for i in items)
+        context = {"process_id": process_id, "process_name": definition.name,
+                   "forum": definition.forum.name, "timezone": definition.timezone,
+                   "failed": failed, "uncertain": len(items) - failed, "items": items,
+                   "command": "prepflow outbox --status failed"}
+        for member in definition.secretariat:
+            rows.append(OutboxDraft(
+                key=f"{process_id}:delivery-failures:{tag}:member:{member.id}",
+                process_id=process_id, event="delivery_failures", recipient=f"member:{member.id}",
+                email=member.email, name=member.name, language="en",
+                timezone=definition.timezone, context=context, created_at=now))
+    return service.store.enqueue(rows) if rows else 0
+
+
+def dry_run(service: Service, now: datetime, limit: int = 5000) -> Counter[str]:
+    """What a delivery now would send, counted by event; nothing is claimed or sent."""
+    found = asyncio.run(preview(service.store, now, limit=limit))
+    return Counter(item.event if not isinstance(message, str) else f"{item.event} (not "
+                   "renderable)" for item, message in found)
+
+
+@flow(name="deliver-notifications", log_prints=False, persist_result=True)
+def deliver_notifications(database: str | None = None, now: datetime | None = None,
+                          limit: int = 5000, dry_run_only: bool = False,
+                          publish_artifacts: bool = True) -> dict[str, Any]:
+    """Send the queued messages (exactly once on the engine's own path); counts only."""
+    logger = get_run_logger()
+    with service_for(database) as service:
+        at = service.now(aware(now))
+        if dry_run_only:
+            counts = dry_run(service, at, limit)
+            rename_run(f"dry run: {sum(counts.values())} message(s) would go out")
+            return {"would_send": dict(counts)}
+        report = run_delivery(service, at, limit)
+    logger.info("delivery: %s", report)
+    for problem in report.problems:
+        logger.warning("message %s (%s) to %s: %s", problem["id"], problem["event"],
+                       problem["recipient"], problem["error"])
+    if publish_artifacts and (report.sent + report.failed + report.uncertain) > 0:
+        from prefect.artifacts import create_table_artifact
+
+        create_table_artifact(
+            report.problems[:200] or [{"problems": "none"}], key="delivery-summary",
+            description=f"last delivery run: {report} (addresses masked)")
+    rename_run(f"delivered {report.sent}" + (f", {report.failed} failed" if report.failed else "")
+               + (f", {report.retried} to retry" if report.retried else "")
+               + (f", {report.uncertain} uncertain" if report.uncertain else ""))
+    return {"sent": report.sent, "retried": report.retried, "failed": report.failed,
+            "uncertain": report.uncertain}
