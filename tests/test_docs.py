@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 #: Every command the CLI registers (new ones included: each must show an example too).
 COMMANDS = sorted(c.name or "" for c in cli.app.registered_commands)
+GROUPS = sorted(g.name or "" for g in cli.app.registered_groups)
+SUBCOMMANDS = [(g.name or "", c.name or "") for g in cli.app.registered_groups
+               for c in g.typer_instance.registered_commands]
 
 
 def _bash_block(heading: str) -> str:
@@ -92,4 +95,15 @@ def test_readme_command_table_names_real_commands() -> None:
     documented = set(re.findall(r"^\| `prepflow (\w+)", README, flags=re.MULTILINE))
     assert {"check", "init", "status", "timeline", "advance", "transition", "amend",
             "audit"} <= documented
-    assert documented == set(COMMANDS), "the README's table and the CLI's commands differ"
+    assert documented == set(COMMANDS) | set(GROUPS), "README's table and the CLI differ"
+
+
+@pytest.mark.parametrize(("group", "command"), SUBCOMMANDS)
+def test_every_grouped_command_help_shows_an_example(
+    group: str, command: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`prepflow experts import --help` and the like exit 0 and show an example."""
+    text = _help(capsys, monkeypatch, group, command)
+    assert "Example" in text
+    assert f"prepflow {group} {command}" in text or f"prepflow {group}" in text

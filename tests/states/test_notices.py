@@ -60,7 +60,7 @@ def test_meeting_invitation_then_update_then_cancellation_with_sequences() -> No
                     utc(2024, 8, 8))
     (cancel,) = _events(unfixed.effects, "meeting_cancelled")
     assert cancel.data["sequence"] == 2
-    assert cancel.data["start_day"] is None
+    assert cancel.data["start_day"] == "2024-10-14"  # the dates it cancels
     assert not advance(definition, unfixed.after, utc(2024, 8, 9)).effects
 
 
