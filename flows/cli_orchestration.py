@@ -30,7 +30,8 @@ def _day(text: str | None, option: str) -> date | None:
 
 
 def run_rehearsal(definition: Path, database: str, start: date | None, end: date | None,
-                  experts: int, comments: int, scenario: Path | None) -> str:
+                  experts: int, comments: int, scenario: Path | None,
+                  mail_sink: Path | None = None) -> str:
     """The rehearsal flow with heartbeats off: sync runs then cost ~0.1 s, not ~1 s."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
@@ -38,7 +39,8 @@ def run_rehearsal(definition: Path, database: str, start: date | None, end: date
 
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         return rehearsal(str(definition), database, start, end, experts, comments,
-                         str(scenario) if scenario else None)
+                         str(scenario) if scenario else None,
+                         str(mail_sink) if mail_sink else None)
 
 
 @app.command("rehearse")
@@ -52,6 +54,9 @@ def rehearse_cmd(
     scenario: Annotated[Path | None, typer.Option(help="What-if events (YAML).")] = None,
     transcript: Annotated[Path | None, typer.Option(help="Write the transcript here "
                                                     "(default: standard output).")] = None,
+    mail_sink: Annotated[Path | None, typer.Option(
+        help="Send every message for real to a local SMTP server that writes each one as an "
+             ".eml file in this folder.")] = None,
     database: Database = None,
 ) -> None:
     """Run the whole process on a simulated clock through the real flows and store.
@@ -61,6 +66,7 @@ def rehearse_cmd(
 
     Examples:
       prepflow rehearse config/wtpf26.yaml --transcript rehearsal.txt
+      prepflow rehearse config/wtpf26.yaml --experts 300 --mail-sink mail/
       prepflow rehearse config/wtpf26.yaml --scenario config/scenarios/wtpf26-what-if.yaml \\
           --database sqlite:///rehearsal.db
     """
@@ -78,7 +84,8 @@ def rehearse_cmd(
                 if spec.id in [p.process_id for p in store.list()]:
                     raise InputError(f"{database} already holds process {spec.id}: a rehearsal "
                                      "needs a fresh store; give another --database.")
-        text = run_rehearsal(definition, url, start, end, experts, comments, scenario)
+        text = run_rehearsal(definition, url, start, end, experts, comments, scenario,
+                             mail_sink)
     if transcript is None:
         out.file.write(text)
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -26,9 +27,11 @@ from prefect.artifacts import (
 from prefect.context import SyncClientContext
 
 from flows.advance import advance
+from flows.deliver_flow import deliver_notifications
 from flows.loader import load_definition
 from flows.operator_view import artifact_key
 from flows.publish import publish
+from flows.rehearsal_mail import MailLog, mail_sink, register
 from flows.runtime import rename_run, service_for
 from flows.scenario import Event, Scenario, fixed_span, load_scenario, local
 from flows.secretariat import Amendment, SecretariatAction, secretariat_action, secretariat_amend
@@ -39,6 +42,7 @@ from states.engine import engine_for
 from states.guards import Context, due_at
 from states.instance import Instance
 from states.machine import Due, Mode, Spec
+from states.notices import reminder_instants
 from states.plan import by_key
 from states.rules import Status, check, effective_milestones
 
@@ -72,6 +76,8 @@ class Rehearsal:
     done_events: set[int] = field(default_factory=set)
     fixed: set[str] = field(default_factory=set)
     dst_done: set[date] = field(default_factory=set)
+    mail: MailLog | None = None
+    deliver: bool = False
 
     @property
     def pid(self) -> str:
@@ -98,6 +104,9 @@ def next_step(r: Rehearsal, instance: Instance, now: datetime) -> Step | None:
                     steps.append(Step(_ceil(max(when, now)), 3, "tick"))
             else:
                 steps.extend(_posting(r, spec, items, now, tz))
+    for when in reminder_instants(d, instance, items):
+        if when > now:
+            steps.append(Step(_ceil(when), 3, "tick"))
     for item in items.values():
         done = any(s.milestone == item.key and s.trigger in instance.happened
                    for s in table.specs if s.region == "main")
@@ -148,6 +157,23 @@ def perform(r: Rehearsal, step: Step) -> None:
     elif step.kind == "post":
         _post(r, now, step.payload)
     _read_back(r)
+    _mail(r, now)
+
+
+def _mail(r: Rehearsal, now: datetime) -> None:
+    """Say what was queued; with a sink, deliver it through the real delivery flow."""
+    if r.mail is None:
+        return
+    day = local_day(now, zone(r.definition.timezone)).isoformat()
+    queued = r.mail.queued(day)
+    r.lines.extend(queued)
+    if r.deliver and queued:
+        state = _run(r, deliver_notifications, now=now, database=r.database)
+        result = state.result() if state.is_completed() else {}
+        sent, failed = result.get("sent", 0), result.get("failed", 0)
+        r.mail.delivered += sent
+        r.lines.append(f"{day} mail         delivered {sent}" +
+                       (f", {failed} failed" if failed else ""))
 
 
 def _run(r: Rehearsal, flow_fn: Any, **kwargs: Any) -> Any:
@@ -156,6 +182,8 @@ def _run(r: Rehearsal, flow_fn: Any, **kwargs: Any) -> Any:
     r.runs += 1
     if flow_fn is advance:
         kwargs["ask_secretariat"] = False
+    if flow_fn is deliver_notifications:
+        kwargs["limit"] = 100_000
     return flow_fn(return_state=True, publish_artifacts=False, **kwargs)  # type: ignore[no-any-return]
 
 
@@ -252,9 +280,6 @@ def _describe(r: Rehearsal, e: AuditEntry, instance: Instance) -> list[str]:
         if spec.event == "comments_closed" and r.comments:
             lines.append(f"{day.isoformat()} register     {r.comments} comments on the "
                          f"{d.cycle(spec.cycle or '').name} counted as received (simulated)")
-        if r.experts:
-            lines.append(f"{day.isoformat()} mail         would send '{spec.event}' to "
-                         f"{r.experts} experts (key {r.pid}:{spec.trigger})")
         return lines
     if e.kind == "amendment":
         results = check(d, effective_milestones(d, instance))
@@ -313,7 +338,7 @@ def _more(r: Rehearsal, instance: Instance, now: datetime) -> bool:
 
 def rehearsal(definition_path: str, database: str, start: date | None = None,
               end: date | None = None, experts: int = 0, comments: int = 0,
-              scenario_path: str | None = None) -> str:
+              scenario_path: str | None = None, mail_dir: str | None = None) -> str:
     """Run the whole process on a simulated clock; returns the transcript.
 
     A driver, not a flow: each step is a top-level flow run of its own (subflows cost about
@@ -334,6 +359,23 @@ def rehearsal(definition_path: str, database: str, start: date | None = None,
     with service_for(database) as service:
         service.init(d, r.start)
     _read_back(r)
+    if experts or mail_dir:
+        r.mail, r.deliver = MailLog(database, d.id), mail_dir is not None
+        if experts:
+            register(d, database, experts, r.start)
+            r.lines.append(f"{begin.date().isoformat()} secretariat  registered {experts} "
+                           "nominated experts (synthetic)")
+        with ExitStack() as stack:
+            if mail_dir:
+                stack.enter_context(mail_sink(Path(mail_dir)))
+            return _drive(r, begin, finish)
+    return _drive(r, begin, finish)
+
+
+def _drive(r: Rehearsal, begin: datetime, finish: datetime) -> str:
+    """Step the simulated clock until the process closes or nothing more can happen."""
+    d, database, tz = r.definition, r.database, zone(r.definition.timezone)
+    _mail(r, r.start)
     progress = UUID(_run(r, rehearsal_report, process=d.id, database=database,
                          now=r.start).result())
     now, shown = r.start, 0.0
@@ -358,6 +400,8 @@ def rehearsal(definition_path: str, database: str, start: date | None = None,
             with SyncClientContext.get_or_create():
                 update_progress_artifact(progress, min(100.0, round(100 * share, 1)))
     r.runs += 1  # the report below
+    if r.mail is not None and r.deliver:
+        r.lines.append(f"# {r.mail.delivered} messages delivered to the mail sink")
     r.lines.append(f"# {r.runs} flow runs")
     transcript = "\n".join(r.lines) + "\n"
     rehearsal_report(process=d.id, database=database, now=now, transcript=transcript,

@@ -293,6 +293,9 @@ def _message_data(definition: ProcessDefinition, ctx: Context, spec: Spec,
     if spec.cycle:
         cycle = definition.cycle(spec.cycle)
         data["cycle_name"] = cycle.name
+        posted = ctx.instance.happened.get(f"post_{cycle.id}")
+        if document is None and posted is not None:
+            data["document"] = posted.document  # e.g. the consultation is on this document
         for name, key in (("deadline", "comments"), ("consultation_deadline", "consultation")):
             item = ctx.milestones.get(f"{cycle.id}.{key}")
             if item is not None and item.start is not None and item.start.exact:

@@ -167,3 +167,22 @@ def _alerts(definition: ProcessDefinition, instance: Instance, table: Table,
                    "secretariat", None, {"rule": result.rule, "status": result.status.value,
                                          "message": result.message,
                                          "slack_days": result.slack_days})
+
+
+def reminder_instants(definition: ProcessDefinition, instance: Instance,
+                      milestones: dict[str, Milestone]) -> list[datetime]:
+    """When the next reminders fall due (for a clock that jumps, like a rehearsal's)."""
+    tz = zone(definition.timezone)
+    main = instance.regions["main"]
+    found = []
+    for cycle in definition.cycles:
+        item = milestones.get(f"{cycle.id}.comments")
+        if main == f"{cycle.id}.comment_window" and item is not None and item.start \
+                is not None and item.start.exact:
+            closes = end_instant(item.start, tz)
+            found += [closes - timedelta(days=d) for d in definition.rules.reminder_days]
+    forum = milestones["forum"]
+    if main == f"{definition.cycles[-1].id}.posted" and forum.start and forum.start.exact:
+        opens = start_instant(forum.start, tz)
+        found += [opens - timedelta(days=d) for d in definition.notifications.forum_reminder_days]
+    return sorted(found)

@@ -1,0 +1,107 @@
+"""The rehearsal's mail: synthetic experts, a local SMTP sink, and transcript lines.
+
+With ``--experts N`` the rehearsal registers N made-up experts (deterministic names, languages,
+regions and time zones); with ``--mail-sink DIR`` it starts an SMTP server on 127.0.0.1 that
+writes each message it receives as one .eml file in DIR, and runs the real delivery flow after
+every step. The transcript lists the messages queued (by event, with their key pattern) and
+delivered; it depends only on the inputs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from flows.register import acknowledgements
+from flows.runtime import service_for
+from flows.smtp_sink import EmlHandler, SmtpServer
+from flows.storage import ExpertDraft
+from states.definition import ProcessDefinition
+
+_ZONES = (None, "America/New_York", "Asia/Tokyo", "Africa/Nairobi", None)
+_TYPES = ("government", "private sector", "academia", "civil society")
+
+
+def synthetic_experts(definition: ProcessDefinition, count: int,
+                      now: datetime) -> list[ExpertDraft]:
+    """N made-up nominations: the same N every time."""
+    regions = [r.id for r in definition.notifications.regions] or ["-"]
+    languages = definition.notifications.languages
+    types = [t for t in _TYPES if t in definition.notifications.stakeholder_types] or \
+        definition.notifications.stakeholder_types
+    return [ExpertDraft(
+        email=f"expert{n:04d}@example.org", first_name="Expert", last_name=f"{n:04d}",
+        entity=f"Administration {n % 37}", nominated_by=f"Member State {n % 53}",
+        country=f"C{n % 53:02d}", region=regions[n % len(regions)],
+        stakeholder_type=types[n % len(types)], nominated_at=now,
+        language=languages[n % len(languages)], timezone=_ZONES[n % len(_ZONES)])
+        for n in range(1, count + 1)]
+
+
+@dataclass
+class MailLog:
+    """What the transcript says about mail, read back from the outbox."""
+
+    database: str
+    process_id: str
+    seen: int = 0
+    delivered: int = 0
+    lines: list[str] = field(default_factory=list)
+
+    def queued(self, day: str) -> list[str]:
+        """Lines for messages queued since the last call, by event, with their keys."""
+        with service_for(self.database) as service:
+            fresh = [m for m in service.store.outbox(self.process_id) if m.id > self.seen]
+        if not fresh:
+            return []
+        self.seen = max(m.id for m in fresh)
+        groups: dict[str, list[str]] = {}
+        for message in fresh:
+            groups.setdefault(message.event, []).append(message.key)
+        lines = []
+        for event, keys in groups.items():
+            pattern = keys[0] if len(keys) == 1 else _common(keys) + ":*"
+            lines.append(f"{day} mail         {event}: {len(keys)} message(s) queued "
+                         f"(keys {pattern})")
+        return lines
+
+
+def _common(keys: list[str]) -> str:
+    """The ':'-separated segments every key shares, from the left."""
+    shared = []
+    for segments in zip(*(k.split(":") for k in keys), strict=False):
+        if len(set(segments)) != 1:
+            break
+        shared.append(segments[0])
+    return ":".join(shared)
+
+
+@contextmanager
+def mail_sink(directory: Path) -> Iterator[SmtpServer]:
+    """An SMTP sink writing .eml files, with the delivery settings pointed at it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    saved = {k: os.environ.get(k) for k in ("PREPFLOW_SMTP_HOST", "PREPFLOW_SMTP_PORT")}
+    with SmtpServer(EmlHandler(directory)) as server:
+        os.environ["PREPFLOW_SMTP_HOST"] = server.host
+        os.environ["PREPFLOW_SMTP_PORT"] = str(server.port)
+        try:
+            yield server
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def register(definition: ProcessDefinition, database: str, count: int, now: datetime) -> int:
+    """Add the synthetic experts with their acknowledgements, in one transaction."""
+    drafts = synthetic_experts(definition, count, now)
+    with service_for(database) as service:
+        service.store.add_experts(definition.id, drafts,
+                                  acknowledgements(definition, definition.id, drafts, now))
+    return len(drafts)
