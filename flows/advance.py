@@ -37,7 +37,10 @@ def advance(now: datetime | None = None, database: str | None = None,
         for step in applied:
             logger.info("%s: %s (%s → %s)", step["process"], step["label"], step["from"],
                         step["to"])
-        ids = processes or service.process_ids()
+        for problem in service.damaged:
+            logger.error("%s", problem)
+        unreadable = {d.process_id for d in service.damaged}
+        ids = [p for p in processes or service.process_ids() if p not in unreadable]
         touched = {o.process_id for o in outcomes}
         warnings: dict[str, list[str]] = {}
         for process_id in ids:

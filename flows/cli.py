@@ -202,6 +202,8 @@ def advance_cmd(now: Now = None, database: Database = None,
     """
     svc = service(database)
     outcomes = svc.advance(parse_now(now), process)
+    for problem in svc.damaged:
+        err.print(f"[bold red]Skipped:[/] {escape(str(problem))}", soft_wrap=True)
     steps = [(o.process_id, r) for o in outcomes for r in o.decision.records
              if r.kind == "transition"]
     for process_id, record in steps:
@@ -231,9 +233,13 @@ def transition_cmd(
     outcome = service(database).transition(process, trigger, by, document, reason, override,
                                            parse_now(now))
     for record in outcome.decision.records:
+        if record.kind == "notice":
+            out.print(f"message decided: {record.inputs.get('event')} to "
+                      f"{record.inputs.get('audience')}", soft_wrap=True)
+            continue
         label = record.inputs.get("label", record.trigger)
-        out.print(f"{record.kind}: {label} ({record.from_state} → {record.to_state})",
-                  soft_wrap=True)
+        out.print(f"{record.kind}: {escape(str(label))} ({record.from_state} → "
+                  f"{record.to_state})", soft_wrap=True)
 
 
 @app.command("amend")
@@ -255,10 +261,13 @@ def amend_cmd(
     outcome = service(database).amend(process, milestone, date, by, reason, override,
                                       parse_now(now))
     for record in outcome.decision.records:
-        shown = record.inputs.get("message") or (
-            f"{record.inputs.get('milestone')}: {record.inputs.get('from')} → "
-            f"{record.inputs.get('to')}")
-        out.print(f"{record.kind}: {shown}", soft_wrap=True)
+        if record.kind == "notice":
+            shown = f"{record.inputs.get('event')} to {record.inputs.get('audience')}"
+        else:
+            shown = record.inputs.get("message") or (
+                f"{record.inputs.get('milestone')}: {record.inputs.get('from')} → "
+                f"{record.inputs.get('to')}")
+        out.print(f"{record.kind}: {escape(str(shown))}", soft_wrap=True)
 
 
 @app.command("audit")
@@ -275,7 +284,7 @@ def audit_cmd(process: Annotated[str | None, typer.Argument(help="Process id.")]
     if process:
         svc.store.get(process)
     if verify:
-        problems = svc.store.verify(process)
+        problems = svc.verify(process)
         if problems:
             err.print("[bold red]The audit log has been tampered with:[/]")
             for problem in problems:

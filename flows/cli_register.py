@@ -242,17 +242,27 @@ def outbox_cmd(ctx: typer.Context, process: Process = None,
 
 
 @outbox_app.command("retry")
-def retry_cmd(item: Annotated[int, typer.Argument(help="Outbox id.")],
+def retry_cmd(item: Annotated[int, typer.Argument(help="Outbox id.")], by: Actor,
+              reason: Annotated[str, typer.Option(help="Why (an uncertain message may "
+                                                  "already have arrived).")],
               database: Database = None, now: Now = None) -> None:
-    """Queue a failed or uncertain message again.
+    """Queue a failed or uncertain message again (audited: it may be sent twice).
 
-    Example: prepflow outbox retry 42
+    Example: prepflow outbox retry 42 --by wtpf-secretariat --reason "mailbox fixed"
     """
     svc = service(database)
+    at = svc.now(parse_now(now))
+    target = [m for m in svc.store.outbox() if m.id == item]
+    if not target:
+        raise InputError(f"no message {item} in the outbox; see 'prepflow outbox'.")
+    _, definition, _ = svc.load(target[0].process_id)
+    member = actor_of(definition, by)
     try:
-        again = svc.store.requeue(item, svc.now(parse_now(now)))
+        again = svc.store.requeue(item, at)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    _audit(svc, again.process_id, member.id, "outbox-retry", reason,
+           {"message": again.id, "event": again.event, "was": target[0].status}, at)
     out.print(f"message {again.id} ({again.event}) is pending again")
 
 

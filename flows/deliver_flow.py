@@ -15,7 +15,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.mail_delivery import DeliveryReport, MailSettings, SmtpMailer, deliver, preview
+from flows.mail_delivery import (
+    DeliveryReport,
+    MailSettings,
+    SmtpMailer,
+    deliver,
+    mask_addresses,
+    preview,
+)
 from flows.runtime import aware, rename_run, service_for
 from flows.service import Service
 from flows.storage import OutboxDraft
@@ -86,14 +93,18 @@ def deliver_notifications(database: str | None = None, now: datetime | None = No
             return {"would_send": dict(counts)}
         report = run_delivery(service, at, limit)
     logger.info("delivery: %s", report)
-    for problem in report.problems:
+    # deliver() masks already; masked again at the one door to Prefect's logs and artifacts,
+    # so a problem text added later cannot carry an address through (issue 4).
+    shown = [{k: mask_addresses(v) if isinstance(v, str) else v for k, v in problem.items()}
+             for problem in report.problems]
+    for problem in shown:
         logger.warning("message %s (%s) to %s: %s", problem["id"], problem["event"],
                        problem["recipient"], problem["error"])
     if publish_artifacts and (report.sent + report.failed + report.uncertain) > 0:
         from prefect.artifacts import create_table_artifact
 
         create_table_artifact(
-            report.problems[:200] or [{"problems": "none"}], key="delivery-summary",
+            shown[:200] or [{"problems": "none"}], key="delivery-summary",
             description=f"last delivery run: {report} (addresses masked)")
     rename_run(f"delivered {report.sent}" + (f", {report.failed} failed" if report.failed else "")
                + (f", {report.retried} to retry" if report.retried else "")

@@ -25,13 +25,17 @@ Rows claimed but not yet handed to SMTP when a run is cancelled are released bac
 small (2 × concurrency) so that window stays small.
 
 Privacy: nothing here logs an address or a name unmasked (``mask('jane@itu.int')`` is
-'j***@itu.int'), nor the password.
+'j***@itu.int'), nor the password. Servers repeat the recipient in their replies ('550 5.1.1
+<ana.silva@example.br>: Recipient address rejected'), so every reply and error text goes
+through ``mask_addresses`` before it is stored, logged or reported (issue 4: "counts and
+masked addresses only" in Prefect logs and artifacts).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -105,6 +109,21 @@ def mask(address: str) -> str:
     if not local:
         return "***"
     return f"{local[0]}***@{domain}"
+
+
+#: An addr-spec as it appears in server replies and exception texts, bare or inside <...>:
+#: a dot-atom or quoted local part, '@', a domain or [literal]. The local part is taken
+#: generously (any run of characters that cannot delimit an address, so UTF-8 mailboxes too):
+#: masking a little more than an address is harmless, missing part of one is not.
+_ADDRESS = re.compile(
+    r'(?:"(?:[^"\\\r\n]|\\.)*"|[^\s<>()\[\]\\,;:@"]+)'
+    r"@(?:\[[^\]\s]*\]|[^\s<>()\[\]\\,;:@\"']*)"
+)
+
+
+def mask_addresses(text: str) -> str:
+    """``text`` with every email address in it masked: '550 5.1.1 <a***@example.br>: …'."""
+    return _ADDRESS.sub(lambda m: mask(m.group(0)), text)
 
 
 def _recipients(message: EmailMessage) -> str:
@@ -300,31 +319,30 @@ class _Run:
         try:
             message = self.renderer.render(item, self.zone(item), self.now)
         except RenderError as exc:
-            self.store.mark_failed(item.id, f"not rendered: {exc}", self.now)
+            error = mask_addresses(f"not rendered: {exc}")
+            self.store.mark_failed(item.id, error, self.now)
             self.report.failed += 1
-            self.problem(item, f"not rendered: {exc}")
-            log.warning("outbox #%s (%s) not rendered: %s", item.id, item.event, exc)
+            self.problem(item, error)
+            log.warning("outbox #%s (%s) %s", item.id, item.event, error)
             return
         result = await self.mailer.send(message)
+        reply = mask_addresses(result.reply)  # before it is stored, logged or reported
         if result.accepted:
-            self.accepted.append((item.id, result.reply))
+            self.accepted.append((item.id, reply))
             self.report.sent += 1
             await self.flush_sent()
             return
         attempts = item.attempts + 1
         if result.permanent or attempts >= self.max_attempts:
-            error = result.reply if result.permanent else (
-                f"gave up after {attempts} attempts: {result.reply}")
+            error = reply if result.permanent else f"gave up after {attempts} attempts: {reply}"
             self.store.mark_failed(item.id, error, self.now)
             self.report.failed += 1
             self.problem(item, error)
             log.warning("outbox #%s to %s failed: %s", item.id, mask(item.email), error)
             return
-        self.store.mark_retry(item.id, result.reply,
-                              self.now + backoff_delay(self.backoff, attempts))
+        self.store.mark_retry(item.id, reply, self.now + backoff_delay(self.backoff, attempts))
         self.report.retried += 1
-        log.info("outbox #%s to %s: retry %d (%s)", item.id, mask(item.email), attempts,
-                 result.reply)
+        log.info("outbox #%s to %s: retry %d (%s)", item.id, mask(item.email), attempts, reply)
 
     async def flush_sent(self) -> None:
         """Group commit, right after the 250: one transaction at a time, in a thread (so the

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from flows.clock import Clock, SystemClock
 from flows.notify_plan import plan
 from flows.storage import (
@@ -18,6 +20,7 @@ from flows.storage import (
     OutboxDraft,
     Store,
     StoredProcess,
+    StoreError,
     UnknownProcess,
     VersionConflict,
 )
@@ -38,6 +41,17 @@ class Outcome:
     version: int
 
 
+class DamagedState(StoreError):
+    """A stored process whose state or definition no longer reads as one."""
+
+    def __init__(self, process_id: str, cause: Exception) -> None:
+        self.process_id = process_id
+        first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        super().__init__(f"process '{process_id}' is damaged in the store: its saved state or "
+                         f"definition no longer reads ({first}). Nothing was changed. Check it "
+                         "with 'prepflow audit --verify' and restore it from a backup.")
+
+
 class Service:
     """Runs decisions against a store, with time from a clock."""
 
@@ -47,6 +61,8 @@ class Service:
         self._definitions: dict[str, ProcessDefinition] = {}
         self.skipped: list[str] = []
         """Processes the last advance left to the next tick after repeated conflicts."""
+        self.damaged: list[DamagedState] = []
+        """Processes the last advance could not read, with why."""
 
     def now(self, now: datetime | None = None) -> datetime:
         """The given instant (rehearsals, tests) or the clock's."""
@@ -87,8 +103,19 @@ class Service:
 
     def load(self, process_id: str) -> tuple[StoredProcess, ProcessDefinition, Instance]:
         """A stored process with its definition and core instance."""
-        stored = self.store.get(process_id)
-        return stored, self.definition(stored), Instance.from_doc(stored.state)
+        try:
+            stored = self.store.get(process_id)
+        except ValueError as exc:  # a row whose JSON no longer parses
+            raise DamagedState(process_id, exc) from None
+        definition, instance = self.decode(stored)
+        return stored, definition, instance
+
+    def decode(self, stored: StoredProcess) -> tuple[ProcessDefinition, Instance]:
+        """The definition and instance of a stored row, or DamagedState naming the process."""
+        try:
+            return self.definition(stored), Instance.from_doc(stored.state)
+        except (ValidationError, ValueError, TypeError) as exc:
+            raise DamagedState(stored.process_id, exc) from None
 
     def transition(self, process_id: str, trigger: str, actor: str, document: str | None = None,
                    reason: str | None = None, override: bool = False,
@@ -145,20 +172,29 @@ class Service:
         """Apply what is due in every process (or the named ones); idempotent."""
         at = self.now(now)
         wanted = set(processes) if processes else None
-        self.skipped = []
+        self.skipped, self.damaged = [], []
         outcomes = []
-        for stored in self.store.list():
+        try:
+            rows = self.store.list()
+        except ValueError as exc:
+            raise StoreError(f"a stored process can no longer be read ({exc}); run "
+                             "'prepflow audit --verify' and restore it from a backup.") from None
+        for stored in rows:
             if wanted is not None and stored.process_id not in wanted:
                 continue
-            outcome = self._advance_one(stored, at)
+            try:
+                outcome = self._advance_one(stored, at)
+            except DamagedState as exc:  # one damaged row must not stop every other deadline
+                self.damaged.append(exc)
+                continue
             if outcome is not None:
                 outcomes.append(outcome)
         return outcomes
 
     def _advance_one(self, stored: StoredProcess, at: datetime) -> Outcome | None:
         for attempt in (1, 2):
-            definition = self.definition(stored)
-            decision = engine.advance(definition, Instance.from_doc(stored.state), at)
+            definition, instance = self.decode(stored)
+            decision = engine.advance(definition, instance, at)
             if not decision.changed:
                 return None
             try:
@@ -182,6 +218,33 @@ class Service:
         """The messages a decision queues, written in the same transaction as the decision."""
         process_id = decision.after.process_id
         return plan(definition, decision.effects, lambda: self.store.experts(process_id), at)
+
+    def verify(self, process_id: str | None = None) -> list[str]:
+        """The hash chains, and each process's state against its own audit log.
+
+        The chain shows an edited, deleted, inserted or reordered entry; replaying the log's
+        transitions shows a state document edited behind the log's back.
+        """
+        problems = self.store.verify(process_id)
+        rows = [self.store.get(process_id)] if process_id else self.store.list()
+        for stored in rows:
+            try:
+                definition, instance = self.decode(stored)
+            except DamagedState as exc:
+                problems.append(str(exc))
+                continue
+            table = engine.engine_for(definition).table
+            regions, fired = dict(table.initial), set()
+            for entry in self.store.audit(stored.process_id):
+                if entry.kind == "transition" and entry.trigger in table.by_trigger:
+                    regions[table.by_trigger[entry.trigger].region] = str(entry.to_state)
+                    fired.add(entry.trigger)
+            if regions != instance.regions or fired != set(instance.happened):
+                problems.append(
+                    f"{stored.process_id}: the stored state ({instance.regions}, "
+                    f"{len(instance.happened)} steps) does not match its audit log "
+                    f"({regions}, {len(fired)} steps): the state was changed outside prepflow")
+        return problems
 
     def status(self, process_id: str, now: datetime | None = None) -> Report:
         """The operator's view of one process at ``now``."""

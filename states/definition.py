@@ -230,10 +230,13 @@ class ProcessDefinition(Strict):
         if len(set(members)) != len(members):
             raise ValueError("secretariat member ids must be unique")
         tz = zone(self.timezone)
+        dates = [self.nominations_deadline, self.forum.opens]
         for cycle in self.cycles:
-            for value in (cycle.posting, cycle.comment_deadline, cycle.consultation_deadline):
-                if value is not None:
-                    value.check_local_time(tz)
+            dates += [cycle.posting, cycle.comment_deadline, cycle.consultation_deadline]
+            dates += [d for m in cycle.meetings for d in (m.start, m.end)]
+        for value in dates:  # every date: a skipped or doubled local time is refused anywhere
+            if value is not None:
+                value.check_local_time(tz)
         return self
 
     def cycle(self, cycle_id: str) -> CycleDef:

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
-from states.dates import PlanDate, describe, end_instant, require_aware, zone
+from states.dates import PlanDate, describe, end_instant, require_aware, start_instant, zone
 from states.decision import SYSTEM as SYSTEM  # re-exported: callers import them from here
 from states.decision import Decision as Decision
 from states.decision import Effect as Effect
@@ -23,7 +23,7 @@ from states.instance import Amendment, Happening, Instance, Override
 from states.machine import Due, Engine, Mode, Spec, build_engine
 from states.notices import AUDIENCE, notices
 from states.plan import Kind, Span, by_key, milestone_keys
-from states.rules import check, effective_milestones, newly_broken
+from states.rules import RuleResult, Status, check, effective_milestones, newly_broken
 
 _ENGINES: OrderedDict[int, tuple[ProcessDefinition, Engine]] = OrderedDict()
 
@@ -177,6 +177,9 @@ def amend(
     _not_past(definition, instance, item.key, item.kind, item.start, span, tz)
     after_items = effective_milestones(definition, instance, {key: span})
     broken = newly_broken(check(definition, before_items), check(definition, after_items))
+    past = _into_past(item.kind, item.label, span, tz, now)
+    if past is not None:
+        broken = [past, *broken]
     if broken and not override:
         first = broken[0]
         raise Refused(first.rule, f"moving '{item.label}' to {_span_text(span)} breaks a rule: "
@@ -217,6 +220,27 @@ def _not_past(definition: ProcessDefinition, instance: Instance, key: str, kind:
     raise Refused("history", f"'{key}' already happened ({done[-1].label}, "
                   f"{describe(happening.at, tz)}); the record cannot be changed.",
                   "amend only milestones still ahead.")
+
+
+def _into_past(kind: Kind, label: str, span: Span, tz: Any, now: datetime) -> RuleResult | None:
+    """A deadline or meeting moved to a moment already past would fire at the next tick."""
+    if kind not in (Kind.COMMENTS, Kind.CONSULTATION, Kind.MEETING, Kind.FORUM) \
+            or not span.start.exact:
+        return None
+    last = span.end or span.start
+    if kind in (Kind.COMMENTS, Kind.CONSULTATION):
+        when = end_instant(span.start, tz)
+    elif kind is Kind.MEETING:  # a meeting in session may still have its end moved
+        if not last.exact:
+            return None
+        when = end_instant(last, tz)
+    else:
+        when = start_instant(span.start, tz)
+    if when > now:
+        return None
+    return RuleResult("past", label, f"no {label.lower()} in the past", Status.FAIL,
+                      f"{_span_text(span)} is already past ({describe(when, tz)} ≤ now "
+                      f"{describe(now, tz)}): '{label}' would happen at the next tick.")
 
 
 def _span_text(span: Span) -> str:

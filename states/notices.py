@@ -8,8 +8,9 @@ The audience is a group ("experts", "secretariat"); the shell resolves it to add
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from states.dates import end_instant, start_instant, zone
 from states.decision import SYSTEM, Decision, Effect, Record
@@ -68,8 +69,14 @@ def notices(definition: ProcessDefinition, instance: Instance, table: Table,
     return Decision(instance, after, tuple(batch.records), tuple(batch.effects))
 
 
-def _due_offsets(at: datetime, offsets: list[int], now: datetime) -> list[int]:
-    return sorted(d for d in offsets if at - timedelta(days=d) <= now < at)
+def _before(at: datetime, days: int, tz: ZoneInfo) -> datetime:
+    """``days`` calendar days before an instant, on the local clock (same Geneva time of day,
+    also across a summer-time change)."""
+    return (at.astimezone(tz) - timedelta(days=days)).astimezone(UTC)
+
+
+def _due_offsets(at: datetime, offsets: list[int], now: datetime, tz: ZoneInfo) -> list[int]:
+    return sorted(d for d in offsets if _before(at, d, tz) <= now < at)
 
 
 def _reminders(definition: ProcessDefinition, instance: Instance,
@@ -84,12 +91,13 @@ def _reminders(definition: ProcessDefinition, instance: Instance,
                 or not item.start.exact:
             continue
         closes = end_instant(item.start, tz)
-        due = _due_offsets(closes, definition.rules.reminder_days, batch.now)
-        for days in due[1:]:
-            batch.quiet(f"reminder:{cycle.id}:{days}d")
+        due = _due_offsets(closes, definition.rules.reminder_days, batch.now, tz)
+        for days in due[1:]:  # keyed by the deadline: a moved deadline is reminded again
+            batch.quiet(f"reminder:{cycle.id}:{item.start}:{days}d")
         if due:
             posted = instance.happened.get(f"post_{cycle.id}")
-            batch.emit(f"reminder:{cycle.id}:{due[0]}d", "comment_reminder", "experts",
+            batch.emit(f"reminder:{cycle.id}:{item.start}:{due[0]}d", "comment_reminder",
+                       "experts",
                        cycle.id, {"cycle_name": cycle.name, "days": due[0],
                                   "document": posted.document if posted else None,
                                   "deadline": closes.isoformat(),
@@ -97,11 +105,11 @@ def _reminders(definition: ProcessDefinition, instance: Instance,
     forum = milestones["forum"]
     if main == f"{definition.cycles[-1].id}.posted" and forum.start and forum.start.exact:
         opens = start_instant(forum.start, tz)
-        due = _due_offsets(opens, definition.notifications.forum_reminder_days, batch.now)
+        due = _due_offsets(opens, definition.notifications.forum_reminder_days, batch.now, tz)
         for days in due[1:]:
-            batch.quiet(f"forum-reminder:{days}d")
+            batch.quiet(f"forum-reminder:{forum.start}:{days}d")
         if due:
-            batch.emit(f"forum-reminder:{due[0]}d", "forum_reminder", "experts", None,
+            batch.emit(f"forum-reminder:{forum.start}:{due[0]}d", "forum_reminder", "experts", None,
                        {"forum": definition.forum.name, "days": due[0],
                         "opens_day": forum.start.first_day().isoformat(),
                         "place": definition.forum.place})
@@ -180,9 +188,9 @@ def reminder_instants(definition: ProcessDefinition, instance: Instance,
         if main == f"{cycle.id}.comment_window" and item is not None and item.start \
                 is not None and item.start.exact:
             closes = end_instant(item.start, tz)
-            found += [closes - timedelta(days=d) for d in definition.rules.reminder_days]
+            found += [_before(closes, d, tz) for d in definition.rules.reminder_days]
     forum = milestones["forum"]
     if main == f"{definition.cycles[-1].id}.posted" and forum.start and forum.start.exact:
         opens = start_instant(forum.start, tz)
-        found += [opens - timedelta(days=d) for d in definition.notifications.forum_reminder_days]
+        found += [_before(opens, d, tz) for d in definition.notifications.forum_reminder_days]
     return sorted(found)

@@ -76,10 +76,30 @@ class Span:
         return f"{self.start}..{self.end}" if self.end else str(self.start)
 
 
+_BASE: dict[int, tuple[ProcessDefinition, tuple[Milestone, ...]]] = {}
+
+
 def plan_milestones(
     definition: ProcessDefinition, amendments: Mapping[str, Span] | None = None
 ) -> list[Milestone]:
-    """The milestones in plan order, with amendments applied."""
+    """The milestones in plan order, with amendments applied.
+
+    The definition's own plan is built once per definition (it is immutable, and every tick of
+    every instance asks for it); amendments are applied on top.
+    """
+    hit = _BASE.get(id(definition))
+    if hit is None or hit[0] is not definition:
+        if len(_BASE) > 64:
+            _BASE.clear()
+        hit = (definition, tuple(_definition_plan(definition)))
+        _BASE[id(definition)] = hit
+    if not amendments:
+        return list(hit[1])
+    days = definition.forum.days
+    return [_amend(m, amendments[m.key], days) if m.key in amendments else m for m in hit[1]]
+
+
+def _definition_plan(definition: ProcessDefinition) -> list[Milestone]:
     items: list[Milestone] = []
     if definition.nominations_deadline is not None:
         items.append(
@@ -113,7 +133,7 @@ def plan_milestones(
         Milestone("forum", forum.name, Kind.FORUM, None, forum.opens, _forum_end(forum.opens,
                   forum.days), place=forum.place)
     )
-    return [_amend(m, (amendments or {}).get(m.key), definition.forum.days) for m in items]
+    return items
 
 
 def _forum_end(opens: PlanDate | None, days: int) -> PlanDate | None:

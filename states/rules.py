@@ -166,6 +166,19 @@ def _order(rule: str, earlier: Milestone, later: Milestone) -> RuleResult:
 
 
 def newly_broken(before: list[RuleResult], after: list[RuleResult]) -> list[RuleResult]:
-    """Rules that fail after a change but did not before: these refuse the change."""
-    failed = {(r.rule, r.subject) for r in before if r.status is Status.FAIL}
-    return [r for r in after if r.status is Status.FAIL and (r.rule, r.subject) not in failed]
+    """Rules a change breaks, or breaks further (less slack than before): these refuse it.
+
+    A rule already broken (say, overridden once) does not license making it worse for free:
+    moving the forum even earlier after the final report is out needs its own override.
+    """
+    earlier = {(r.rule, r.subject): r for r in before}
+    worse = []
+    for result in after:
+        if result.status is not Status.FAIL:
+            continue
+        prior = earlier.get((result.rule, result.subject))
+        if prior is None or prior.status is not Status.FAIL or (
+                prior.slack_days is not None and result.slack_days is not None
+                and result.slack_days < prior.slack_days):
+            worse.append(result)
+    return worse

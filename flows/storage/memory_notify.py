@@ -134,7 +134,9 @@ class MemoryNotifications:
                     item.email, item.recipient, norm, expert_id
                 ):
                     continue
-                changes: dict[str, Any] = {"email": to, "name": ERASED, "context": {"erased": True}}
+                # The reply and last error go too: servers repeat the address in them.
+                changes: dict[str, Any] = {"email": to, "name": ERASED, "context": {"erased": True},
+                                           "last_error": None, "reply": None}
                 if item.status == "pending":
                     changes.update(status="failed", last_error=ERASED_PENDING_ERROR, failed_at=now)
                 self._outbox[item_id] = dataclasses.replace(item, **changes)

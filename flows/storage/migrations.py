@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 from flows.storage.db import WRITE, describe
 from flows.storage.model import StoreError
@@ -225,8 +226,10 @@ def upgrade(engine: Engine, target: int | None = None) -> int:
     target = LATEST if target is None else target
     if not 0 <= target <= LATEST:
         raise ValueError(f"schema version {target} does not exist; valid: 0 to {LATEST}")
-    with engine.connect() as conn:  # a cheap read first: opening an up-to-date store locks nothing
+    with _first_look(engine) as conn:  # a cheap read: opening an up-to-date store locks nothing
         current = current_version(conn)
+        if current == 0:
+            _refuse_foreign(conn, engine)
     _refuse_newer(engine, current)
     writer = engine.execution_options(**{WRITE: True})
     while current < target:
@@ -238,12 +241,48 @@ def upgrade(engine: Engine, target: int | None = None) -> int:
             if current >= target:
                 break
             if current == 0:
+                _refuse_foreign(conn, engine)  # again, in the transaction that would add ours
                 conn.execute(sa.text("CREATE TABLE prepflow_schema (version INTEGER NOT NULL)"))
                 conn.execute(sa.insert(_schema).values(version=0))
             STEPS[current].apply(conn)
             current = STEPS[current].version
             conn.execute(sa.update(_schema).values(version=current))
     return current
+
+
+@contextmanager
+def _first_look(engine: Engine) -> Iterator[sa.Connection]:
+    """A connection for the first read; on SQLite one without the engine's connect-time setup.
+
+    That setup turns on WAL, which SQLite writes into the file's header: a file of another
+    application must be refused exactly as it was found (an absent file is created empty).
+    """
+    if engine.dialect.name != "sqlite":
+        with engine.connect() as conn:
+            yield conn
+        return
+    plain = sa.create_engine(engine.url, poolclass=NullPool)
+    try:
+        with plain.connect() as conn:
+            yield conn
+    finally:
+        plain.dispose()
+
+
+def _refuse_foreign(conn: sa.Connection, engine: Engine) -> None:
+    """A database with tables but no prepflow_schema belongs to someone else: leave it alone.
+
+    Adding prepflow's tables to it would mix two applications' data silently (and a later
+    'migration' could clash with their tables).
+    """
+    names = sorted(sa.inspect(conn).get_table_names())
+    if names:
+        shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+        raise StoreError(
+            f"The database at {describe(engine.url)} holds tables of another application "
+            f"({shown}) and no prepflow schema; use an empty database or a new file "
+            "(PREPFLOW_DATABASE_URL). Nothing was changed."
+        )
 
 
 @contextmanager

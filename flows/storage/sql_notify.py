@@ -117,11 +117,16 @@ REQUEUE = (
 )
 LIST_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM outbox"
 TO_ERASE = "SELECT id, email, recipient, status FROM outbox WHERE process_id = ?"
+# Erasure clears the server's reply and the last error too: servers repeat the recipient's
+# address in them ('550 5.1.1 <ana.silva@example.br>: Recipient address rejected').
 SCRUB = (
     "UPDATE outbox SET email = ?, name = ?, context = ?, status = ?, last_error = ?, "
-    "failed_at = ? WHERE id = ?"
+    "failed_at = ?, reply = NULL WHERE id = ?"
 )
-SCRUB_KEEP_STATUS = "UPDATE outbox SET email = ?, name = ?, context = ? WHERE id = ?"
+SCRUB_KEEP_STATUS = (
+    "UPDATE outbox SET email = ?, name = ?, context = ?, last_error = NULL, reply = NULL "
+    "WHERE id = ?"
+)
 
 
 def outbox_params(d: driver.Driver, drafts: Iterable[OutboxDraft]) -> list[tuple[Any, ...]]:

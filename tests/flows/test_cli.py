@@ -543,3 +543,21 @@ def test_state_files_are_where_the_url_says(tmp_path: Path, run: Run, db_url: st
     assert other.exists()
     assert run("status").code == 2  # the default store has no process
     ok(run("status", "--database", f"sqlite:///{other}", "--now", "2024-07-10T08:00Z"))
+
+
+def test_audit_verify_detects_a_state_edited_behind_the_log(run: Run, tmp_path: Path) -> None:
+    """Jumping the stored state ahead (no audit entry for it) is reported: exit 1."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    ok(run("init", WTPF, "--database", url, "--now", "2024-07-10T08:00Z"))
+    ok(run("transition", "wtpf-26", "post_draft1", "--by", BY, "--document", "D",
+           "--database", url, "--now", "2024-08-05T07:00Z"))
+    assert run("audit", "--verify", "--database", url).code == 0
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE processes SET state = replace(state, "
+            "'\"main\":\"draft1.comment_window\"', '\"main\":\"final.drafting\"')")
+    engine.dispose()
+    tampered = run("audit", "--verify", "--database", url)
+    assert tampered.code == 1
+    assert "does not match its audit log" in tampered.err

@@ -7,6 +7,7 @@ backoff of the round before.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -31,6 +32,7 @@ from flows.mail_delivery import (
     backoff_delay,
     deliver,
     mask,
+    mask_addresses,
     preview,
 )
 from flows.mail_render import Renderer
@@ -147,6 +149,51 @@ def test_permanent_failures_are_kept_with_the_reply_and_not_retried(
     later = run(store, server.port, T0 + timedelta(days=1))
     assert later.sent == later.failed == 0
     assert h.attempts["expert3@example.org"] == 1
+
+
+def test_server_replies_naming_the_recipient_are_masked_everywhere(
+        server: SmtpServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 4: servers repeat the address in refusals; it is masked before it is stored,
+    logged or reported, so no full address reaches the outbox, the report or a log."""
+    ana, bruno, carla = "ana.silva@example.br", "Bruno.Lima@example.br", "carla@example.br"
+    store = MemoryStore()
+    store.enqueue([OutboxDraft(**{**d.__dict__, "email": email})
+                   for d, email in zip(drafts(3), [ana, bruno, carla], strict=True)])
+    h = handler(server)
+    h.fail(ana, f"550 5.1.1 <{ana}>: Recipient address rejected")
+    h.fail(bruno, f"451 4.2.0 {bruno}... mailbox busy, try later", times=1)
+    h.fail(carla, f"554 5.7.1 message to <{carla}> refused", stage="data")
+    with caplog.at_level(logging.DEBUG, logger="prepflow"):
+        report = run(store, server.port, T0)
+    assert (report.sent, report.retried, report.failed) == (0, 1, 2)
+    errors = {i.email: i.last_error for i in store.outbox()}
+    assert errors == {
+        ana: "550 5.1.1 <a***@example.br>: Recipient address rejected",
+        bruno: "451 4.2.0 B***@example.br... mailbox busy, try later",
+        carla: "554 5.7.1 message to <c***@example.br> refused",
+    }
+    assert sorted(p["error"] for p in report.problems) == [
+        "550 5.1.1 <a***@example.br>: Recipient address rejected",
+        "554 5.7.1 message to <c***@example.br> refused",
+    ]
+    # Ours only: the test server's own log (aiosmtpd's mail.log) shows the SMTP dialogue.
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("prepflow"))
+    assert "a***@example.br" in logged
+    assert "B***@example.br" in logged
+    shown = [logged, repr(report.problems), *map(str, errors.values())]
+    for address in (ana, bruno, carla):
+        assert not [text for text in shown if address.lower() in text.lower()]
+    run(store, server.port, T0 + timedelta(hours=1))  # bruno's retry succeeds
+    assert "250" in (store.outbox(status="sent")[0].reply or "")
+
+
+def test_mask_addresses_in_free_text() -> None:
+    assert mask_addresses("ValueError: bad a.b@x.org, 'bob+tag@y.com'.") == (
+        "ValueError: bad a***@x.org, '***@y.com'.")
+    assert mask_addresses('550 <"ana silva"@[10.0.0.1]> and joão@exemplo.br') == (
+        '550 <"***@[10.0.0.1]> and j***@exemplo.br')
+    assert mask_addresses("user ana@ unknown; 250 ok") == "user a***@ unknown; 250 ok"
+    assert mask_addresses("already a***@itu.int") == "already a***@itu.int"
 
 
 def test_giving_up_after_max_attempts(server: SmtpServer) -> None:

@@ -25,6 +25,7 @@ from flows.storage import (
     UnknownProcess,
     VersionConflict,
 )
+from flows.storage.notify_model import ERASED_PENDING_ERROR
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 PID = "wtpf-26"
@@ -253,6 +254,35 @@ def test_erase_scrubs_expert_and_outbox(store: Store) -> None:
     assert store.erase_expert(PID, "jane@x.org") == 0  # nothing left to erase
     with pytest.raises(UnknownExpert):
         store.set_expert_status(PID, "jane@x.org", "confirmed")
+
+
+def test_erase_clears_server_replies_and_errors(store: Store) -> None:
+    """Servers repeat the address in replies: erasure clears reply and last_error too."""
+    [ana] = store.add_experts(PID, [nominee("ana.silva@example.br")])
+    to_ana = {"recipient": f"expert:{ana.id}", "email": "ana.silva@example.br"}
+    store.enqueue([message(key, n=n, **to_ana)
+                   for n, key in enumerate(["sent", "failed", "uncertain", "retried"])])
+    said = "<ana.silva@example.br>: Recipient address rejected"
+    later = T0 + timedelta(hours=1)  # all four due
+    ids = {i.key: i.id for i in store.claim(later, 10)}
+    store.mark_sent(ids["sent"], T0, f"250 2.0.0 queued for <ana.silva@example.br> (Ana {said})")
+    store.mark_failed(ids["failed"], f"550 5.1.1 {said}", T0)
+    store.mark_retry(ids["uncertain"], f"451 4.1.1 {said}", later)
+    store.mark_retry(ids["retried"], f"451 4.1.1 {said}", later + timedelta(days=1))
+    assert [i.key for i in store.claim(later, 10)] == ["uncertain"]
+    assert [i.key for i in store.recover(later + timedelta(hours=1), timedelta(minutes=1))] == [
+        "uncertain"
+    ]
+
+    assert store.erase_expert(PID, "ana.silva@example.br") == 5
+    items = {i.key: i for i in store.outbox(PID)}
+    assert {k: (i.status, i.last_error, i.reply) for k, i in items.items()} == {
+        "sent": ("sent", None, None),
+        "failed": ("failed", None, None),
+        "uncertain": ("uncertain", None, None),
+        "retried": ("failed", ERASED_PENDING_ERROR, None),
+    }
+    assert not [i for i in items.values() if "ana" in repr(i).lower()]
 
 
 def test_erased_expert_is_not_claimable(store: Store) -> None:

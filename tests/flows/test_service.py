@@ -15,7 +15,7 @@ import pytest
 
 from flows.clock import FixedClock
 from flows.loader import definition_from_text, load_definition
-from flows.service import Outcome, Service
+from flows.service import DamagedState, Outcome, Service
 from flows.storage import SqlStore, Store
 from states.definition import ProcessDefinition
 from states.errors import Refused
@@ -312,3 +312,20 @@ def test_service_uses_its_clock_when_no_time_is_given(services: Callable[..., Se
     assert moved(svc.advance()) == ["wtpf-26"]
     assert [e.at for e in svc.store.audit("wtpf-26") if e.kind != "notice"] == [
         utc(2024, 7, 10, 8), utc(2024, 8, 5, 7), utc(2024, 8, 26, 22)]
+
+
+def test_a_damaged_state_row_is_reported_and_does_not_stop_other_deadlines(
+        services: Callable[..., Service]) -> None:
+    """A row whose state no longer validates: load says which process; advance moves the rest."""
+    svc = services()
+    svc.init(TWO_MEMBERS, utc(2024, 7, 10, 8))
+    svc.init(TWO_MEMBERS, utc(2024, 7, 10, 8), process_id="wtpf-26-other")
+    for process_id in ("wtpf-26", "wtpf-26-other"):
+        svc.transition(process_id, "post_draft1", BY, "WTPF-26/1", now=utc(2024, 8, 5, 7))
+    stored = svc.store.get("wtpf-26")
+    svc.store.commit("wtpf-26", stored.version, {"bogus": 1}, [])
+    with pytest.raises(DamagedState, match="'wtpf-26' is damaged"):
+        svc.load("wtpf-26")
+    outcomes = svc.advance(utc(2024, 8, 26, 22))
+    assert moved(outcomes) == ["wtpf-26-other"]
+    assert [d.process_id for d in svc.damaged] == ["wtpf-26"]

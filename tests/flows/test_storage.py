@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import sqlite3
@@ -592,6 +593,49 @@ def test_newer_schema_refused(sql_url: str) -> None:
         engine.dispose()
     with pytest.raises(StoreError, match="created by a newer prepflow"):
         SqlStore(sql_url)
+
+
+def test_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
+    """A file with another application's tables (and no prepflow schema) is left as it was."""
+    path = tmp_path / "their.db"
+    with contextlib.closing(sqlite3.connect(path)) as theirs, theirs:
+        theirs.execute("CREATE TABLE t (x INTEGER)")
+        theirs.execute("INSERT INTO t VALUES (1)")
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as caught:
+        SqlStore(f"sqlite:///{path}")
+    assert str(path) in str(caught.value)
+    assert "holds tables of another application (t) and no prepflow schema" in str(caught.value)
+    assert path.read_bytes() == before  # not even WAL mode, which lives in the file's header
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["their.db"]
+    SqlStore(f"sqlite:///{tmp_path / 'new.db'}").close()  # a new file is still initialised
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    SqlStore(f"sqlite:///{empty}").close()  # and so is an empty one
+    with contextlib.closing(sqlite3.connect(empty)) as conn:
+        assert conn.execute("SELECT version FROM prepflow_schema").fetchall() == [
+            (SCHEMA_VERSION,)
+        ]
+
+
+@pytest.mark.postgres
+def test_foreign_postgres_database_is_refused_untouched(postgres_url: str) -> None:
+    """A PostgreSQL database with another application's tables gets none of prepflow's."""
+    engine = sa.create_engine(postgres_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+            conn.execute(sa.text("CREATE TABLE u (x INTEGER)"))
+        with pytest.raises(StoreError, match=r"another application \(t, u\) and no prepflow"):
+            SqlStore(postgres_url)
+        with engine.connect() as conn:
+            assert sorted(sa.inspect(conn).get_table_names()) == ["t", "u"]
+            conn.execute(sa.text("DROP TABLE t"))
+            conn.execute(sa.text("DROP TABLE u"))
+            conn.commit()
+    finally:
+        engine.dispose()
+    SqlStore(postgres_url).close()  # emptied, it is initialised
 
 
 def test_corrupt_sqlite_file(tmp_path: Path) -> None:

@@ -510,3 +510,32 @@ def test_status_warns_about_overdue_postings_and_rules_at_risk() -> None:
     assert any(w.startswith("OVERDUE: 'First Draft posted'") for w in status.warnings)
     assert any(w.startswith("RULE AT RISK (six-weeks)") for w in status.warnings)
     assert status.upcoming[0].key == "draft1.posting"
+
+
+def test_breaking_a_broken_rule_further_needs_its_own_override() -> None:
+    """Forum moved too early with an override; moving it earlier still is refused without one."""
+    definition, instance, _ = wtpf_at_final()
+    instance = apply(definition, instance, "post_final", SEC, utc(2026, 4, 13, 8), document="F",
+                     override=True, reason="forum not set").after
+    now = utc(2026, 4, 20)
+    instance = amend(definition, instance, "forum", "2026-05-10", SEC, "Council", now,
+                     override=True).after
+    with pytest.raises(Refused) as caught:
+        amend(definition, instance, "forum", "2026-04-30", SEC, "Council again", now)
+    assert caught.value.rule == "six-weeks"
+    later = amend(definition, instance, "forum", "2026-05-20", SEC, "Council relents", now)
+    assert later.after.amendments["forum"].start.day == 20  # better, though still short: allowed
+
+
+def test_a_deadline_moved_into_the_past_is_refused_unless_overridden() -> None:
+    """Moving comments due to a day already past would close the window at the next tick."""
+    definition = wtpf()
+    instance = posted_draft1(fix_meetings(definition, new(definition)))
+    now = utc(2024, 8, 8)
+    with pytest.raises(Refused) as caught:
+        amend(definition, instance, "draft1.comments", "2024-08-06", SEC, "typo", now)
+    assert caught.value.rule == "past"
+    assert caught.value.overridable
+    forced = amend(definition, instance, "draft1.comments", "2024-08-06", SEC, "close early",
+                   now, override=True)
+    assert [o.rule for o in forced.after.overrides] == ["past"]

@@ -29,7 +29,7 @@ def test_comment_reminders_come_seven_days_and_one_day_before_the_deadline_once(
     (reminder,) = _events(week.effects, "comment_reminder")
     assert reminder.data["days"] == 7
     assert reminder.data["deadline"] == "2024-08-26T22:00:00+00:00"
-    assert reminder.key == "wtpf-26:reminder:draft1:7d"
+    assert reminder.key == "wtpf-26:reminder:draft1:2024-08-26:7d"
     assert not advance(definition, week.after, utc(2024, 8, 20)).effects  # not twice
     day = advance(definition, week.after, utc(2024, 8, 25, 22))
     assert [e.data["days"] for e in _events(day.effects, "comment_reminder")] == [1]
@@ -100,3 +100,18 @@ def test_transition_messages_carry_their_audience_and_deadlines() -> None:
     assert posted.data["deadline"] == "2024-08-26T22:00:00+00:00"
     assert posted.data["deadline_day"] == "2024-08-26"
     assert posted.key == "wtpf-26:post_draft1"
+
+
+def test_an_extended_deadline_is_reminded_again_at_geneva_time_across_dst() -> None:
+    """Moved from 26 Aug to 28 Oct 2024: new reminders, 7 days before at 00:00 Geneva time
+    on 22 Oct (CEST, 22:00Z) although the deadline itself falls in CET (23:00Z)."""
+    definition, instance = wtpf(), _posted_draft1()
+    first = advance(definition, instance, utc(2024, 8, 26, 12)).after
+    moved = amend(definition, first, "draft1.comments", "2024-10-28", SEC, "extended",
+                  utc(2024, 8, 26, 13), override=True).after  # past the fixed IEG dates
+    assert not _events(advance(definition, moved, utc(2024, 10, 21, 21, 59)).effects,
+                       "comment_reminder")
+    week = advance(definition, moved, utc(2024, 10, 21, 22))
+    (reminder,) = _events(week.effects, "comment_reminder")
+    assert reminder.data["days"] == 7
+    assert reminder.data["deadline"] == "2024-10-28T23:00:00+00:00"
