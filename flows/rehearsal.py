@@ -36,7 +36,7 @@ from flows.runtime import rename_run, service_for
 from flows.scenario import Event, Scenario, fixed_span, load_scenario, local
 from flows.secretariat import Amendment, SecretariatAction, secretariat_action, secretariat_amend
 from flows.storage import AuditEntry
-from states.dates import describe, local_day, zone
+from states.dates import describe, end_instant, local_day, zone
 from states.definition import ProcessDefinition
 from states.engine import engine_for
 from states.guards import Context, due_at
@@ -104,6 +104,12 @@ def next_step(r: Rehearsal, instance: Instance, now: datetime) -> Step | None:
                     steps.append(Step(_ceil(max(when, now)), 3, "tick"))
             else:
                 steps.extend(_posting(r, spec, items, now, tz))
+    nominations = items.get("nominations")
+    if nominations is not None and nominations.start is not None and nominations.start.exact \
+            and "nominations" not in r.fixed:
+        closes = end_instant(nominations.start, tz)
+        if closes > now:
+            steps.append(Step(closes, 2, "nominations", nominations))
     for when in reminder_instants(d, instance, items):
         if when > now:
             steps.append(Step(_ceil(when), 3, "tick"))
@@ -156,6 +162,14 @@ def perform(r: Rehearsal, step: Step) -> None:
         _event(r, now, event)
     elif step.kind == "post":
         _post(r, now, step.payload)
+    elif step.kind == "nominations":
+        r.fixed.add("nominations")
+        with service_for(r.database) as service:
+            nominated = service.store.experts(r.pid)
+        late = sum(e.late for e in nominated)
+        r.lines.append(f"{step.payload.start.first_day().isoformat()} register     "
+                       f"nominations deadline passed: {len(nominated)} expert(s) nominated"
+                       + (f", {late} late" if late else ""))
     _read_back(r)
     _mail(r, now)
 
@@ -293,6 +307,9 @@ def _describe(r: Rehearsal, e: AuditEntry, instance: Instance) -> list[str]:
         return [f"{day.isoformat()} {who} REFUSED {e.trigger}: {e.reason}"]
     if e.kind == "init":
         return [f"{day.isoformat()} {who} process {r.pid} created"]
+    if e.kind == "notice":
+        return [f"{day.isoformat()} {who} message decided: {e.inputs.get('event')} to "
+                f"{e.inputs.get('audience')}"]
     return [f"{day.isoformat()} {who} {e.kind} {e.trigger or ''}".rstrip()]
 
 
