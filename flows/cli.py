@@ -108,16 +108,16 @@ def check_cmd(
     """
     spec = load_definition(definition)
     changes: dict[str, Span] = {}
-    pairs = [f"forum={forum_date}"] if forum_date else []
-    for pair in [*(set_ or []), *pairs]:
+    pairs = [("--forum-date", f"forum={forum_date}")] if forum_date else []
+    for option, pair in [*(("--set", p) for p in set_ or []), *pairs]:
         key, sep, value = pair.partition("=")
         if not sep or key.strip() not in milestone_keys(spec):
-            raise InputError(f"--set '{pair}': expected MILESTONE=DATE with MILESTONE one of "
+            raise InputError(f"{option} '{pair}': expected MILESTONE=DATE with MILESTONE one of "
                              f"{', '.join(milestone_keys(spec))}.")
         try:
             changes[key.strip()] = Span.parse(value.strip())
         except ValueError as exc:
-            raise InputError(f"--set {key}: {exc}.") from None
+            raise InputError(f"{option} {value.strip()}: {exc}.") from None
     results = check(spec, effective_milestones(spec, None, changes))
     out.print(f"[bold]{spec.id}[/]: {len(results)} rule checks", soft_wrap=True)
     render.rules(out, results)

@@ -3,6 +3,7 @@ messages waiting to go out. Each change by the secretariat is audited (without a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from dataclasses import asdict
@@ -276,16 +277,22 @@ def deliver_cmd(
 
     Example: PREPFLOW_SMTP_HOST=smtp.example.org prepflow outbox deliver --dry-run
     """
-    from flows.deliver_flow import dry_run as preview_counts
     from flows.deliver_flow import run_delivery
+    from flows.mail_delivery import preview
 
     svc = service(database)
     at = svc.now(parse_now(now))
     if dry_run:
-        counts = preview_counts(svc, at, limit)
-        out.print(f"{sum(counts.values())} message(s) would go out now:")
-        for event, count in sorted(counts.items()):
-            out.print(f"  {event}: {count}")
+        found = asyncio.run(preview(svc.store, at, limit=limit))
+        table = Table(title=f"{len(found)} message(s) would go out now (nothing sent)",
+                      title_justify="left")
+        for column in ("id", "event", "to", "subject", "idempotency key"):
+            table.add_column(column)
+        for item, message in found:
+            subject = message if isinstance(message, str) else str(message["Subject"])
+            table.add_row(str(item.id), item.event, mask_email(item.email), escape(subject),
+                          item.key)
+        out.print(table)
         return
     report = run_delivery(svc, at, limit)
     out.print(f"delivery: {report}")

@@ -105,9 +105,11 @@ def six_weeks(definition: ProcessDefinition, index: dict[str, Milestone]) -> Rul
             f"out by {human_day(latest)}.",
             worst - need,
         )
+    where = (f"{worst} days before the forum" if worst >= 0
+             else f"{-worst} days after the forum opens")
     return RuleResult(
         SIX_WEEKS, subject, title, Status.FAIL,
-        f"the final report ({final_text}) is {worst} days before the forum ({forum_text}), "
+        f"the final report ({final_text}) is {where} ({forum_text}), "
         f"needs {need}: {need - worst} days short. The latest allowed posting date is "
         f"{human_day(latest)}.",
         worst - need,

@@ -154,3 +154,33 @@ def test_export_then_erase_keeps_the_audit_chain_valid(run: Run, tmp_path: Path)
     assert all("ana.silva" not in m.email and "Silva" not in m.name for m in outbox)
     assert run("audit", "--verify").code == 0
     assert run("experts", "export", "ana.silva@example.br").code == 2
+
+
+def test_outbox_deliver_dry_run_lists_each_message_and_sends_nothing(run: Run,
+                                                                    tmp_path: Path) -> None:
+    """--dry-run shows every message that would go out (masked address, subject, key)."""
+    assert run("experts", "import", csv_file(tmp_path, ANA, KOFI), "--by", BY).code == 0
+    shown = run("outbox", "deliver", "--dry-run")
+    assert shown.code == 0, shown.err
+    assert "2 message(s) would go out now" in shown.out
+    assert "a***@example.br" in shown.out
+    assert "ana.silva@example.br" not in shown.out
+    assert "wtpf-26:nomination:" in shown.out
+    assert {m.status for m in stored(tmp_path)[1]} == {"pending"}
+
+
+def test_outbox_retry_needs_a_member_and_is_audited(run: Run, tmp_path: Path) -> None:
+    """Re-queueing a message names who and why in the audit log; others are refused."""
+    assert run("experts", "import", csv_file(tmp_path, ANA), "--by", BY).code == 0
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        (item,) = store.outbox("wtpf-26")
+        from datetime import UTC, datetime
+
+        store.claim(datetime(2024, 8, 1, tzinfo=UTC), 1)
+        store.mark_failed(item.id, "550 mailbox unavailable", datetime(2024, 8, 1, tzinfo=UTC))
+    assert run("outbox", "retry", str(item.id), "--by", "mallory", "--reason", "x").code == 2
+    again = run("outbox", "retry", str(item.id), "--by", BY, "--reason", "mailbox fixed")
+    assert again.code == 0, again.err
+    audit = stored(tmp_path)[2]
+    assert (audit[-1].kind, audit[-1].reason) == ("outbox-retry", "mailbox fixed")
+    assert stored(tmp_path)[1][0].status == "pending"
