@@ -1,5 +1,6 @@
 """The `prepflow experts` and `prepflow outbox` commands: the nominations register and the
-messages waiting to go out. Each change by the secretariat is audited (without addresses)."""
+messages waiting to go out. Each change by the secretariat is audited (without addresses), in
+the same transaction as the change: a crash cannot leave a change without its entry."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from rich.table import Table
 from flows.cli import Actor, Database, Now, app, out, parse_now, service
 from flows.register import COLUMNS, acknowledgements, check_row, read_csv
 from flows.service import Service
-from flows.storage import AuditDraft, DuplicateExpert, Expert, mask_email
+from flows.storage import AuditDraft, DuplicateExpert, Expert, UnknownExpert, mask_email
 from states.engine import actor_of
 from states.errors import InputError
 
@@ -42,25 +43,18 @@ def _process(svc: Service, process: str | None) -> str:
     return ids[0]
 
 
-def _audit(svc: Service, process_id: str, actor: str, kind: str, reason: str | None,
-           inputs: dict[str, Any], now: Any) -> None:
-    stored = svc.store.get(process_id)
-    svc.store.commit(process_id, stored.version, None,
-                     [AuditDraft(at=now, actor=actor, kind=kind, reason=reason, inputs=inputs)])
-
-
 def _add(svc: Service, process_id: str, drafts: list[Any], actor: str, now: Any,
          source: str) -> list[Expert]:
     _, definition, _ = svc.load(process_id)
+    # add_experts adds all of the drafts or raises, so the entry can count them beforehand.
+    entry = AuditDraft(at=now, actor=actor, kind="nominations", inputs={
+        "added": len(drafts), "late": sum(d.late for d in drafts), "source": source})
     try:
-        added = svc.store.add_experts(process_id, drafts,
-                                      acknowledgements(definition, process_id, drafts, now))
+        return svc.store.add_experts(process_id, drafts,
+                                     acknowledgements(definition, process_id, drafts, now),
+                                     audit=[entry])
     except DuplicateExpert as exc:
         raise InputError(f"{exc} Nothing was imported.") from None
-    late = sum(d.late for d in drafts)
-    _audit(svc, process_id, actor, "nominations", None,
-           {"added": len(added), "late": late, "source": source}, now)
-    return added
 
 
 @experts_app.command("import")
@@ -194,8 +188,9 @@ def erase_cmd(email: Annotated[str, typer.Argument(help="The person's address.")
     person = [e for e in svc.store.experts(process_id) if e.email == wanted]
     if not person:
         raise InputError(f"no nomination with address {mask_email(wanted)} in {process_id}.")
-    rows = svc.store.erase_expert(process_id, wanted)
-    _audit(svc, process_id, member.id, "erasure", reason, {"expert": person[0].id}, at)
+    entry = AuditDraft(at=at, actor=member.id, kind="erasure", reason=reason,
+                       inputs={"expert": person[0].id})
+    rows = svc.store.erase_expert(process_id, wanted, audit=[entry])
     out.print(f"erased expert #{person[0].id} ({rows} stored row(s) scrubbed)")
 
 
@@ -212,12 +207,19 @@ def status_cmd(email: Annotated[str, typer.Argument()],
     process_id = _process(svc, process)
     _, definition, _ = svc.load(process_id)
     member = actor_of(definition, by)
+    wanted = email.strip().lower()
+    # The entry names the expert by register id (no address in the audit log), so it is
+    # looked up first; set_expert_status still refuses, writing nothing, if the expert is
+    # erased meanwhile.
+    known = {e.email: e.id for e in svc.store.experts(process_id) if not e.erased}
+    if wanted not in known:
+        raise UnknownExpert(process_id, wanted)
+    entry = AuditDraft(at=svc.now(parse_now(now)), actor=member.id, kind="nomination-status",
+                       inputs={"expert": known[wanted], "status": status})
     try:
-        expert = svc.store.set_expert_status(process_id, email.strip().lower(), status)
+        expert = svc.store.set_expert_status(process_id, wanted, status, audit=[entry])
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    _audit(svc, process_id, member.id, "nomination-status", None,
-           {"expert": expert.id, "status": status}, svc.now(parse_now(now)))
     out.print(f"expert #{expert.id} is now {status}")
 
 
@@ -258,12 +260,12 @@ def retry_cmd(item: Annotated[int, typer.Argument(help="Outbox id.")], by: Actor
         raise InputError(f"no message {item} in the outbox; see 'prepflow outbox'.")
     _, definition, _ = svc.load(target[0].process_id)
     member = actor_of(definition, by)
+    entry = AuditDraft(at=at, actor=member.id, kind="outbox-retry", reason=reason, inputs={
+        "message": item, "event": target[0].event, "was": target[0].status})
     try:
-        again = svc.store.requeue(item, at)
+        again = svc.store.requeue(item, at, audit=[entry])
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    _audit(svc, again.process_id, member.id, "outbox-retry", reason,
-           {"message": again.id, "event": again.event, "was": target[0].status}, at)
     out.print(f"message {again.id} ({again.event}) is pending again")
 
 

@@ -407,6 +407,11 @@ def _drive(r: Rehearsal, begin: datetime, finish: datetime) -> str:
             r.lines.append(f"{local_day(now, tz).isoformat()} system       stopped: nothing "
                            f"more can happen before {finish.date().isoformat()} "
                            f"(state: {instance.regions['main']})")
+            forum = d.forum
+            if forum.opens is None and "forum" not in instance.amendments:
+                r.lines.append(f"{local_day(now, tz).isoformat()} system       the forum "
+                               f"({forum.name}, {forum.expected or 'date to be set'}) has no "
+                               f"date: set it with 'prepflow amend {d.id} forum YYYY-MM-DD'")
             break
         now = step.at
         perform(r, step)

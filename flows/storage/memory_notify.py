@@ -1,6 +1,9 @@
 """MemoryStore's experts register and outbox: SqlStore's behaviour (sql_notify.py), in dicts.
 
 Every rule here mirrors a SQL statement there; tests run the same cases against both.
+A change's ``audit`` entries are appended (MemoryStore._append_audit, all or nothing) after
+every check that can refuse the change and before the change itself, so a refused change
+leaves no entry and an entry that cannot be sealed leaves no change.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flows.storage.chain import to_document, to_utc
-from flows.storage.model import UnknownProcess
+from flows.storage.model import AuditDraft, UnknownProcess
 from flows.storage.notify_model import (
     ERASED,
     ERASED_PENDING_ERROR,
@@ -66,15 +69,18 @@ class MemoryNotifications:
         process_id: str,
         drafts: Sequence[ExpertDraft],
         outbox: Sequence[OutboxDraft] = (),
+        *,
+        audit: Sequence[AuditDraft] = (),
     ) -> builtins.list[Expert]:
-        """Register nominations (and their outbox rows) all or nothing; DuplicateExpert if an
-        address repeats, in the batch or against the register."""
+        """Register nominations (with their outbox rows and ``audit`` entries) all or nothing;
+        DuplicateExpert if an address repeats, in the batch or against the register."""
         emails = [normalise_email(x.email) for x in drafts]
         messages = prepare_outbox(outbox)
         with self._lock:
             self._require(process_id)
             stored = {e.email for e in self._experts.values() if e.process_id == process_id}
             refuse_duplicates(process_id, emails, stored)
+            self._append_audit(process_id, audit)
             added = []
             for email, x in zip(emails, drafts, strict=True):
                 fields = {f.name: getattr(x, f.name) for f in dataclasses.fields(ExpertDraft)}
@@ -98,22 +104,31 @@ class MemoryNotifications:
                 if e.process_id == process_id and status in (None, e.status)
             ]
 
-    def set_expert_status(self, process_id: str, email: str, status: str) -> Expert:
-        """Change one expert's status (nominated, confirmed, withdrawn)."""
+    def set_expert_status(
+        self, process_id: str, email: str, status: str, *, audit: Sequence[AuditDraft] = ()
+    ) -> Expert:
+        """Change one expert's status (nominated, confirmed, withdrawn), with the ``audit``
+        entries."""
         check_choice(status, EXPERT_STATUSES, "expert status")
         with self._lock:
             expert = self._find_expert(process_id, normalise_email(email))
             if expert is None or expert.erased:
                 self._require(process_id)
                 raise UnknownExpert(process_id, email)
+            self._append_audit(process_id, audit)
             changed = self._experts[expert.id] = dataclasses.replace(expert, status=status)
             return changed
 
-    def erase_expert(self, process_id: str, email: str) -> int:
-        """Scrub an expert's personal data and that of the messages to them; rows touched."""
+    def erase_expert(
+        self, process_id: str, email: str, *, audit: Sequence[AuditDraft] = ()
+    ) -> int:
+        """Scrub an expert's personal data and that of the messages to them, with the ``audit``
+        entries; rows touched."""
         norm = normalise_email(email)
         now = datetime.now(UTC)
         with self._lock:
+            if audit:
+                self._append_audit(process_id, audit)  # UnknownProcess, as SqlStore's lock
             expert = self._find_expert(process_id, norm)
             expert_id = None if expert is None else expert.id
             touched = 0
@@ -243,22 +258,30 @@ class MemoryNotifications:
                 if process_id in (None, i.process_id) and status in (None, i.status)
             ]
 
-    def requeue(self, item_id: int, now: datetime) -> OutboxItem:
-        """Put a failed or uncertain message back in line, due at ``now`` (attempts kept)."""
+    def requeue(
+        self, item_id: int, now: datetime, *, audit: Sequence[AuditDraft] = ()
+    ) -> OutboxItem:
+        """Put a failed or uncertain message back in line, due at ``now`` (attempts kept);
+        the ``audit`` entries go to the message's process."""
         at = to_utc(now)
         with self._lock:
             item = self._outbox.get(item_id)
             if item is None:
                 raise UnknownOutboxItem(item_id)
+            if item.status not in ("pending", "failed", "uncertain"):
+                raise not_requeueable(item)
+            self._append_audit(item.process_id, audit)
             if item.status == "pending":
                 return _copy(item)
-            if item.status not in ("failed", "uncertain"):
-                raise not_requeueable(item)
             back = dataclasses.replace(item, status="pending", next_attempt_at=at, failed_at=None)
             self._outbox[item_id] = back
             return _copy(back)
 
     # --- under the lock ------------------------------------------------------------------
+
+    def _append_audit(self, process_id: str, drafts: Sequence[AuditDraft]) -> None:
+        """Chain ``drafts`` onto ``process_id``'s log, all or nothing (MemoryStore's chain)."""
+        raise NotImplementedError("MemoryStore keeps the audit chain")
 
     def _require(self, process_id: str) -> None:
         if process_id not in self._rows:

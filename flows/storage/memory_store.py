@@ -130,6 +130,20 @@ class MemoryStore(MemoryNotifications):
                 row.head_hash = sealed[-1].hash
             return _copy(updated)
 
+    def _append_audit(self, process_id: str, drafts: Sequence[AuditDraft]) -> None:
+        """Under the lock: chain ``drafts`` onto the log as commit() with no state does; every
+        entry is sealed before any is written, so a bad one writes none."""
+        row = self._row(process_id)
+        current = row.process
+        sealed = seal_all(process_id, current.audit_seq, row.head_hash, drafts)
+        if not sealed:
+            return
+        self.log[process_id].extend(sealed)
+        row.process = dataclasses.replace(
+            current, audit_seq=current.audit_seq + len(sealed), updated_at=datetime.now(UTC)
+        )
+        row.head_hash = sealed[-1].hash
+
     def audit(self, process_id: str | None = None) -> builtins.list[AuditEntry]:
         """Audit entries ordered by process id, then seq."""
         with self._lock:

@@ -208,27 +208,41 @@ class Store(Protocol):
         ...
 
     # --- the experts register (issue 4) ---
+    #
+    # A secretariat's change and its audit entries are one transaction (``audit=``): written
+    # apart, a crash between the two would leave a change nobody can account for. The entries
+    # are written whenever the call succeeds, also when it changes nothing (a pending message
+    # re-queued), and not at all when it raises.
 
     def add_experts(
         self,
         process_id: str,
         drafts: Sequence[ExpertDraft],
         outbox: Sequence[OutboxDraft] = (),
+        *,
+        audit: Sequence[AuditDraft] = (),
     ) -> builtins.list[Expert]:
-        """Register nominations and their outbox rows in one transaction, all or nothing;
-        DuplicateExpert (nothing written) if an address repeats, ignoring case."""
+        """Register nominations, their outbox rows and the ``audit`` entries (appended to the
+        process's chain) in one transaction, all or nothing; DuplicateExpert (nothing written)
+        if an address repeats, ignoring case."""
         ...
 
     def experts(self, process_id: str, status: str | None = None) -> builtins.list[Expert]:
         """The register of ``process_id`` in nomination order, optionally of one status."""
         ...
 
-    def set_expert_status(self, process_id: str, email: str, status: str) -> Expert:
-        """Change one expert's status; UnknownExpert if the address is not registered."""
+    def set_expert_status(
+        self, process_id: str, email: str, status: str, *, audit: Sequence[AuditDraft] = ()
+    ) -> Expert:
+        """Change one expert's status, with the ``audit`` entries in the same transaction;
+        UnknownExpert (nothing written) if the address is not registered."""
         ...
 
-    def erase_expert(self, process_id: str, email: str) -> int:
-        """Scrub the expert's personal data and that of messages to them; rows touched."""
+    def erase_expert(
+        self, process_id: str, email: str, *, audit: Sequence[AuditDraft] = ()
+    ) -> int:
+        """Scrub the expert's personal data and that of messages to them, with the ``audit``
+        entries in the same transaction; rows touched."""
         ...
 
     # --- the outbox (issue 4) ---
@@ -267,8 +281,11 @@ class Store(Protocol):
         """Messages by id, optionally of one process and/or status."""
         ...
 
-    def requeue(self, item_id: int, now: datetime) -> OutboxItem:
-        """A failed or uncertain message back to pending, due at ``now`` (attempts kept)."""
+    def requeue(
+        self, item_id: int, now: datetime, *, audit: Sequence[AuditDraft] = ()
+    ) -> OutboxItem:
+        """A failed or uncertain message back to pending, due at ``now`` (attempts kept); the
+        ``audit`` entries go to the message's process in the same transaction."""
         ...
 
     def close(self) -> None:

@@ -9,6 +9,10 @@ Claiming is where two deliverers could collide. On PostgreSQL the inner select t
 FOR UPDATE SKIP LOCKED, so a second deliverer passes over rows the first is claiming; on SQLite
 the write transaction starts with BEGIN IMMEDIATE, so claims run one after the other. Either
 way the UPDATE re-checks status = 'pending', so a row is never handed out twice.
+
+A secretariat's change to the register or the outbox takes its audit entries (``audit=``) into
+the same transaction. Such a change locks the process row first, as commit() does, and only
+then the register or outbox rows: one lock order for every writer, so none deadlocks another.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flows.storage import driver
-from flows.storage.chain import to_document, to_utc
+from flows.storage.chain import seal_all, to_document, to_utc
 from flows.storage.db import guard
-from flows.storage.model import UnknownProcess
+from flows.storage.model import AuditDraft, AuditEntry, StoreError, UnknownProcess
 from flows.storage.notify_model import (
     ERASED,
     ERASED_PENDING_ERROR,
@@ -52,6 +56,7 @@ ADD_EXPERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 LOCK_PROCESS = "SELECT process_id FROM processes WHERE process_id = ?"
+CHAIN_HEAD = "SELECT audit_seq, head_hash FROM processes WHERE process_id = ?"
 STORED_EMAILS = "SELECT email FROM experts WHERE process_id = ?"
 EXPERTS = f"SELECT {EXPERT_COLUMNS} FROM experts WHERE process_id = ?"
 SET_STATUS = (
@@ -111,6 +116,7 @@ RECOVER = (
     f"RETURNING {OUTBOX_COLUMNS}"
 )
 ITEM = f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = ?"
+ITEM_PROCESS = "SELECT process_id FROM outbox WHERE id = ?"
 REQUEUE = (
     "UPDATE outbox SET status = 'pending', next_attempt_at = ?, failed_at = NULL "
     f"WHERE id = ? RETURNING {OUTBOX_COLUMNS}"
@@ -152,6 +158,47 @@ def insert_outbox(d: driver.Driver, cursor: Any, params: Sequence[tuple[Any, ...
     return int(cursor.rowcount)
 
 
+def log_row(d: driver.Driver, entry: AuditEntry) -> tuple[Any, ...]:
+    """driver.LOG parameters for one sealed audit entry."""
+    return (
+        *(entry.process_id, entry.seq, d.time_in(entry.at), entry.actor, entry.kind),
+        *(entry.trigger, entry.from_state, entry.to_state, entry.reason),
+        *(d.json_in(entry.inputs), entry.prev_hash, entry.hash),
+    )
+
+
+def lock_chain(d: driver.Driver, cursor: Any, process_id: str) -> tuple[int, str]:
+    """Lock the process row in the cursor's transaction; its (audit_seq, head_hash)."""
+    head = cursor.execute(d.sql(CHAIN_HEAD + d.lock), (process_id,)).fetchone()
+    if head is None:
+        raise UnknownProcess(process_id, _known(d, cursor))
+    return int(head[0]), str(head[1])
+
+
+def append_audit(
+    d: driver.Driver,
+    cursor: Any,
+    process_id: str,
+    head: tuple[int, str],
+    drafts: Sequence[AuditDraft],
+) -> None:
+    """Chain ``drafts`` after ``head`` (from lock_chain, same transaction), as commit() with
+    no state does: the entries, then the process row's count and last hash."""
+    audit_seq, head_hash = head
+    sealed = seal_all(process_id, audit_seq, head_hash, drafts)
+    if not sealed:
+        return
+    now = d.time_in(datetime.now(UTC))
+    params = (audit_seq + len(sealed), sealed[-1].hash, now, process_id, audit_seq)
+    cursor.execute(d.sql(driver.APPEND_ONLY), params)
+    if cursor.rowcount != 1:  # belt and braces: the row is locked
+        raise StoreError(
+            f"Process {process_id!r} changed while its audit entries were being written, "
+            "although it was locked. Nothing was written; try again."
+        )
+    cursor.executemany(d.sql(driver.LOG), [log_row(d, e) for e in sealed])
+
+
 class SqlNotifications:
     """The experts register and the outbox; mixed into SqlStore, which provides the driver."""
 
@@ -165,15 +212,16 @@ class SqlNotifications:
         process_id: str,
         drafts: Sequence[ExpertDraft],
         outbox: Sequence[OutboxDraft] = (),
+        *,
+        audit: Sequence[AuditDraft] = (),
     ) -> builtins.list[Expert]:
-        """Register nominations (and their outbox rows) all or nothing; DuplicateExpert if an
-        address repeats, in the batch or against the register."""
+        """Register nominations (with their outbox rows and ``audit`` entries) all or nothing;
+        DuplicateExpert if an address repeats, in the batch or against the register."""
         d = self._driver
         emails = [normalise_email(x.email) for x in drafts]
         messages = outbox_params(d, outbox)
         with guard(self.url), d.cursor(write=True) as cursor:
-            if cursor.execute(d.sql(LOCK_PROCESS + d.lock), (process_id,)).fetchone() is None:
-                raise UnknownProcess(process_id, _known(d, cursor))
+            head = lock_chain(d, cursor, process_id)
             stored = {e for (e,) in cursor.execute(d.sql(STORED_EMAILS), (process_id,))}
             refuse_duplicates(process_id, emails, stored)
             added = []
@@ -186,6 +234,7 @@ class SqlNotifications:
                 (expert_id,) = cursor.execute(d.sql(ADD_EXPERT), row).fetchone()
                 added.append(_expert(d, (expert_id, *row)))
             insert_outbox(d, cursor, messages)
+            append_audit(d, cursor, process_id, head, audit)
         return added
 
     def experts(self, process_id: str, status: str | None = None) -> builtins.list[Expert]:
@@ -201,20 +250,29 @@ class SqlNotifications:
                 _require(d, cursor, process_id)
         return [_expert(d, row) for row in rows]
 
-    def set_expert_status(self, process_id: str, email: str, status: str) -> Expert:
-        """Change one expert's status (nominated, confirmed, withdrawn)."""
+    def set_expert_status(
+        self, process_id: str, email: str, status: str, *, audit: Sequence[AuditDraft] = ()
+    ) -> Expert:
+        """Change one expert's status (nominated, confirmed, withdrawn), with the ``audit``
+        entries in the same transaction."""
         check_choice(status, EXPERT_STATUSES, "expert status")
         d = self._driver
         with guard(self.url), d.cursor(write=True) as cursor:
+            head = lock_chain(d, cursor, process_id) if audit else None
             params = (status, process_id, normalise_email(email), False)
             row = cursor.execute(d.sql(SET_STATUS), params).fetchone()
             if row is None:
                 _require(d, cursor, process_id)
                 raise UnknownExpert(process_id, email)
+            if head is not None:
+                append_audit(d, cursor, process_id, head, audit)
         return _expert(d, row)
 
-    def erase_expert(self, process_id: str, email: str) -> int:
-        """Scrub an expert's personal data and that of the messages to them; rows touched.
+    def erase_expert(
+        self, process_id: str, email: str, *, audit: Sequence[AuditDraft] = ()
+    ) -> int:
+        """Scrub an expert's personal data and that of the messages to them, with the ``audit``
+        entries in the same transaction; rows touched.
 
         The audit log holds no personal data and is left alone, so its chain stays valid.
         Messages not yet sent are cancelled (failed, with ERASED_PENDING_ERROR): they could
@@ -224,6 +282,7 @@ class SqlNotifications:
         norm = normalise_email(email)
         now = d.time_in(datetime.now(UTC))
         with guard(self.url), d.cursor(write=True) as cursor:
+            head = lock_chain(d, cursor, process_id) if audit else None
             found = cursor.execute(d.sql(FIND_EXPERT), (process_id, norm)).fetchone()
             expert_id = None if found is None else int(found[0])
             touched = 0
@@ -250,6 +309,8 @@ class SqlNotifications:
             if keep:
                 cursor.executemany(d.sql(SCRUB_KEEP_STATUS), keep)
             touched += len(scrub) + len(keep)
+            if head is not None:
+                append_audit(d, cursor, process_id, head, audit)
         return touched
 
     # --- outbox --------------------------------------------------------------------------
@@ -340,24 +401,36 @@ class SqlNotifications:
             rows = cursor.execute(d.sql(query), params).fetchall()
         return [_item(d, row) for row in rows]
 
-    def requeue(self, item_id: int, now: datetime) -> OutboxItem:
-        """Put a failed or uncertain message back in line, due at ``now`` (attempts kept).
+    def requeue(
+        self, item_id: int, now: datetime, *, audit: Sequence[AuditDraft] = ()
+    ) -> OutboxItem:
+        """Put a failed or uncertain message back in line, due at ``now`` (attempts kept);
+        the ``audit`` entries go to the message's process in the same transaction.
 
         A pending one is returned as it is; a sent one, or one out for sending, is refused.
         """
         d = self._driver
         at = d.time_in(to_utc(now))
         with guard(self.url), d.cursor(write=True) as cursor:
+            head = None
+            if audit:
+                # The process row is locked before the message's (the module's lock order);
+                # a message never moves to another process, so its id can be read unlocked.
+                owner = cursor.execute(d.sql(ITEM_PROCESS), (item_id,)).fetchone()
+                if owner is None:
+                    raise UnknownOutboxItem(item_id)
+                head = lock_chain(d, cursor, owner[0])
             row = cursor.execute(d.sql(ITEM + d.lock), (item_id,)).fetchone()
             if row is None:
                 raise UnknownOutboxItem(item_id)
             item = _item(d, row)
-            if item.status == "pending":
-                return item
-            if item.status not in ("failed", "uncertain"):
+            if item.status not in ("pending", "failed", "uncertain"):
                 raise not_requeueable(item)
-            row = cursor.execute(d.sql(REQUEUE), (at, item_id)).fetchone()
-        return _item(d, row)
+            if item.status != "pending":
+                item = _item(d, cursor.execute(d.sql(REQUEUE), (at, item_id)).fetchone())
+            if head is not None:
+                append_audit(d, cursor, item.process_id, head, audit)
+        return item
 
     def _mark(self, statement: str, params: tuple[Any, ...]) -> bool:
         """Run one mark_* update; UnknownOutboxItem if the id names no row."""

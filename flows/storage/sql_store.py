@@ -201,7 +201,8 @@ class SqlStore(SqlNotifications):
                     "written, although it was locked. Nothing was written; try again."
                 )
             if sealed:
-                cursor.executemany(d.sql(driver.LOG), [self._log_row(e) for e in sealed])
+                log = d.sql(driver.LOG)
+                cursor.executemany(log, [sql_notify.log_row(d, e) for e in sealed])
             sql_notify.insert_outbox(d, cursor, messages)
         return StoredProcess(
             process_id=process_id,
@@ -227,23 +228,6 @@ class SqlStore(SqlNotifications):
             audit_seq=audit_seq,
             created_at=d.time_out(created_at),
             updated_at=d.time_out(updated_at),
-        )
-
-    def _log_row(self, entry: AuditEntry) -> tuple[Any, ...]:
-        d = self._driver
-        return (
-            entry.process_id,
-            entry.seq,
-            d.time_in(entry.at),
-            entry.actor,
-            entry.kind,
-            entry.trigger,
-            entry.from_state,
-            entry.to_state,
-            entry.reason,
-            d.json_in(entry.inputs),
-            entry.prev_hash,
-            entry.hash,
         )
 
     def _definition(self, definition_hash: str) -> dict[str, Any]:

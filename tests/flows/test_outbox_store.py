@@ -549,3 +549,94 @@ def test_concurrent_claims_never_overlap(opener: Callable[[], Store]) -> None:
     assert len(ids) == len(set(ids)) == 200
     assert set(ids) == {i.id for i in setup.outbox()}
     assert setup.outbox(status="pending") == []
+
+
+# --- register changes audited in their own transaction -----------------------------------
+
+
+def note(kind: str, **inputs: Any) -> AuditDraft:
+    """A secretariat's audit entry for a register or outbox change."""
+    return AuditDraft(at=T0, actor="wtpf-secretariat", kind=kind, reason="review", inputs=inputs)
+
+
+def kinds(store: Store, process_id: str = PID) -> list[str]:
+    return [e.kind for e in store.audit(process_id)]
+
+
+def test_register_changes_carry_their_audit_entries(store: Store) -> None:
+    """Each change writes its entries onto the process's chain with it; the state is kept."""
+    before = store.get(PID)
+    a, b = store.add_experts(
+        PID, [nominee("a@x.org"), nominee("b@x.org")], [message("ack:a")],
+        audit=[note("nominations", added=2)],
+    )
+    store.set_expert_status(PID, "b@x.org", "confirmed", audit=[note("nomination-status")])
+    # A transition in between: the register's entries and commit()'s share one chain.
+    store.commit(PID, before.version, {"state": "comments"}, [note("transition")])
+    assert store.erase_expert(PID, "a@x.org", audit=[note("erasure", expert=a.id)]) == 2
+    assert kinds(store) == [
+        "init", "nominations", "nomination-status", "transition", "erasure",
+    ]
+    after = store.get(PID)
+    assert (after.audit_seq, after.version, after.state) == (5, before.version + 1,
+                                                             {"state": "comments"})
+    assert [e.seq for e in store.audit(PID)] == [1, 2, 3, 4, 5]
+    assert store.audit(PID)[1].inputs == {"added": 2}
+    assert store.experts(PID, "confirmed") == [dataclasses.replace(b, status="confirmed")]
+    assert store.verify() == []
+
+
+def test_requeue_audits_on_the_message_process(store: Store) -> None:
+    """A re-queued message's entry goes to its own process's chain, even if already pending."""
+    with_process(store, "wtdc-25")
+    store.enqueue([message("other", process_id="wtdc-25")])
+    [item] = store.claim(T0, 1)
+    store.mark_failed(item.id, "550", T0)
+    back = store.requeue(item.id, T0, audit=[note("outbox-retry", was="failed")])
+    assert back.status == "pending"
+    store.requeue(item.id, T0, audit=[note("outbox-retry", was="pending")])
+    assert kinds(store, "wtdc-25") == ["init", "outbox-retry", "outbox-retry"]
+    assert kinds(store, PID) == ["init"]
+    assert store.verify() == []
+
+
+def test_refused_change_writes_no_audit_entry(store: Store) -> None:
+    """A change that is refused leaves the chain as it was, and intact."""
+    store.add_experts(PID, [nominee("a@x.org")], audit=[note("nominations")])
+    with pytest.raises(DuplicateExpert):
+        store.add_experts(PID, [nominee("A@x.org")], audit=[note("nominations")])
+    with pytest.raises(UnknownExpert):
+        store.set_expert_status(PID, "nobody@x.org", "confirmed", audit=[note("status")])
+    with pytest.raises(ValueError, match="'elected'"):
+        store.set_expert_status(PID, "a@x.org", "elected", audit=[note("status")])
+    with pytest.raises(UnknownProcess):
+        store.erase_expert("wtpf-62", "a@x.org", audit=[note("erasure")])
+    store.enqueue([message("s")])
+    [item] = store.claim(T0, 1)
+    with pytest.raises(ValueError, match="cannot be re-queued"):  # out for sending
+        store.requeue(item.id, T0, audit=[note("outbox-retry")])
+    store.mark_sent(item.id, T0, "250")
+    with pytest.raises(ValueError, match="cannot be re-queued: it was sent already"):
+        store.requeue(item.id, T0, audit=[note("outbox-retry")])
+    with pytest.raises(UnknownOutboxItem):
+        store.requeue(10**9, T0, audit=[note("outbox-retry")])
+    assert kinds(store) == ["init", "nominations"]
+    assert store.get(PID).audit_seq == 2
+    assert [e.status for e in store.experts(PID)] == ["nominated"]
+    assert store.verify() == []
+
+
+def test_unsealable_audit_entry_writes_no_change(store: Store) -> None:
+    """The other way round: an entry that cannot be stored takes its change down with it."""
+    [a] = store.add_experts(PID, [nominee("a@x.org")])
+    bad = [note("nominations", when=object())]  # not JSON
+    with pytest.raises(ValueError, match="cannot be stored as JSON"):
+        store.add_experts(PID, [nominee("b@x.org")], [message("ack:b")], audit=bad)
+    with pytest.raises(ValueError, match="cannot be stored as JSON"):
+        store.set_expert_status(PID, "a@x.org", "confirmed", audit=bad)
+    with pytest.raises(ValueError, match="cannot be stored as JSON"):
+        store.erase_expert(PID, "a@x.org", audit=bad)
+    assert store.experts(PID) == [a]
+    assert store.outbox() == []
+    assert kinds(store) == ["init"]
+    assert store.verify() == []

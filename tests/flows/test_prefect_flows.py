@@ -208,6 +208,47 @@ def test_dst_doubled_tick_applies_the_deadline_of_that_night_once(database: str)
     assert main_state(database, "mini-26") == "final.drafting"  # no meeting: the final is next
 
 
+def test_deadline_at_the_end_of_the_25_hour_day_is_applied_once_at_its_instant(
+    database: str,
+) -> None:
+    """27 Oct 2024 lasts 25 hours in Geneva: a deadline that day passes at 23:00Z, not sooner.
+
+    Neither 02:30 (CEST, then CET) nor 22:59Z closes the window; 23:00Z closes it once.
+    """
+    wtpf_with_first_draft_posted(database)
+    with service(database) as svc:
+        # Accepted without override: no rule is broken (the 1st IEG meeting is month-only).
+        svc.amend("wtpf-26", "draft1.comments", "2024-10-27", BY, "extended",
+                  now=utc(2024, 8, 20, 8))
+        # 02:00 CEST, before the doubled hour: sends the reminders due by then (the one-day
+        # reminder fell due at the end of 26 Oct), so the ticks below have nothing else to do.
+        svc.advance(utc(2024, 10, 27, 0))
+    deadline = datetime(2024, 10, 28, tzinfo=GENEVA)  # the end of 27 Oct, in CET
+    assert deadline.astimezone(UTC) == utc(2024, 10, 27, 23)
+    summer = datetime(2024, 10, 27, 2, 30, tzinfo=GENEVA)  # CEST, UTC+2
+    winter = summer.replace(fold=1)  # CET, UTC+1
+    early = [summer.astimezone(UTC), winter.astimezone(UTC), utc(2024, 10, 27, 22, 59)]
+    assert early[:2] == [utc(2024, 10, 27, 0, 30), utc(2024, 10, 27, 1, 30)]
+    before = snapshot(database, "wtpf-26")
+
+    names = [flow_run(advance(now=t, database=database, return_state=True)).name
+             for t in early]
+
+    assert names == ["nothing due"] * 3
+    assert snapshot(database, "wtpf-26") == before
+    assert main_state(database, "wtpf-26") == "draft1.comment_window"
+
+    names = [flow_run(advance(now=deadline, database=database, return_state=True)).name
+             for _ in range(2)]
+
+    assert names == ["wtpf-26: First Draft comment window closed", "nothing due"]
+    assert main_state(database, "wtpf-26") == "draft1.comments_closed"
+    entries = snapshot(database, "wtpf-26")[2]
+    closed = [e for e in transitions(entries) if e.trigger == "close_comments_draft1"]
+    assert [e.at for e in closed] == [utc(2024, 10, 27, 23)]
+    assert transitions(entries)[:-1] == transitions(before[2])
+
+
 # --- secretariat-action ---------------------------------------------------------------------
 
 
