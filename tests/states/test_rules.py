@@ -28,7 +28,8 @@ def checked(definition: ProcessDefinition, **changes: str) -> dict[tuple[str, st
         ("2026-05-24", Status.FAIL, ["41 days", "needs 42", "12 Apr 2026"], -1),
         ("2026-05", Status.UNKNOWN,
          ["at risk", "between 18 and 48 days", "needs 42", "20 Mar 2026"], -24),
-        ("2026-04", Status.FAIL, ["12 days after the forum opens", "needs 42"], -54),  # even the best case fails
+        # even the best case fails:
+        ("2026-04", Status.FAIL, ["12 days after the forum opens", "needs 42"], -54),
         ("2026-07", Status.PASS, ["79 days, 37 days of slack"], 37),
     ],
 )
