@@ -50,9 +50,9 @@ def main() -> None:
         try:
             measure(root, args.runs)
         finally:
-            from prefect.logging.handlers import APILogHandler
+            from prefect.logging.handlers import APILogWorker
 
-            APILogHandler.flush()  # send buffered run logs before the server goes away
+            APILogWorker.drain_all()  # send buffered run logs before the server goes away
             stop(server)
 
 
