@@ -65,10 +65,11 @@ class Table:
     specs: tuple[Spec, ...]
     initial: dict[str, str]
     by_trigger: dict[str, Spec] = field(default_factory=dict)
+    by_source: dict[tuple[str, str], tuple[Spec, ...]] = field(default_factory=dict)
 
-    def outgoing(self, region: str, state: str) -> list[Spec]:
-        """Transitions leaving a state, in table order."""
-        return [s for s in self.specs if s.region == region and s.source == state]
+    def outgoing(self, region: str, state: str) -> tuple[Spec, ...]:
+        """Transitions leaving a state, in table order (indexed: asked on every tick)."""
+        return self.by_source.get((region, state), ())
 
 
 def build_table(definition: ProcessDefinition) -> Table:
@@ -156,7 +157,12 @@ def build_table(definition: ProcessDefinition) -> Table:
         previous = closed_name
     regions = {MAIN: main, CONSULTATION: consultation}
     initial = {MAIN: main[0], CONSULTATION: "none"}
-    return Table(regions, labels, tuple(specs), initial, {s.trigger: s for s in specs})
+    by_source: dict[tuple[str, str], tuple[Spec, ...]] = {}
+    for spec in specs:
+        by_source[spec.region, spec.source] = (*by_source.get((spec.region, spec.source), ()),
+                                               spec)
+    return Table(regions, labels, tuple(specs), initial, {s.trigger: s for s in specs},
+                 by_source)
 
 
 class Cursor:
