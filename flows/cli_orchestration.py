@@ -152,7 +152,8 @@ def up_cmd(
         text = run_rehearsal(definition, f"sqlite:///{rehearsal_db}", None, None, 300, 12, None)
         Path("rehearsal.txt").write_text(text, encoding="utf-8")
         ui = api.removesuffix("/api")
-        out.print(f"\nPrefect UI: {ui}  (runs, artifacts, deployments)\n"
+        out.print(f"\nPrefect UI: {ui}  (runs, deployments; the artifacts with their mermaid "
+                  f"charts: {ui}/v2/artifacts)\n"
                   f"rehearsal transcript: rehearsal.txt; its store: prepflow status --database "
                   f"sqlite:///{rehearsal_db}\nserving; press Ctrl-C to stop.")
         while all(p.poll() is None for p in started):

@@ -90,7 +90,8 @@ def _done_days(definition: ProcessDefinition, instance: Instance, tz: Any) -> di
     """The Geneva day each milestone actually happened (postings: when posted)."""
     specs = engine_for(definition).table.by_trigger
     days: dict[str, date] = {}
-    for trigger, happening in instance.happened.items():
+    ordered = sorted(instance.happened.items(), key=lambda kv: kv[1].due or kv[1].at)
+    for trigger, happening in ordered:  # a meeting shows its first day, not its last
         spec = specs[trigger]
         if spec.milestone and spec.due is not Due.POSTED:
             when = happening.due or happening.at
