@@ -34,6 +34,9 @@ def advance(now: datetime | None = None, database: str | None = None,
              "from": r.from_state, "to": r.to_state, "due": r.inputs.get("due")}
             for o in outcomes for r in o.decision.records if r.kind == "transition"
         ]
+        messages = [{"process": o.process_id, "label": str(r.inputs.get("event", "message"))
+                     .replace("_", " ") + " queued"}
+                    for o in outcomes for r in o.decision.records if r.kind == "notice"]
         for step in applied:
             logger.info("%s: %s (%s → %s)", step["process"], step["label"], step["from"],
                         step["to"])
@@ -56,12 +59,14 @@ def advance(now: datetime | None = None, database: str | None = None,
                     len(ids) <= PUBLISH_ALL_UP_TO and first_tick_of_day(
                         at, service.load(process_id)[1].timezone))):
                 send_all(views(service, process_id, at, urgent))
-    rename_run(run_name(applied))
-    return {"at": at.isoformat(), "applied": applied, "warnings": warnings}
+    rename_run(run_name(applied + messages))
+    return {"at": at.isoformat(), "applied": applied, "messages": len(messages),
+            "warnings": warnings}
 
 
 def run_name(applied: list[dict[str, Any]]) -> str:
-    """'wtpf-26: Third Draft comment window closed', or 'nothing due'."""
+    """'wtpf-26: Third Draft comment window closed, comment reminder queued', or 'nothing due'
+    (a tick that only decided messages says so: an operator should see reminders go out)."""
     if not applied:
         return "nothing due"
     by_process: dict[str, list[str]] = {}

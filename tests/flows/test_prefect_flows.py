@@ -162,13 +162,24 @@ def test_tick_with_nothing_due_is_completed_and_named_so(database: str) -> None:
     wtpf_with_first_draft_posted(database)
     _, _, log_before = snapshot(database, "wtpf-26")
 
-    state = advance(now=utc(2024, 8, 20, 12), database=database, return_state=True)
+    state = advance(now=utc(2024, 8, 10, 12), database=database, return_state=True)
 
     assert state.type is StateType.COMPLETED
     assert state.result()["applied"] == []
     assert flow_run(state).name == "nothing due"
     assert main_state(database, "wtpf-26") == "draft1.comment_window"
     assert transitions(snapshot(database, "wtpf-26")[2]) == transitions(log_before)
+
+
+def test_tick_that_only_queues_a_reminder_says_so(database: str) -> None:
+    """Seven days before the deadline the tick moves nothing but is named for its reminder."""
+    wtpf_with_first_draft_posted(database)
+    state = advance(now=utc(2024, 8, 20, 12), database=database, return_state=True)
+    assert state.result()["applied"] == []
+    assert state.result()["messages"] == 1
+    assert flow_run(state).name == "wtpf-26: comment reminder queued"
+    again = advance(now=utc(2024, 8, 20, 12), database=database, return_state=True)
+    assert flow_run(again).name == "nothing due"
 
 
 # --- duplicated and DST-doubled ticks ------------------------------------------------------
