@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger
 from flows.publish import first_tick_of_day, send_all, views
 from flows.runtime import aware, rename_run, service_for
 from flows.step_requests import request_steps
+from states.status import report
 
 #: Above this many processes even the daily refresh publishes only the processes it changed.
 PUBLISH_ALL_UP_TO = 25
@@ -43,22 +44,27 @@ def advance(now: datetime | None = None, database: str | None = None,
         for problem in service.damaged:
             logger.error("%s", problem)
         unreadable = {d.process_id for d in service.damaged}
-        ids = [p for p in processes or service.process_ids() if p not in unreadable]
+        wanted = set(processes) if processes else None
+        rows = [r for r in service.store.list()  # one read for every process's view
+                if r.process_id not in unreadable
+                and (wanted is None or r.process_id in wanted)]
         touched = {o.process_id for o in outcomes}
         warnings: dict[str, list[str]] = {}
-        for process_id in ids:
-            current = service.status(process_id, at)
+        for stored in rows:
+            process_id = stored.process_id
+            definition, instance = service.decode(stored)
+            current = report(definition, instance, at)
             urgent = [w for w in current.warnings if w.startswith(("OVERDUE", "RULE BROKEN",
                                                                     "DATE NOT FIXED AND"))]
             warnings[process_id] = urgent
             for warning in urgent:
                 logger.warning("%s: %s", process_id, warning)
             if ask_secretariat:
-                request_steps(service, process_id, at, database)
+                request_steps(definition, instance, at, database)
             if publish_artifacts and (process_id in touched or (
-                    len(ids) <= PUBLISH_ALL_UP_TO and first_tick_of_day(
-                        at, service.load(process_id)[1].timezone))):
-                send_all(views(service, process_id, at, urgent))
+                    len(rows) <= PUBLISH_ALL_UP_TO
+                    and first_tick_of_day(at, definition.timezone))):
+                send_all(views(definition, instance, at, urgent))
     rename_run(run_name(applied + messages))
     return {"at": at.isoformat(), "applied": applied, "messages": len(messages),
             "warnings": warnings}

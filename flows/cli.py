@@ -179,8 +179,7 @@ def timeline_cmd(
         _, definition, instance = svc.load(process_id)
         effective = effective_milestones(definition, instance)
         if format_ == "table":
-            render.timeline(out, definition, plan_milestones(definition), effective, instance,
-                            svc.now(parse_now(now)))
+            render.timeline(out, definition, plan_milestones(definition), effective, instance)
             continue
         data, skipped = to_ics(definition, effective, svc.now(parse_now(now)))
         if output:

@@ -79,8 +79,7 @@ def rehearse_cmd(
     with tempfile.TemporaryDirectory(prefix="prepflow-rehearsal-") as folder:
         url = database or f"sqlite:///{Path(folder) / 'rehearsal.db'}"
         if database:
-            open_store(database).close()  # a bad URL fails here, before any run starts
-            with open_store(database) as store:
+            with open_store(database) as store:  # a bad URL fails here, before any run
                 if spec.id in [p.process_id for p in store.list()]:
                     raise InputError(f"{database} already holds process {spec.id}: a rehearsal "
                                      "needs a fresh store; give another --database.")

@@ -149,8 +149,3 @@ def status_markdown(current: Report, definition: ProcessDefinition) -> str:
     lines += [f"- ⚠️ {w}" for w in current.warnings] or ["- no warnings"]
     lines += [f"- override: {o.rule} on {o.what} by {o.by}: {o.reason}" for o in current.overrides]
     return "\n".join(lines)
-
-
-def day_span(start: date, end: date) -> int:
-    """Days from start to end inclusive."""
-    return (end - start + timedelta(days=1)).days

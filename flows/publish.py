@@ -16,6 +16,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows import operator_view as view
 from flows.service import Service
 from states.dates import zone
+from states.definition import ProcessDefinition
+from states.instance import Instance
+from states.status import report
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,14 @@ class Artifact:
                                      _sync=True)  # type: ignore[call-arg]
 
 
-def views(service: Service, process_id: str, now: datetime,
+def views(definition: ProcessDefinition, instance: Instance, now: datetime,
           warnings: list[str] | None = None) -> list[Artifact]:
-    """Status table, gantt timeline, state diagram, rule report (and alerts) for a process."""
-    _, definition, instance = service.load(process_id)
-    current = service.status(process_id, now)
+    """Status table, gantt timeline, state diagram, rule report (and alerts) for a process.
+
+    Takes what the caller already loaded: a tick reads each process once, not once per view.
+    """
+    process_id = instance.process_id
+    current = report(definition, instance, now)
     key = lambda what: view.artifact_key(process_id, what)  # noqa: E731
     items = [
         Artifact(key("status"), view.status_markdown(current, definition),
@@ -79,7 +85,8 @@ def send_all(artifacts: list[Artifact]) -> None:
 
 def publish(service: Service, process_id: str, now: datetime) -> list[str]:
     """Publish one process's views now; returns the keys."""
-    items = views(service, process_id, now)
+    _, definition, instance = service.load(process_id)
+    items = views(definition, instance, now)
     send_all(items)
     return [a.key for a in items]
 

@@ -7,7 +7,6 @@ escaped: rich would read '[/x]' in a reason as markup and fail, or drop '[draft]
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from rich.console import Console
 from rich.markup import escape
@@ -74,7 +73,7 @@ def status(console: Console, report: Report, timezone: str) -> None:
 
 
 def timeline(console: Console, definition: ProcessDefinition, plan: list[Milestone],
-             effective: list[Milestone], instance: Instance, now: datetime) -> None:
+             effective: list[Milestone], instance: Instance) -> None:
     """Plan vs actual, one row per milestone."""
     tz = zone(definition.timezone)
     planned = {m.key: m for m in plan}

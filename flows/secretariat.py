@@ -53,7 +53,8 @@ def perform(action: SecretariatAction, now: datetime | None,
             logger.info("%s: %s", action.process, label)
         at = service.now(aware(now))
         if publish_artifacts:
-            send_all(views(service, action.process, at))
+            _, definition, instance = service.load(action.process)
+            send_all(views(definition, instance, at))
     rename_run(f"{action.process}: {', '.join(labels)}")
     return Completed(message="; ".join(labels), data={"applied": labels,
                                                       "version": outcome.version})
@@ -95,7 +96,8 @@ def secretariat_amend(change: Amendment, now: datetime | None = None,
         text = f"{change.process}: {change.milestone} moved to {change.date}"
         logger.info("%s", text)
         if publish_artifacts:
-            send_all(views(service, change.process, service.now(aware(now))))
+            _, definition, instance = service.load(change.process)
+            send_all(views(definition, instance, service.now(aware(now))))
     rename_run(text)
     return Completed(message=text, data={"version": outcome.version})
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flows.service import Service
 from states.dates import start_instant, zone
+from states.definition import ProcessDefinition
 from states.engine import engine_for
+from states.instance import Instance
 from states.machine import Mode
 from states.plan import by_key
 from states.rules import effective_milestones
@@ -19,9 +20,9 @@ from states.rules import effective_milestones
 DEPLOYMENT = "await-secretariat/await-secretariat"
 
 
-def due_manual_steps(service: Service, process_id: str, now: datetime) -> list[str]:
+def due_manual_steps(definition: ProcessDefinition, instance: Instance,
+                     now: datetime) -> list[str]:
     """Manual triggers allowed now whose planned day has begun."""
-    _, definition, instance = service.load(process_id)
     table = engine_for(definition).table
     items = by_key(effective_milestones(definition, instance))
     tz = zone(definition.timezone)
@@ -35,7 +36,8 @@ def due_manual_steps(service: Service, process_id: str, now: datetime) -> list[s
     return due
 
 
-def request_steps(service: Service, process_id: str, now: datetime, database: str | None) -> int:
+def request_steps(definition: ProcessDefinition, instance: Instance, now: datetime,
+                  database: str | None) -> int:
     """Start an await-secretariat run per due step not already waiting; returns how many."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
@@ -50,7 +52,8 @@ def request_steps(service: Service, process_id: str, now: datetime, database: st
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    steps = due_manual_steps(service, process_id, now)
+    process_id = instance.process_id
+    steps = due_manual_steps(definition, instance, now)
     if not steps:
         return 0
     started = 0

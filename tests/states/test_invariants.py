@@ -223,7 +223,8 @@ def test_random_runs_keep_the_invariants(
     """Random ticks, posts and amendments never break the process invariants."""
     run = Run(definition)
     for action in actions:
-        run.step(action)
+        run.step(action)  # checks every invariant after each step
+    assert run.replayed == run.instance.regions  # the records alone rebuild where it stands
     # seen with --hypothesis-show-statistics: how far the runs get
     event(f"ended at: {run.instance.regions[MAIN].split('.')[-1]}")
     event(f"final posted: {run.final in run.instance.happened}")
