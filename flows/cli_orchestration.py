@@ -161,5 +161,18 @@ def up_cmd(
     except KeyboardInterrupt:
         err.print("stopping …")
     finally:
+        _drain_prefect()  # while the server still answers: at exit it would retry a dead one
         for process in reversed(started):
             stop(process)
+
+
+def _drain_prefect(timeout: float = 10.0) -> None:
+    """Send the run logs and events this process still holds to the Prefect API now."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=timeout)
+        except Exception as exc:  # nothing to drain, or the API is gone: say so, go on
+            err.print(f"could not flush Prefect {worker.__name__}: {exc}", soft_wrap=True)
