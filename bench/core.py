@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from flows.clock import FixedClock
-from flows.loader import load_definition
-from flows.service import Service
+from flows.definition_file import load_definition
+from flows.shell import Service
 from flows.storage import SqlStore
 
 DEFINITION = Path(__file__).resolve().parents[1] / "config" / "wtpf26.yaml"

@@ -2,7 +2,7 @@
 
     python bench/notify.py [--messages 5000] [--concurrency 8]
 
-One aiosmtpd sink (``python -m flows.smtp_sink``, counting only) runs in its own process for
+One aiosmtpd sink (``python -m flows.mail.sink``, counting only) runs in its own process for
 all three, so the sink's CPU is not the client's. Measured:
 
 1. engine: ``deliver()`` draining an outbox of N rows in a real SqlStore on SQLite (temp dir):
@@ -40,8 +40,8 @@ import jinja2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flows.mail_delivery import MailSettings, SmtpMailer, deliver  # noqa: E402
-from flows.mail_render import Renderer  # noqa: E402
+from flows.mail.delivery import MailSettings, SmtpMailer, deliver  # noqa: E402
+from flows.mail.render import Renderer  # noqa: E402
 from flows.storage import SqlStore  # noqa: E402
 from flows.storage.notify_model import OutboxDraft  # noqa: E402
 
@@ -65,7 +65,7 @@ def drafts(n: int, run: str) -> list[OutboxDraft]:
 
 
 def start_sink() -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen([sys.executable, "-m", "flows.smtp_sink"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "flows.mail.sink"], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()  # "listening on 127.0.0.1:PORT"

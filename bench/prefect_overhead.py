@@ -39,7 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    from flows.serving import start_server, stop
+    from flows.orchestration.serve import start_server, stop
 
     with tempfile.TemporaryDirectory(prefix="prepflow-bench-") as folder:
         root = Path(folder)
@@ -61,10 +61,10 @@ def measure(root: Path, runs: int) -> None:
     from prefect import flow
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    from flows.advance import advance
-    from flows.cli_orchestration import run_rehearsal
-    from flows.loader import load_definition
-    from flows.runtime import service_for
+    from flows.cli.orchestration_cmds import run_rehearsal
+    from flows.definition_file import load_definition
+    from flows.orchestration.advance import advance
+    from flows.orchestration.run_context import service_for
 
     @flow(name="noop", persist_result=True)
     def noop() -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flows import cli
-from flows.loader import load_definition
+from flows.cli import app as cli
+from flows.cli import process_cmds
+from flows.definition_file import load_definition
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -47,11 +48,12 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
 
 def test_readme_diagram_is_current() -> None:
     """The mermaid diagram in the README is the one the machine generates today."""
-    start, end = cli.DIAGRAM_START, cli.DIAGRAM_END
+    start, end = process_cmds.DIAGRAM_START, process_cmds.DIAGRAM_END
     assert start in README, "README lost its diagram start marker"
     assert end in README, "README lost its diagram end marker"
     shown = README.split(start, 1)[1].split(end, 1)[0].strip("\n")
-    expected = cli.diagram_markdown(load_definition(ROOT / "config" / "wtpf26.yaml")).strip("\n")
+    wtpf26 = load_definition(ROOT / "config" / "wtpf26.yaml")
+    expected = process_cmds.diagram_markdown(wtpf26).strip("\n")
     assert shown == expected, (
         "the README's state diagram is stale; regenerate it with "
         "'prepflow diagram config/wtpf26.yaml --write README.md'"

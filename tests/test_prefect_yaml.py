@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from flows.serving import deployments
+from flows.orchestration.serve import deployments
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from icalendar import Calendar
 
-from flows import cli
+from flows.cli import app as cli
 from flows.storage import SqlStore, StoredProcess
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from flows.mail_delivery import (
+from flows.mail.delivery import (
     DeliveryReport,
     MailSettings,
     RecordingMailer,
@@ -35,8 +35,8 @@ from flows.mail_delivery import (
     mask_addresses,
     preview,
 )
-from flows.mail_render import Renderer
-from flows.smtp_sink import EmlHandler, RecordingHandler, SmtpServer, file_name, free_port
+from flows.mail.render import Renderer
+from flows.mail.sink import EmlHandler, RecordingHandler, SmtpServer, file_name, free_port
 from flows.storage import MemoryStore, SqlStore
 from flows.storage.notify_model import OutboxDraft
 
@@ -276,8 +276,8 @@ def test_cancelled_mid_batch_then_restarted_duplicates_nothing() -> None:
 DELIVER_SCRIPT = textwrap.dedent("""
     import asyncio, sys
     from datetime import datetime, UTC
-    from flows.mail_delivery import MailSettings, SmtpMailer, deliver
-    from flows.mail_render import Renderer
+    from flows.mail.delivery import MailSettings, SmtpMailer, deliver
+    from flows.mail.render import Renderer
     from flows.storage import SqlStore
     store = SqlStore(sys.argv[1])
     mailer = SmtpMailer(MailSettings(port=int(sys.argv[2]), sender="w <wtpf@itu.int>"))

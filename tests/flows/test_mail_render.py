@@ -14,8 +14,8 @@ import icalendar
 import pytest
 from jinja2.exceptions import SecurityError
 
-from flows import ics_invite
-from flows.mail_render import EVENTS, SKIPPED, Renderer, RenderError, instant_text
+from flows.mail import invitation as ics_invite
+from flows.mail.render import EVENTS, SKIPPED, Renderer, RenderError, instant_text
 from states.dates import zone
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "mail"

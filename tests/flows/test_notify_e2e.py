@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from flows.clock import FixedClock
-from flows.deliver_flow import dry_run, run_delivery
-from flows.loader import load_definition
-from flows.mail_delivery import MailSettings
-from flows.register import acknowledgements, check_row
-from flows.service import Service
-from flows.smtp_sink import RecordingHandler, SmtpServer
+from flows.definition_file import load_definition
+from flows.mail.delivery import MailSettings
+from flows.mail.sink import RecordingHandler, SmtpServer
+from flows.nominations import acknowledgements, check_row
+from flows.orchestration.deliver import dry_run, run_delivery
+from flows.shell import Service
 from flows.storage import SqlStore
 
 BY = "wtpf-secretariat"

@@ -40,11 +40,11 @@ from prefect.flow_runs import resume_flow_run
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import State
 
-from flows.advance import advance
 from flows.clock import FixedClock
-from flows.loader import definition_from_text, load_definition
-from flows.secretariat import SecretariatAction, await_secretariat, secretariat_action
-from flows.service import Service
+from flows.definition_file import definition_from_text, load_definition
+from flows.orchestration.advance import advance
+from flows.orchestration.secretariat import SecretariatAction, await_secretariat, secretariat_action
+from flows.shell import Service
 from flows.storage import AuditEntry, open_store
 from states.definition import ProcessDefinition
 from states.instance import Instance
@@ -497,7 +497,7 @@ def _slow_disk(dbapi_connection, _record):
     dbapi_connection.set_trace_callback(trace)
 
 
-from flows.advance import advance
+from flows.orchestration.advance import advance
 
 advance(now=datetime.fromisoformat(sys.argv[1]), database=sys.argv[2],
         publish_artifacts=False, ask_secretariat=False)

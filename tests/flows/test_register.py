@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
+from flows.cli.app import main
 from flows.storage import open_store
 
 WTPF = "config/wtpf26.yaml"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from flows.clock import FixedClock
-from flows.loader import definition_from_text, load_definition
-from flows.service import DamagedState, Outcome, Service
+from flows.definition_file import definition_from_text, load_definition
+from flows.shell import DamagedState, Outcome, Service
 from flows.storage import SqlStore, Store
 from states.definition import ProcessDefinition
 from states.errors import Refused

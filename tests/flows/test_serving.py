@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from flows.serving import healthy, wait_for_api
+from flows.orchestration.serve import healthy, wait_for_api
 
 
 def _closed_port() -> int:

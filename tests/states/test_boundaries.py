@@ -59,7 +59,7 @@ def test_core_module_stays_pure(path: Path) -> None:
     "source",
     [
         "import prefect",
-        "from flows.cli import main",
+        "from flows.cli.app import main",
         "import sqlalchemy.orm as orm",
         "from yaml import safe_load",
         "import time",

@@ -12,9 +12,9 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.publish import first_tick_of_day, send_all, views
-from flows.runtime import aware, rename_run, service_for
-from flows.step_requests import request_steps
+from flows.orchestration.artifacts import first_tick_of_day, send_all, views
+from flows.orchestration.run_context import aware, rename_run, service_for
+from flows.orchestration.waiting_steps import request_steps
 from states.status import report
 
 #: Above this many processes even the daily refresh publishes only the processes it changed.

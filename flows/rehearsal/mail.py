@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from flows.register import acknowledgements
-from flows.runtime import service_for
-from flows.smtp_sink import EmlHandler, SmtpServer
+from flows.mail.sink import EmlHandler, SmtpServer
+from flows.nominations import acknowledgements
+from flows.orchestration.run_context import service_for
 from flows.storage import ExpertDraft
 from states.definition import ProcessDefinition
 

@@ -15,9 +15,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.cli import Actor, Database, Now, app, out, parse_now, service
-from flows.register import COLUMNS, acknowledgements, check_row, read_csv
-from flows.service import Service
+from flows.cli.common import Actor, Database, Now, app, out, parse_now, service
+from flows.nominations import COLUMNS, acknowledgements, check_row, read_csv
+from flows.shell import Service
 from flows.storage import AuditDraft, DuplicateExpert, Expert, UnknownExpert, mask_email
 from states.engine import actor_of
 from states.errors import InputError
@@ -279,8 +279,8 @@ def deliver_cmd(
 
     Example: PREPFLOW_SMTP_HOST=smtp.example.org prepflow outbox deliver --dry-run
     """
-    from flows.deliver_flow import run_delivery
-    from flows.mail_delivery import preview
+    from flows.mail.delivery import preview
+    from flows.orchestration.deliver import run_delivery
 
     svc = service(database)
     at = svc.now(parse_now(now))

@@ -13,8 +13,8 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows import operator_view as view
-from flows.service import Service
+from flows.orchestration import operator_view as view
+from flows.shell import Service
 from states.dates import zone
 from states.definition import ProcessDefinition
 from states.instance import Instance

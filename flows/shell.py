@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from flows.clock import Clock, SystemClock
-from flows.notify_plan import plan
+from flows.mail.outbox_plan import plan
 from flows.storage import (
     AuditDraft,
     OutboxDraft,

@@ -64,10 +64,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
-from flows import ics_invite
+from flows.mail import invitation as ics_invite
 from states.dates import PlanDate
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "mail"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "mail"
 FALLBACK_LANGUAGE = "en"
 #: Events the spec marks "no mail needed"; rows for them should not be enqueued.
 SKIPPED = frozenset({"meeting_started", "meeting_ended", "forum_opened"})
@@ -515,7 +515,7 @@ def render(item: Renderable, definition_timezone: str,
            now: datetime | None = None) -> EmailMessage:
     """Render with the sender from the settings (PREPFLOW_SMTP_SENDER)."""
     if not _DEFAULT:
-        from flows.mail_delivery import MailSettings  # here: mail_delivery imports this module
+        from flows.mail.delivery import MailSettings  # here: mail_delivery imports this module
 
         _DEFAULT.append(Renderer(MailSettings().sender))
     return _DEFAULT[0].render(item, definition_timezone, now)

@@ -1,4 +1,5 @@
-"""The `prepflow` command: what secretariat staff and operators type.
+"""The process commands: check, init, status, timeline, advance, transition, amend, audit,
+diagram.
 
 Every error is one readable paragraph and an exit status: 2 for bad input (nothing changed),
 1 for a rule's refusal (recorded in the audit log, state unchanged), 0 for success.
@@ -6,87 +7,22 @@ Every error is one readable paragraph and an exit status: 2 for bad input (nothi
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from flows import render
-from flows.appsettings import Settings
 from flows.calendar_export import to_ics
-from flows.loader import load_definition
-from flows.service import Service
-from flows.storage import Store, StoreError, open_store
+from flows.cli import console as render
+from flows.cli.common import Actor, Database, Now, app, err, out, parse_now, process_ids, service
+from flows.definition_file import load_definition
 from states.definition import ProcessDefinition
-from states.errors import InputError, PrepflowError
+from states.errors import InputError
 from states.machine import mermaid
 from states.plan import Span, milestone_keys, plan_milestones
 from states.rules import Status, check, effective_milestones
-
-app = typer.Typer(
-    name="prepflow",
-    help="Run a preparatory process (drafts, comment windows, expert meetings, final report) "
-    "as an audited state machine.\n\n"
-    "Example: prepflow init config/wtpf26.yaml && prepflow status wtpf-26",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-_WIDTH = max(100, shutil.get_terminal_size((140, 40)).columns)
-out = Console(highlight=False, width=_WIDTH)
-err = Console(stderr=True, highlight=False, width=_WIDTH)
-
-Now = Annotated[str | None, typer.Option(
-    "--now", help="Act as if it were this instant (ISO 8601 with zone, e.g. "
-    "2024-08-27T00:00+02:00); for rehearsals and corrections. Default: the clock.")]
-Database = Annotated[str | None, typer.Option(
-    "--database", help="SQLAlchemy URL of the store; default $PREPFLOW_DATABASE_URL, "
-    "else sqlite:///prepflow.db here.")]
-Actor = Annotated[str, typer.Option("--by", help="Your secretariat member id, name or email.")]
-
-
-def parse_now(text: str | None) -> datetime | None:
-    """An aware instant from the command line; naive or malformed ones are refused."""
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"--now '{text}' is not a date and time; write e.g. "
-                         "2024-08-27T00:00+02:00 or 2024-08-26T22:00Z.") from None
-    if value.tzinfo is None:
-        raise InputError(f"--now '{text}' has no time zone, so it could mean several instants; "
-                         f"write e.g. {text}+02:00 (Geneva summer time) or {text}Z (UTC).")
-    return value
-
-
-#: Stores opened by this command; main() closes them, so no connection outlives the command
-#: (an unclosed psycopg connection warns when collected, and in-process callers run many).
-_opened: list[Store] = []
-
-
-def service(database: str | None) -> Service:
-    """The service on the configured store."""
-    url = database or Settings().database_url
-    store = open_store(url)
-    _opened.append(store)
-    return Service(store)
-
-
-def _processes(svc: Service, process: str | None) -> list[str]:
-    if process:
-        return [process]
-    ids = svc.process_ids()
-    if not ids:
-        raise InputError("no process in this store yet; create one with "
-                         "'prepflow init config/wtpf26.yaml'.")
-    return ids
 
 
 @app.command("check")
@@ -152,7 +88,7 @@ def status_cmd(process: Annotated[str | None, typer.Argument(help="Process id.")
     Example: prepflow status wtpf-26
     """
     svc = service(database)
-    for process_id in _processes(svc, process):
+    for process_id in process_ids(svc, process):
         stored, definition, _ = svc.load(process_id)
         render.status(out, svc.status(process_id, parse_now(now)), definition.timezone)
         out.print(f"(version {stored.version}, {stored.audit_seq} audit entries)")
@@ -175,7 +111,7 @@ def timeline_cmd(
     if format_ not in ("table", "ics"):
         raise InputError(f"--format '{format_}': use table or ics.")
     svc = service(database)
-    for process_id in _processes(svc, process):
+    for process_id in process_ids(svc, process):
         _, definition, instance = svc.load(process_id)
         effective = effective_milestones(definition, instance)
         if format_ == "table":
@@ -327,50 +263,3 @@ def diagram_markdown(spec: ProcessDefinition) -> str:
     return "".join(f"```mermaid\n{block}\n```\n" for block in mermaid(spec))
 
 
-import flows.cli_orchestration  # noqa: E402 (registers rehearse, serve, up)
-import flows.cli_register  # noqa: E402, F401 (registers experts, outbox)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning known errors into a paragraph and an exit status."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    try:
-        code = app(args=argv, standalone_mode=False)
-    except PrepflowError as exc:
-        # Escaped: messages quote what was typed, and '[/x]' would be read as markup.
-        err.print(f"[bold red]Error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
-        sys.exit(exc.exit_code)
-    except StoreError as exc:
-        err.print(f"[bold red]Store error:[/] {escape(str(exc))}", soft_wrap=True,
-                  highlight=False)
-        sys.exit(2)
-    except typer.TyperException as exc:
-        # typer 0.29 vendors click (typer._click): its usage errors (no such command, missing
-        # argument) derive from TyperException, not click.ClickException, and its Exit and
-        # Abort are typer's own, so catching click's classes let them out as tracebacks.
-        # One paragraph like every other error (click prints usage, a hint and the error).
-        ctx = getattr(exc, "ctx", None)
-        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
-            out.print(ctx.get_help(), markup=False, highlight=False)
-        else:
-            hint = f" See '{ctx.command_path} --help'." if ctx is not None else ""
-            err.print(f"[bold red]Error:[/] {escape(exc.format_message())}{escape(hint)}",
-                      soft_wrap=True, highlight=False)
-        sys.exit(2 if exc.exit_code not in (0, 1) else exc.exit_code)
-    except typer.Abort:
-        err.print("Aborted.")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    finally:
-        while _opened:
-            _opened.pop().close()
-    sys.exit(code if isinstance(code, int) else 0)
-
-
-if __name__ == "__main__":
-    # Run the imported module's app: the commands registered from flows.cli_orchestration
-    # live on flows.cli.app, not on this __main__ copy.
-    from flows.cli import main as _main
-
-    _main()

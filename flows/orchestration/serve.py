@@ -28,9 +28,13 @@ def deployments(cron: str, timezone: str) -> list[object]:
     """The deployments this checkout serves."""
     from prefect.schedules import Cron
 
-    from flows.advance import advance
-    from flows.deliver_flow import deliver_notifications
-    from flows.secretariat import await_secretariat, secretariat_action, secretariat_amend
+    from flows.orchestration.advance import advance
+    from flows.orchestration.deliver import deliver_notifications
+    from flows.orchestration.secretariat import (
+        await_secretariat,
+        secretariat_action,
+        secretariat_amend,
+    )
 
     return [
         advance.to_deployment(name="advance", schedules=[Cron(cron, timezone=timezone)],

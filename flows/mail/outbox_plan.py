@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flows.mail_render import SKIPPED
+from flows.mail.render import SKIPPED
 from flows.storage import Expert, OutboxDraft
 from states.decision import Effect
 from states.definition import ProcessDefinition
@@ -52,7 +52,7 @@ def recipients(definition: ProcessDefinition, audience: str, event: str,
 
 
 def context(definition: ProcessDefinition, effect: Effect, now: datetime) -> dict[str, Any]:
-    """The template context for one message (keys documented in flows/mail_render.py)."""
+    """The template context for one message (keys documented in flows/mail/render.py)."""
     data = dict(effect.data)
     base: dict[str, Any] = {
         "process_id": effect.process_id, "process_name": definition.name,

@@ -16,8 +16,8 @@ from prefect.input import RunInput
 from prefect.states import Completed, Failed, State
 from pydantic import BaseModel, Field
 
-from flows.publish import send_all, views
-from flows.runtime import aware, rename_run, service_for
+from flows.orchestration.artifacts import send_all, views
+from flows.orchestration.run_context import aware, rename_run, service_for
 from flows.storage import StoreError
 from states.errors import PrepflowError
 

@@ -13,9 +13,9 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import datetime
 
-from flows.appsettings import Settings
 from flows.clock import SystemClock
-from flows.service import Service
+from flows.settings import Settings
+from flows.shell import Service
 from flows.storage import DEFAULT_URL, Store, open_store
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

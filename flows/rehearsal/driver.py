@@ -26,15 +26,20 @@ from prefect.artifacts import (
 )
 from prefect.context import SyncClientContext
 
-from flows.advance import advance
-from flows.deliver_flow import deliver_notifications
-from flows.loader import load_definition
-from flows.operator_view import artifact_key
-from flows.publish import publish
-from flows.rehearsal_mail import MailLog, mail_sink, register
-from flows.runtime import rename_run, service_for
-from flows.scenario import Event, Scenario, fixed_span, load_scenario, local
-from flows.secretariat import Amendment, SecretariatAction, secretariat_action, secretariat_amend
+from flows.definition_file import load_definition
+from flows.orchestration.advance import advance
+from flows.orchestration.artifacts import publish
+from flows.orchestration.deliver import deliver_notifications
+from flows.orchestration.operator_view import artifact_key
+from flows.orchestration.run_context import rename_run, service_for
+from flows.orchestration.secretariat import (
+    Amendment,
+    SecretariatAction,
+    secretariat_action,
+    secretariat_amend,
+)
+from flows.rehearsal.mail import MailLog, mail_sink, register
+from flows.rehearsal.scenario import Event, Scenario, fixed_span, load_scenario, local
 from flows.storage import AuditEntry
 from states.dates import describe, end_instant, local_day, zone
 from states.definition import ProcessDefinition

@@ -9,7 +9,7 @@
 - ``SmtpServer`` runs either in a background thread (aiosmtpd's Controller) on a free port
   picked first (``Controller(port=0)`` does not work).
 
-``python -m flows.smtp_sink [--dir DIR] [--port N]`` serves until Ctrl-C / SIGTERM; without
+``python -m flows.mail.sink [--dir DIR] [--port N]`` serves until Ctrl-C / SIGTERM; without
 --dir it only counts (the benchmark's sink).
 """
 
@@ -199,7 +199,7 @@ class SmtpServer:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve until interrupted; prints 'listening on HOST:PORT' once ready."""
-    parser = argparse.ArgumentParser(prog="python -m flows.smtp_sink", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m flows.mail.sink", description=__doc__)
     parser.add_argument("--dir", type=Path, help="write each message as an .eml file here")
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args(argv)

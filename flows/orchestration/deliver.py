@@ -1,6 +1,6 @@
 """Draining the outbox: the ``deliver-notifications`` flow and the CLI's ``outbox deliver``.
 
-Runs the SMTP delivery (flows/mail_delivery.py) over the store and tells each process's
+Runs the SMTP delivery (flows/mail/delivery.py) over the store and tells each process's
 secretariat about messages that failed for good or whose fate is uncertain. Addresses never
 reach Prefect logs, run names or artifacts: only counts and masked addresses do.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.mail_delivery import (
+from flows.mail.delivery import (
     DeliveryReport,
     MailSettings,
     SmtpMailer,
@@ -23,8 +23,8 @@ from flows.mail_delivery import (
     mask_addresses,
     preview,
 )
-from flows.runtime import aware, rename_run, service_for
-from flows.service import Service
+from flows.orchestration.run_context import aware, rename_run, service_for
+from flows.shell import Service
 from flows.storage import OutboxDraft
 
 

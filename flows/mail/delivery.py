@@ -47,7 +47,7 @@ import aiosmtplib
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from flows.mail_render import Renderer, RenderError
+from flows.mail.render import Renderer, RenderError
 
 log = logging.getLogger("prepflow.mail")
 

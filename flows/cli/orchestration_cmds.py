@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from flows.cli import Database, app, err, out, service
-from flows.loader import load_definition
+from flows.cli.common import Database, app, err, out, service
+from flows.definition_file import load_definition
 from flows.storage import open_store
 from states.errors import InputError
 
@@ -35,7 +35,7 @@ def run_rehearsal(definition: Path, database: str, start: date | None, end: date
     """The rehearsal flow with heartbeats off: sync runs then cost ~0.1 s, not ~1 s."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    from flows.rehearsal import rehearsal
+    from flows.rehearsal.driver import rehearsal
 
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         return rehearsal(str(definition), database, start, end, experts, comments,
@@ -73,7 +73,7 @@ def rehearse_cmd(
     spec = load_definition(definition)
     start, end = _day(from_, "--from"), _day(to, "--to")
     if scenario is not None:
-        from flows.scenario import load_scenario
+        from flows.rehearsal.scenario import load_scenario
 
         load_scenario(scenario)
     with tempfile.TemporaryDirectory(prefix="prepflow-rehearsal-") as folder:
@@ -103,7 +103,7 @@ def serve_cmd(
 
     Example: PREFECT_API_URL=http://127.0.0.1:4200/api prepflow serve
     """
-    from flows.serving import serve_forever
+    from flows.orchestration.serve import serve_forever
 
     if database:
         os.environ["PREPFLOW_DATABASE_URL"] = database
@@ -123,7 +123,7 @@ def up_cmd(
 
     Example: prepflow up
     """
-    from flows.serving import start_server, stop
+    from flows.orchestration.serve import start_server, stop
 
     spec = load_definition(definition)
     started: list[subprocess.Popen[bytes]] = []

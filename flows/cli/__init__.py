@@ -1,0 +1,1 @@
+"""The `prepflow` command line: `app.main` is the entry point; one module per group of commands."""

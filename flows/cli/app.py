@@ -1,0 +1,59 @@
+"""The `prepflow` command: what secretariat staff and operators type.
+
+Every error is one readable paragraph and an exit status: 2 for bad input (nothing changed),
+1 for a rule's refusal (recorded in the audit log, state unchanged), 0 for success. The
+commands live in their modules by subject; importing them here registers them on the app.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.markup import escape
+
+import flows.cli.notify_cmds
+import flows.cli.orchestration_cmds
+import flows.cli.process_cmds  # noqa: F401 (each import registers its commands)
+from flows.cli.common import _opened, app, err, out
+from flows.storage import StoreError
+from states.errors import PrepflowError
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning known errors into a paragraph and an exit status."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except PrepflowError as exc:
+        # Escaped: messages quote what was typed, and '[/x]' would be read as markup.
+        err.print(f"[bold red]Error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        sys.exit(exc.exit_code)
+    except StoreError as exc:
+        err.print(f"[bold red]Store error:[/] {escape(str(exc))}", soft_wrap=True,
+                  highlight=False)
+        sys.exit(2)
+    except typer.TyperException as exc:
+        # typer 0.29 vendors click (typer._click): its usage errors (no such command, missing
+        # argument) derive from TyperException, not click.ClickException, and its Exit and
+        # Abort are typer's own, so catching click's classes let them out as tracebacks.
+        # One paragraph like every other error (click prints usage, a hint and the error).
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            out.print(ctx.get_help(), markup=False, highlight=False)
+        else:
+            hint = f" See '{ctx.command_path} --help'." if ctx is not None else ""
+            err.print(f"[bold red]Error:[/] {escape(exc.format_message())}{escape(hint)}",
+                      soft_wrap=True, highlight=False)
+        sys.exit(2 if exc.exit_code not in (0, 1) else exc.exit_code)
+    except typer.Abort:
+        err.print("Aborted.")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    finally:
+        while _opened:
+            _opened.pop().close()
+    sys.exit(code if isinstance(code, int) else 0)
+
