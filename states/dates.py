@@ -185,11 +185,15 @@ def describe_deadline(value: PlanDate, tz: ZoneInfo) -> str:
     return f"{value.human()}, end of day ({tz.key})"
 
 
-def require_aware(instant: datetime) -> datetime:
-    """Refuse naive datetimes: the core never guesses a time zone."""
+def require_aware(instant: datetime, what: str = "time") -> datetime:
+    """``instant`` in UTC; a naive one is refused, since the core never guesses a time zone.
+
+    The one "is aware" check of the whole code base: the edge uses it too (``what`` names the
+    value in the message, e.g. "audit time", "--now").
+    """
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError(
-            f"{instant.isoformat()} has no time zone; give one, e.g. "
+            f"{what} {instant.isoformat()} has no time zone; give one, e.g. "
             f"{instant.isoformat()}+00:00 or {instant.isoformat()}Z"
         )
     return instant.astimezone(UTC)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flows.addresses import mask_email, normalise_email
 from flows.storage.model import StoreError
 
 EXPERT_STATUSES = ("nominated", "confirmed", "withdrawn")
@@ -27,20 +28,9 @@ ERASED_TEXT_FIELDS = ("first_name", "last_name", "entity")
 ERASED_PENDING_ERROR = "recipient erased on request before this message was sent; not sent"
 
 
-def normalise_email(email: str) -> str:
-    """The stored spelling of an address: stripped and lower-cased (unique per process)."""
-    return email.strip().lower()
-
-
 def erased_email(expert_id: int | None) -> str:
     """The address an erased expert (or an outbox row to an erased address) is left with."""
     return "erased@invalid" if expert_id is None else f"erased-{expert_id}@invalid"
-
-
-def mask_email(email: str) -> str:
-    """``j***@itu.int``: enough for a secretariat to recognise, no more (logs, messages)."""
-    local, at, domain = email.strip().partition("@")
-    return f"{local[:1]}***{at}{domain}" if at else f"{email[:1]}***"
 
 
 def _aware(at: datetime, what: str) -> None:
