@@ -11,10 +11,11 @@ FLOWS = Path(__file__).resolve().parents[2] / "flows"
 
 
 def test_flow_modules_have_names_of_their_own() -> None:
-    """Every flows/*.py and flows/* package name is free of stdlib and third-party names."""
+    """Every module and package name anywhere in flows/ is free of stdlib and third-party
+    names (any wing may hold a flow entry point, whose folder Prefect puts on sys.path)."""
     taken = set(sys.stdlib_module_names) | set(packages_distributions())
-    ours = {p.stem for p in FLOWS.glob("*.py")} | {p.name for p in FLOWS.iterdir()
-                                                   if (p / "__init__.py").is_file()}
+    ours = {p.stem for p in FLOWS.rglob("*.py")} | {p.parent.name
+                                                   for p in FLOWS.rglob("*/__init__.py")}
     assert ours, "no modules found"
     clashes = sorted((ours - {"__init__"}) & taken)
     assert clashes == [], f"rename these modules: {clashes}"
