@@ -18,11 +18,12 @@ from states.decision import Effect as Effect
 from states.decision import Record as Record
 from states.definition import Member, ProcessDefinition
 from states.errors import InputError, Refused
-from states.guards import GUARDS, Context, condition, due_at
+from states.guards import GUARDS, Context, condition
 from states.instance import Amendment, Happening, Instance, Override
 from states.machine import Due, Engine, Mode, Spec, build_engine
 from states.notices import AUDIENCE, notices
 from states.plan import Kind, Span, by_key, milestone_keys
+from states.queries import due_transitions
 from states.rules import RuleResult, Status, check, effective_milestones, newly_broken
 
 _ENGINES: OrderedDict[int, tuple[ProcessDefinition, Engine]] = OrderedDict()
@@ -123,31 +124,19 @@ def advance(definition: ProcessDefinition, instance: Instance, now: datetime) ->
     """
     now = _now(now)
     engine = engine_for(definition)
-    table = engine.table
     decision = Decision(instance, instance)
     while True:
         current = decision.after
         milestones = by_key(effective_milestones(definition, current))
-        tz = zone(definition.timezone)
-        best: tuple[datetime, Spec, Context] | None = None
-        for region, state in current.regions.items():
-            for spec in table.outgoing(region, state):
-                if spec.mode is not Mode.AUTOMATIC or spec.trigger in current.happened:
-                    continue
-                ctx = Context(definition, current, spec, milestones, tz, now)
-                when = due_at(ctx)
-                if when is None or when > now:
-                    continue
-                if any(GUARDS[g](ctx) is not None for g in spec.guards):
-                    continue
-                if best is None or when < best[0]:
-                    best = (when, spec, ctx)
-        if best is None:
-            return decision.then(notices(definition, current, table, milestones, now))
-        when, spec, ctx = best
-        decision = decision.then(
-            _step(definition, engine, current, spec, ctx, SYSTEM, now, when, None, None, ())
-        )
+        # The same query the rehearsal steps by: what advance applies is what it expects.
+        ready = [t for t in due_transitions(definition, current, now, milestones)
+                 if t.at <= now and not any(GUARDS[g](t.context) is not None
+                                            for g in t.spec.guards)]
+        if not ready:
+            return decision.then(notices(definition, current, engine.table, milestones, now))
+        best = min(ready, key=lambda t: t.at)  # earliest first; ties keep table order
+        decision = decision.then(_step(definition, engine, current, best.spec, best.context,
+                                       SYSTEM, now, best.at, None, None, ()))
 
 
 def amend(

@@ -197,9 +197,23 @@ class Engine:
         return cursor.state
 
 
+_TABLES: dict[int, tuple[ProcessDefinition, Table]] = {}
+
+
+def table_for(definition: ProcessDefinition) -> Table:
+    """The definition's table, built once (every tick of every instance asks for it)."""
+    hit = _TABLES.get(id(definition))
+    if hit is None or hit[0] is not definition:
+        if len(_TABLES) > 64:
+            _TABLES.clear()
+        hit = (definition, build_table(definition))
+        _TABLES[id(definition)] = hit
+    return hit[1]
+
+
 def build_engine(definition: ProcessDefinition, guard: Callable[[str], Condition]) -> Engine:
     """Build the machines for a definition; ``guard(name)`` resolves each guard name."""
-    table = build_table(definition)
+    table = table_for(definition)
     machines: dict[str, Machine] = {}
     for region, names in table.states.items():
         rows = [

@@ -16,8 +16,9 @@ from states.dates import end_instant, start_instant, zone
 from states.decision import SYSTEM, Decision, Effect, Record
 from states.definition import ProcessDefinition
 from states.instance import Instance
-from states.machine import Mode, Table
+from states.machine import Table
 from states.plan import Milestone
+from states.queries import overdue_steps
 from states.rules import Status, six_weeks
 
 #: What each transition's event tells whom ("none": no message).
@@ -154,16 +155,11 @@ def _invitations(definition: ProcessDefinition, instance: Instance,
 def _alerts(definition: ProcessDefinition, instance: Instance, table: Table,
             milestones: dict[str, Milestone], batch: _Batch) -> None:
     """Tell the secretariat when a manual step is overdue or the six-week rule is at risk."""
-    tz = zone(definition.timezone)
-    for spec in table.outgoing("main", instance.regions["main"]):
-        item = milestones.get(spec.milestone or "")
-        if spec.mode is not Mode.MANUAL or item is None or item.start is None \
-                or not item.start.exact or end_instant(item.start, tz) > batch.now:
-            continue
-        batch.emit(f"overdue:{spec.trigger}:{item.start}", "step_overdue", "secretariat",
-                   spec.cycle, {"step": spec.label, "trigger": spec.trigger,
-                                "planned_day": item.start.first_day().isoformat(),
-                                "due": end_instant(item.start, tz).isoformat()})
+    for step in overdue_steps(definition, instance, batch.now, milestones):
+        batch.emit(f"overdue:{step.trigger}:{step.planned}", "step_overdue", "secretariat",
+                   step.cycle, {"step": step.label, "trigger": step.trigger,
+                                "planned_day": step.planned.first_day().isoformat(),
+                                "due": step.overdue_from.isoformat()})
     if f"post_{definition.cycles[-1].id}" in instance.happened and \
             instance.regions["main"] != f"{definition.cycles[-1].id}.posted":
         return
@@ -176,21 +172,3 @@ def _alerts(definition: ProcessDefinition, instance: Instance, table: Table,
                                          "message": result.message,
                                          "slack_days": result.slack_days})
 
-
-def reminder_instants(definition: ProcessDefinition, instance: Instance,
-                      milestones: dict[str, Milestone]) -> list[datetime]:
-    """When the next reminders fall due (for a clock that jumps, like a rehearsal's)."""
-    tz = zone(definition.timezone)
-    main = instance.regions["main"]
-    found = []
-    for cycle in definition.cycles:
-        item = milestones.get(f"{cycle.id}.comments")
-        if main == f"{cycle.id}.comment_window" and item is not None and item.start \
-                is not None and item.start.exact:
-            closes = end_instant(item.start, tz)
-            found += [_before(closes, d, tz) for d in definition.rules.reminder_days]
-    forum = milestones["forum"]
-    if main == f"{definition.cycles[-1].id}.posted" and forum.start and forum.start.exact:
-        opens = start_instant(forum.start, tz)
-        found += [_before(opens, d, tz) for d in definition.notifications.forum_reminder_days]
-    return sorted(found)

@@ -54,8 +54,7 @@ def advance(now: datetime | None = None, database: str | None = None,
             process_id = stored.process_id
             definition, instance = service.decode(stored)
             current = report(definition, instance, at)
-            urgent = [w for w in current.warnings if w.startswith(("OVERDUE", "RULE BROKEN",
-                                                                    "DATE NOT FIXED AND"))]
+            urgent = [w.text for w in current.warnings if w.urgent]
             warnings[process_id] = urgent
             for warning in urgent:
                 logger.warning("%s: %s", process_id, warning)

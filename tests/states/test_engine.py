@@ -8,6 +8,7 @@ import pytest
 
 from states import InputError, Instance, Refused, advance, amend, apply, report, start
 from states.machine import CONSULTATION, MAIN
+from states.status import WarningKind
 from tests.states.helpers import SEC, fix_meetings, new, post, utc, wtpf, wtpf_at_final
 
 ONE_SECOND = timedelta(seconds=1)
@@ -142,10 +143,12 @@ def test_month_only_meeting_waits_warns_and_fires_once_amended() -> None:
     assert instance.regions[MAIN] == "draft1.comments_closed"
     assert "start_ieg1" not in instance.happened
     warnings = report(definition, instance, utc(2024, 10, 15)).warnings
-    assert any(w.startswith("DATE NOT FIXED") and "1st IEG meeting" in w
-               and "prepflow amend wtpf-26 ieg1" in w for w in warnings)
+    assert any(w.kind is WarningKind.DATE_NOT_FIXED and w.milestone == "ieg1"
+               and w.text.startswith("DATE NOT FIXED: '1st IEG meeting'")
+               and "prepflow amend wtpf-26 ieg1" in w.text for w in warnings)
     late = report(definition, instance, utc(2024, 11, 2)).warnings
-    assert any("DATE NOT FIXED AND MONTH PASSED" in w for w in late)
+    assert any(w.kind is WarningKind.MONTH_PASSED and w.urgent
+               and w.text.startswith("DATE NOT FIXED AND MONTH PASSED") for w in late)
 
     fixed = amend(definition, instance, "ieg1", "2024-10-21..2024-10-22", SEC, "CWG cluster",
                   utc(2024, 10, 15)).after
@@ -155,8 +158,8 @@ def test_month_only_meeting_waits_warns_and_fires_once_amended() -> None:
     ended = advance(definition, started.after, utc(2024, 10, 22, 22))
     assert [r.trigger for r in ended.records] == ["end_ieg1"]
     assert ended.after.regions[MAIN] == "draft2.drafting"
-    assert not any("1st IEG" in w for w in report(definition, ended.after,
-                                                  utc(2024, 10, 23)).warnings)
+    assert not any(w.milestone == "ieg1" for w in report(definition, ended.after,
+                                                         utc(2024, 10, 23)).warnings)
 
 
 def test_posting_the_next_draft_before_the_meeting_ends_is_refused_order() -> None:
@@ -507,8 +510,10 @@ def test_status_warns_about_overdue_postings_and_rules_at_risk() -> None:
     """Status names an overdue posting and the six-week rule at risk while the forum is unset."""
     definition = wtpf()
     status = report(definition, new(definition), utc(2024, 8, 7))
-    assert any(w.startswith("OVERDUE: 'First Draft posted'") for w in status.warnings)
-    assert any(w.startswith("RULE AT RISK (six-weeks)") for w in status.warnings)
+    assert any(w.kind is WarningKind.OVERDUE and w.milestone == "draft1.posting"
+               and w.text.startswith("OVERDUE: 'First Draft posted'") for w in status.warnings)
+    assert any(w.kind is WarningKind.RULE_AT_RISK and w.rule == "six-weeks"
+               and w.text.startswith("RULE AT RISK (six-weeks)") for w in status.warnings)
     assert status.upcoming[0].key == "draft1.posting"
 
 
