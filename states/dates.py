@@ -57,6 +57,11 @@ class PlanDate:
             return cls(value.year, value.month, value.day)
         if not isinstance(value, str):
             raise ValueError(f"expected {FORMS}")
+        return cls._parse_text(value)
+
+    @classmethod
+    def _parse_text(cls, value: str) -> PlanDate:
+        """'2024-10', '2024-10-07' or '2024-10-07 14:00', checked field by field."""
         match = _PATTERN.match(value.strip())
         if not match:
             raise ValueError(f"'{value}' is not a date; expected {FORMS}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from states.dates import PlanDate, describe, end_instant, require_aware, start_instant, zone
 from states.decision import SYSTEM as SYSTEM  # re-exported: callers import them from here
@@ -194,7 +195,7 @@ def amend(
 
 
 def _not_past(definition: ProcessDefinition, instance: Instance, key: str, kind: Kind,
-              current: PlanDate | None, span: Span, tz: Any) -> None:
+              current: PlanDate | None, span: Span, tz: ZoneInfo) -> None:
     """What has happened stays as it happened: the record is not rewritten by amend."""
     table = engine_for(definition).table
     # Every region counts (a closed public consultation is history too); opening a
@@ -211,7 +212,8 @@ def _not_past(definition: ProcessDefinition, instance: Instance, key: str, kind:
                   "amend only milestones still ahead.")
 
 
-def _into_past(kind: Kind, label: str, span: Span, tz: Any, now: datetime) -> RuleResult | None:
+def _into_past(kind: Kind, label: str, span: Span, tz: ZoneInfo,
+               now: datetime) -> RuleResult | None:
     """A deadline or meeting moved to a moment already past would fire at the next tick."""
     if kind not in (Kind.COMMENTS, Kind.CONSULTATION, Kind.MEETING, Kind.FORUM) \
             or not span.start.exact:

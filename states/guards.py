@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from states.dates import describe, end_instant, human_day, local_day, start_instant
@@ -35,6 +35,12 @@ class Context:
 
 
 Guard = Callable[[Context], Refused | None]
+
+#: The guards' rule ids, as refusals carry them (``Refused.rule``) and the edge compares them.
+DATE_FIXED = "date-fixed"
+DUE = "due"
+POSTED = "posted"
+COMMENT_WINDOW = "comment-window"
 
 
 def due_at(ctx: Context) -> datetime | None:
@@ -143,12 +149,20 @@ GUARDS: dict[str, Guard] = {
 }
 
 
-def condition(name: str) -> Callable[[Any], bool]:
+class _Event(Protocol):
+    """What ``transitions`` hands a condition (``send_event=True``): the trigger's kwargs."""
+
+    kwargs: dict[str, object]
+
+
+def condition(name: str) -> Callable[[_Event], bool]:
     """The guard as a ``transitions`` condition: passes when clear, or overridden if allowed."""
     guard = GUARDS[name]
 
-    def check(event: Any) -> bool:
-        ctx: Context = event.kwargs["ctx"]
+    def check(event: _Event) -> bool:
+        ctx = event.kwargs["ctx"]
+        if not isinstance(ctx, Context):
+            raise TypeError(f"a transition needs ctx=Context(...), got {type(ctx).__name__}")
         refusal = guard(ctx)
         return refusal is None or (refusal.overridable and ctx.override)
 
