@@ -12,13 +12,21 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from states.dates import PlanDate, describe, end_instant, require_aware, start_instant, zone
+from states.dates import (
+    PlanDate,
+    describe,
+    end_instant,
+    local_day,
+    require_aware,
+    start_instant,
+    zone,
+)
 from states.decision import SYSTEM as SYSTEM  # re-exported: callers import them from here
 from states.decision import Decision as Decision
 from states.decision import Effect as Effect
 from states.decision import Record as Record
 from states.definition import Member, ProcessDefinition
-from states.errors import InputError, Refused
+from states.errors import InputError, Refused, RuleId
 from states.guards import GUARDS, Context, condition
 from states.instance import Amendment, Happening, Instance, Override
 from states.machine import Due, Engine, Mode, Spec, build_engine
@@ -174,7 +182,8 @@ def amend(
         first = broken[0]
         raise Refused(first.rule, f"moving '{item.label}' to {_span_text(span)} breaks a rule: "
                       f"{first.message}",
-                      "choose another date, or --override with a --reason.", overridable=True)
+                      "choose another date, or --override with a --reason.", overridable=True,
+                      dates=(span.start.first_day(), (span.end or span.start).last_day()))
     if override and not broken:
         override = False
     amendment = Amendment(start=span.start, end=span.end, at=now, by=member.id, reason=reason)
@@ -207,9 +216,10 @@ def _not_past(definition: ProcessDefinition, instance: Instance, key: str, kind:
     if kind is Kind.MEETING and len(done) == 1 and span.start == current:
         return  # a meeting under way may still have its end moved
     happening = instance.happened[done[-1].trigger]
-    raise Refused("history", f"'{key}' already happened ({done[-1].label}, "
+    raise Refused(RuleId.HISTORY, f"'{key}' already happened ({done[-1].label}, "
                   f"{describe(happening.at, tz)}); the record cannot be changed.",
-                  "amend only milestones still ahead.")
+                  "amend only milestones still ahead.",
+                  dates=(local_day(happening.at, tz),))
 
 
 def _into_past(kind: Kind, label: str, span: Span, tz: ZoneInfo,
@@ -229,7 +239,7 @@ def _into_past(kind: Kind, label: str, span: Span, tz: ZoneInfo,
         when = start_instant(span.start, tz)
     if when > now:
         return None
-    return RuleResult("past", label, f"no {label.lower()} in the past", Status.FAIL,
+    return RuleResult(RuleId.PAST, label, f"no {label.lower()} in the past", Status.FAIL,
                       f"{_span_text(span)} is already past ({describe(when, tz)} ≤ now "
                       f"{describe(now, tz)}): '{label}' would happen at the next tick.")
 
@@ -243,8 +253,8 @@ def _manual_spec(definition: ProcessDefinition, engine: Engine, instance: Instan
     """The manual trigger asked for, or a clear reason it cannot be fired now."""
     table = engine.table
     spec = table.by_trigger.get(trigger)
-    manual_now = [s.trigger for r, st in instance.regions.items() for s in table.outgoing(r, st)
-                  if s.mode is Mode.MANUAL]
+    manual_now = tuple(s.trigger for r, st in instance.regions.items()
+                       for s in table.outgoing(r, st) if s.mode is Mode.MANUAL)
     allowed = ", ".join(manual_now) or "none (only automatic steps are ahead)"
     if spec is None:
         every = ", ".join(s.trigger for s in table.specs if s.mode is Mode.MANUAL)
@@ -257,14 +267,16 @@ def _manual_spec(definition: ProcessDefinition, engine: Engine, instance: Instan
     if trigger in instance.happened:
         done = instance.happened[trigger]
         tz = zone(definition.timezone)
-        raise Refused("once", f"'{spec.label}' already happened at {describe(done.at, tz)} "
-                      f"by {done.by} (document {done.document}); nothing fires twice.",
-                      f"manual triggers allowed now: {allowed}.")
+        raise Refused(RuleId.ONCE, f"'{spec.label}' already happened at "
+                      f"{describe(done.at, tz)} by {done.by} (document {done.document}); nothing "
+                      f"fires twice.", f"manual triggers allowed now: {allowed}.",
+                      dates=(local_day(done.at, tz),), allowed_triggers=manual_now)
     if instance.regions[spec.region] != spec.source:
         here = table.labels[instance.regions[spec.region]]
-        raise Refused("order", f"'{spec.label}' cannot happen yet: the process is at "
+        raise Refused(RuleId.ORDER, f"'{spec.label}' cannot happen yet: the process is at "
                       f"'{here}'. A cycle is posted only once the previous cycle's expert "
-                      "meetings are done.", f"manual triggers allowed now: {allowed}.")
+                      "meetings are done.", f"manual triggers allowed now: {allowed}.",
+                      allowed_triggers=manual_now)
     return spec
 
 

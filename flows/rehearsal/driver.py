@@ -43,10 +43,10 @@ from flows.rehearsal.schedule import Rehearsal, Step, local_fold, more_ahead, ne
 from flows.rehearsal.transcript import describe_entry
 from flows.storage import AuditEntry
 from states.dates import local_day, zone
-from states.guards import COMMENT_WINDOW
+from states.errors import RuleId
 from states.machine import Spec
 from states.plan import Milestone, by_key
-from states.rules import SIX_WEEKS, effective_milestones
+from states.rules import effective_milestones
 
 
 def perform(r: Rehearsal, step: Step) -> None:
@@ -157,7 +157,7 @@ def _post(r: Rehearsal, now: datetime, spec: Spec) -> None:
         return
     refused = [e.inputs.get("rule") for e in _read_back(r) if e.kind == "refusal"]
     rule = refused[-1] if refused else None  # the refusal's typed rule id, not its text
-    if rule == COMMENT_WINDOW:
+    if rule == RuleId.COMMENT_WINDOW:
         new = local_day(now, zone(d.timezone)) + timedelta(days=42)
         _amend(r, now, f"{cycle.id}.comments", new.isoformat(), "posting slipped: six weeks "
                "for comments from the actual posting")
@@ -166,7 +166,7 @@ def _post(r: Rehearsal, now: datetime, spec: Spec) -> None:
             _amend(r, now, f"{cycle.id}.consultation", new.isoformat(), "follows the comments")
         _read_back(r)
         _run(r, secretariat_action, action=action, now=now, database=r.database)
-    elif rule == SIX_WEEKS:
+    elif rule == RuleId.SIX_WEEKS:
         late = action.model_copy(update={"override": True, "reason": "posted late; the "
                                          "secretariat records the override"})
         _run(r, secretariat_action, action=late, now=now, database=r.database)
