@@ -16,6 +16,7 @@ from states.dates import end_instant, start_instant, zone
 from states.decision import SYSTEM, Decision, Effect, Record
 from states.definition import ProcessDefinition
 from states.instance import Instance
+from states.invitations import Invitation, next_invitation
 from states.machine import Table
 from states.plan import Milestone
 from states.queries import overdue_steps
@@ -118,9 +119,10 @@ def _reminders(definition: ProcessDefinition, instance: Instance,
 
 def _invitations(definition: ProcessDefinition, instance: Instance,
                  milestones: dict[str, Milestone], batch: _Batch,
-                 invitations: dict[str, str]) -> None:
+                 invitations: dict[str, Invitation]) -> None:
     """Invite once a cycle is posted and its meeting's days are fixed; update when it moves;
-    cancel when its day is unfixed again. Sequence numbers follow RFC 5545."""
+    cancel when its day is unfixed again (``next_invitation`` decides, with RFC 5545's
+    SEQUENCE)."""
     for cycle in definition.cycles:
         if f"post_{cycle.id}" not in instance.happened:
             continue
@@ -128,23 +130,12 @@ def _invitations(definition: ProcessDefinition, instance: Instance,
             if f"end_{meeting.id}" in instance.happened:
                 continue
             item = milestones[meeting.id]
-            last = item.last or item.start
-            fixed = item.start is not None and item.start.exact and last is not None \
-                and last.exact
-            dates = f"{item.start}..{last}" if fixed else ""
-            previous = invitations.get(meeting.id)
-            sequence, sent = (int(previous.split("|")[0]), previous.split("|")[1]) \
-                if previous else (-1, "")
-            if fixed and previous is None:
-                event = "meeting_invitation"
-            elif previous is not None and dates != sent:
-                event = "meeting_updated" if fixed else "meeting_cancelled"
-            else:
+            change = next_invitation(invitations.get(meeting.id), item.start, item.last)
+            if change is None:
                 continue
-            sequence += 1
-            invitations[meeting.id] = f"{sequence}|{dates}"
-            shown = dates or sent  # a cancellation names the dates it cancels
-            first, _, final = shown.partition("..")
+            invitations[meeting.id] = change.sent
+            event, sequence = change.event.value, change.sent.sequence
+            first, final = str(change.start), str(change.end)  # a cancellation: days cancelled
             batch.emit(f"invite:{meeting.id}:{sequence}", event, "experts", cycle.id, {
                 "cycle_name": cycle.name, "meeting": meeting.id, "meeting_name": meeting.name,
                 "start_day": first or None, "end_day": final or None,
