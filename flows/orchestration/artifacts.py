@@ -52,7 +52,10 @@ def views(definition: ProcessDefinition, instance: Instance, now: datetime,
     """
     process_id = instance.process_id
     current = report(definition, instance, now)
-    key = lambda what: view.artifact_key(process_id, what)  # noqa: E731
+
+    def key(what: str) -> str:
+        return view.artifact_key(process_id, what)
+
     items = [
         Artifact(key("status"), view.status_markdown(current, definition),
                  rows=view.status_rows(definition, instance, now)),
