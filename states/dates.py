@@ -181,15 +181,6 @@ def describe(instant: datetime, tz: ZoneInfo) -> str:
     return f"{human_day(local.date())} {local.strftime('%H:%M')} {local.tzname()}"
 
 
-def describe_deadline(value: PlanDate, tz: ZoneInfo) -> str:
-    """'26 Aug 2024, end of day Geneva time (27 Aug 2024 00:00 CEST)' style text."""
-    if value.day is None:
-        return f"{value.human()} (day not fixed yet)"
-    if value.at is not None:
-        return describe(end_instant(value, tz), tz)
-    return f"{value.human()}, end of day ({tz.key})"
-
-
 def require_aware(instant: datetime, what: str = "time") -> datetime:
     """``instant`` in UTC; a naive one is refused, since the core never guesses a time zone.
 

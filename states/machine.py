@@ -66,6 +66,14 @@ class Table:
     by_trigger: dict[str, Spec] = field(default_factory=dict)
     by_source: dict[tuple[str, str], tuple[Spec, ...]] = field(default_factory=dict)
 
+    def cycle_of(self, state: str) -> str | None:
+        """The cycle a state belongs to ('draft2.comment_window' → 'draft2'; 'forum' → None).
+
+        The one place that knows states are named '<cycle>.<what>' (see ``build_table``).
+        """
+        cycle, dot, _ = state.partition(".")
+        return cycle if dot else None
+
     def outgoing(self, region: str, state: str) -> tuple[Spec, ...]:
         """Transitions leaving a state, in table order (indexed: asked on every tick)."""
         return self.by_source.get((region, state), ())

@@ -25,6 +25,8 @@ class Upcoming:
 
     key: str
     label: str
+    cycle: str | None
+    """The cycle the milestone belongs to (a meeting: its cycle); None for the forum."""
     when: datetime | None
     text: str
     days_left: float | None
@@ -144,13 +146,13 @@ def _upcoming(item: Milestone, tz: ZoneInfo, now: datetime) -> Upcoming | None:
     """The milestone as a countdown, or None once it is behind us."""
     how = {Kind.POSTING: "secretariat", Kind.NOMINATIONS: "deadline"}.get(item.kind, "automatic")
     if item.start is None:
-        return Upcoming(item.key, item.label, None, "date not set", None, how)
+        return Upcoming(item.key, item.label, item.cycle, None, "date not set", None, how)
     last = item.last or item.start
     if not item.start.exact:
         if last.last_day() < local_day(now, tz):
             return None
-        return Upcoming(item.key, item.label, None, f"{item.span_text()} (day not fixed)",
-                        None, how)
+        return Upcoming(item.key, item.label, item.cycle, None,
+                        f"{item.span_text()} (day not fixed)", None, how)
     deadline = item.kind in (Kind.COMMENTS, Kind.CONSULTATION, Kind.NOMINATIONS)
     when = end_instant(item.start, tz) if deadline else start_instant(item.start, tz)
     finished = end_instant(last, tz) if last.exact else when
@@ -161,7 +163,8 @@ def _upcoming(item: Milestone, tz: ZoneInfo, now: datetime) -> Upcoming | None:
         text = f"{item.start.human()}, end of day ({text})"
     elif item.start.at is None:
         text = item.span_text()
-    return Upcoming(item.key, item.label, when, text, (when - now) / timedelta(days=1), how)
+    return Upcoming(item.key, item.label, item.cycle, when, text,
+                    (when - now) / timedelta(days=1), how)
 
 
 def _month_warning(definition: ProcessDefinition, item: Milestone, now: datetime,

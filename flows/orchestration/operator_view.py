@@ -12,9 +12,8 @@ from typing import Any
 
 from states.dates import describe, zone
 from states.definition import ProcessDefinition
-from states.engine import engine_for
 from states.instance import Instance
-from states.machine import mermaid
+from states.machine import mermaid, table_for
 from states.plan import Kind, Milestone, plan_milestones
 from states.queries import first_days
 from states.rules import Status, check, effective_milestones
@@ -30,19 +29,19 @@ def status_rows(definition: ProcessDefinition, instance: Instance,
                 now: datetime) -> list[dict[str, Any]]:
     """One row per cycle: its state, next milestone, days left, overrides."""
     current = report(definition, instance, now, limit=1000)
-    specs = engine_for(definition).table.by_trigger
+    table = table_for(definition)
+    specs = table.by_trigger
     main_state = instance.regions["main"]
     rows = []
     for cycle in definition.cycles:
         happened = [t for t in instance.happened if specs[t].cycle == cycle.id]
-        if main_state.startswith(f"{cycle.id}."):
+        if table.cycle_of(main_state) == cycle.id:
             state = current.regions["main"][1]
         elif happened:
             state = "done" if cycle.kind == "draft" else "posted"
         else:
             state = "ahead"
-        upcoming = [u for u in current.upcoming if u.key.startswith(f"{cycle.id}.")
-                    or u.key in {m.id for m in cycle.meetings}]
+        upcoming = [u for u in current.upcoming if u.cycle == cycle.id]
         nxt = upcoming[0] if upcoming else None
         overrides = [f"{o.rule} ({o.by})" for o in instance.overrides
                      if cycle.id in o.what]
