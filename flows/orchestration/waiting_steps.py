@@ -16,12 +16,6 @@ from states.queries import manual_steps
 DEPLOYMENT = "await-secretariat/await-secretariat"
 
 
-def due_manual_steps(definition: ProcessDefinition, instance: Instance,
-                     now: datetime) -> list[str]:
-    """Manual triggers allowed now whose planned day has begun (due or overdue)."""
-    return [step.trigger for step in manual_steps(definition, instance, now)]
-
-
 def request_steps(definition: ProcessDefinition, instance: Instance, now: datetime,
                   database: str | None) -> int:
     """Start an await-secretariat run per due step not already waiting; returns how many."""
@@ -39,7 +33,7 @@ def request_steps(definition: ProcessDefinition, instance: Instance, now: dateti
     from prefect.exceptions import ObjectNotFound
 
     process_id = instance.process_id
-    steps = due_manual_steps(definition, instance, now)
+    steps = [step.trigger for step in manual_steps(definition, instance, now)]  # due or overdue
     if not steps:
         return 0
     started = 0

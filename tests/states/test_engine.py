@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
-from states import InputError, Instance, Refused, advance, amend, apply, report, start
+from states import InputError, Instance, Refused, RuleId, advance, amend, apply, report, start
 from states.machine import CONSULTATION, MAIN
 from states.status import WarningKind
 from tests.states.helpers import SEC, fix_meetings, new, post, utc, wtpf, wtpf_at_final
@@ -168,7 +168,8 @@ def test_posting_the_next_draft_before_the_meeting_ends_is_refused_order() -> No
     instance = advance(definition, posted_draft1(), utc(2024, 9, 1)).after
     with pytest.raises(Refused) as caught:
         apply(definition, instance, "post_draft2", SEC, utc(2024, 9, 2), document="D")
-    assert caught.value.rule == "order"
+    assert caught.value.rule is RuleId.ORDER
+    assert caught.value.allowed_triggers == ()  # only automatic steps are ahead
     assert caught.value.exit_code == 1
     assert "awaiting 1st IEG meeting" in caught.value.message
     in_session = fix_meetings(definition, new(definition))
@@ -235,8 +236,9 @@ def test_posting_after_the_comment_deadline_is_refused_until_amended() -> None:
     late = utc(2024, 8, 26, 22)  # the instant the First Draft's deadline passes
     with pytest.raises(Refused) as caught:
         apply(definition, new(definition), "post_draft1", SEC, late, document="D")
-    assert caught.value.rule == "comment-window"
+    assert caught.value.rule is RuleId.COMMENT_WINDOW
     assert "26 Aug 2024" in caught.value.message
+    assert caught.value.dates == (date(2024, 8, 26), date(2024, 8, 27))  # deadline, today
     assert not caught.value.overridable
     just_in_time = apply(definition, new(definition), "post_draft1", SEC, late - ONE_SECOND,
                          document="D")
@@ -311,6 +313,8 @@ def test_final_too_close_to_the_forum_names_dates_shortfall_and_latest_day() -> 
                      "latest allowed posting date was 21 Apr 2026"]:
         assert fragment in message
     assert "5 Jun 2026" in caught.value.allowed  # the forum date that would make it legal
+    assert caught.value.allowed_date == date(2026, 6, 5)
+    assert caught.value.dates == (date(2026, 4, 24), date(2026, 6, 2), date(2026, 4, 21))
     assert caught.value.overridable
 
 
