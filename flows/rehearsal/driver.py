@@ -39,7 +39,7 @@ from flows.orchestration.secretariat import (
 )
 from flows.rehearsal.mail import MailLog, mail_sink, register
 from flows.rehearsal.scenario import Event, fixed_span, load_scenario, local
-from flows.rehearsal.schedule import Rehearsal, Step, local_fold, more_ahead, next_step
+from flows.rehearsal.stepping import Rehearsal, Step, local_fold, more_ahead, next_step
 from flows.rehearsal.transcript import describe_entry
 from flows.storage import AuditEntry
 from states.dates import local_day, zone

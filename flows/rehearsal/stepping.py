@@ -1,4 +1,4 @@
-"""The rehearsal's clock: from one instant that matters to the next.
+"""Stepping a rehearsal: from one instant that matters to the next.
 
 What falls due comes from the core (``states.queries.due_items``, the same query ``advance``
 applies); this module only adds what a rehearsal alone knows: when the scripted secretariat
