@@ -190,10 +190,15 @@ def _dates_to_fix(definition: ProcessDefinition, instance: Instance,
     found = []
     for item in items.values():
         if item.start is not None and not item.start.exact and item.key not in done:
-            warn = item.start.first_day() - timedelta(days=definition.rules.month_warning_days)
-            found.append(DueItem(_midnight(warn, tz), DueKind.DATE_TO_FIX, None, item.key,
-                                 item.start))
+            found.append(DueItem(_midnight(fixing_due_from(definition, item.start), tz),
+                                 DueKind.DATE_TO_FIX, None, item.key, item.start))
     return found
+
+
+def fixing_due_from(definition: ProcessDefinition, planned: PlanDate) -> date:
+    """The local day from which a month-only date must be fixed: ``month_warning_days`` before
+    its month begins (status warns from then; a rehearsal's secretariat fixes it then)."""
+    return planned.first_day() - timedelta(days=definition.rules.month_warning_days)
 
 
 def days_before(at: datetime, days: int, tz: ZoneInfo) -> datetime:

@@ -15,7 +15,7 @@ from states.guards import Context, due_at
 from states.instance import Instance, Override
 from states.machine import CONSULTATION, MAIN, Due, Mode, table_for
 from states.plan import Kind, Milestone, by_key
-from states.queries import overdue_steps
+from states.queries import fixing_due_from, overdue_steps
 from states.rules import RuleResult, Status, check, effective_milestones
 
 
@@ -174,8 +174,7 @@ def _month_warning(definition: ProcessDefinition, item: Milestone, now: datetime
         return []
     tz = zone(definition.timezone)
     today = local_day(now, tz)
-    warn_from = item.start.first_day() - timedelta(days=definition.rules.month_warning_days)
-    if not force and today < warn_from:
+    if not force and today < fixing_due_from(definition, item.start):
         return []
     late = today > item.start.last_day()
     head = "DATE NOT FIXED" + (" AND MONTH PASSED" if late else "")
