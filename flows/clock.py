@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
+
+from states.dates import require_aware
 
 
 class Clock(Protocol):
@@ -24,9 +26,7 @@ class FixedClock:
     """A test double and the rehearsal's simulated clock: time moves only when told."""
 
     def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("FixedClock needs an aware datetime")
-        self._now = start.astimezone(UTC)
+        self._now = require_aware(start, "FixedClock start")
 
     def now(self) -> datetime:
         """The simulated instant."""
@@ -34,11 +34,4 @@ class FixedClock:
 
     def set(self, instant: datetime) -> None:
         """Jump to an instant (aware)."""
-        if instant.tzinfo is None:
-            raise ValueError("FixedClock needs an aware datetime")
-        self._now = instant.astimezone(UTC)
-
-    def tick(self, step: timedelta) -> datetime:
-        """Move forward and return the new instant."""
-        self._now += step
-        return self._now
+        self._now = require_aware(instant, "FixedClock instant")

@@ -57,6 +57,11 @@ class PlanDate:
             return cls(value.year, value.month, value.day)
         if not isinstance(value, str):
             raise ValueError(f"expected {FORMS}")
+        return cls._parse_text(value)
+
+    @classmethod
+    def _parse_text(cls, value: str) -> PlanDate:
+        """'2024-10', '2024-10-07' or '2024-10-07 14:00', checked field by field."""
         match = _PATTERN.match(value.strip())
         if not match:
             raise ValueError(f"'{value}' is not a date; expected {FORMS}")
@@ -174,15 +179,6 @@ def describe(instant: datetime, tz: ZoneInfo) -> str:
     """'27 Aug 2024 00:00 CEST': a displayed time always says its zone."""
     local = require_aware(instant).astimezone(tz)
     return f"{human_day(local.date())} {local.strftime('%H:%M')} {local.tzname()}"
-
-
-def describe_deadline(value: PlanDate, tz: ZoneInfo) -> str:
-    """'26 Aug 2024, end of day Geneva time (27 Aug 2024 00:00 CEST)' style text."""
-    if value.day is None:
-        return f"{value.human()} (day not fixed yet)"
-    if value.at is not None:
-        return describe(end_instant(value, tz), tz)
-    return f"{value.human()}, end of day ({tz.key})"
 
 
 def require_aware(instant: datetime, what: str = "time") -> datetime:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from states.dates import PlanDate, zone
 from states.errors import DefinitionError, Problem
@@ -260,7 +261,7 @@ class ProcessDefinition(Strict):
         return hashlib.sha256(body.encode()).hexdigest()
 
 
-def parse_definition(data: Any, source: str) -> ProcessDefinition:
+def parse_definition(data: object, source: str) -> ProcessDefinition:
     """Validate raw data, turning every pydantic error into a readable Problem."""
     if not isinstance(data, dict):
         raise DefinitionError(
@@ -272,7 +273,8 @@ def parse_definition(data: Any, source: str) -> ProcessDefinition:
         raise DefinitionError(source, [_problem(e) for e in exc.errors()]) from None
 
 
-def _problem(error: Any) -> Problem:
+def _problem(error: ErrorDetails) -> Problem:
+    """One pydantic error as a Problem: where, the bad value, and what would be valid."""
     path = ""
     for part in error.get("loc", ()):
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))

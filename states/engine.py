@@ -10,19 +10,29 @@ from __future__ import annotations
 from collections import OrderedDict
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from states.dates import PlanDate, describe, end_instant, require_aware, start_instant, zone
+from states.dates import (
+    PlanDate,
+    describe,
+    end_instant,
+    local_day,
+    require_aware,
+    start_instant,
+    zone,
+)
 from states.decision import SYSTEM as SYSTEM  # re-exported: callers import them from here
 from states.decision import Decision as Decision
 from states.decision import Effect as Effect
 from states.decision import Record as Record
 from states.definition import Member, ProcessDefinition
-from states.errors import InputError, Refused
-from states.guards import GUARDS, Context, condition, due_at
+from states.errors import InputError, Refused, RuleId
+from states.guards import GUARDS, Context, condition
 from states.instance import Amendment, Happening, Instance, Override
 from states.machine import Due, Engine, Mode, Spec, build_engine
 from states.notices import AUDIENCE, notices
 from states.plan import Kind, Span, by_key, milestone_keys
+from states.queries import due_transitions
 from states.rules import RuleResult, Status, check, effective_milestones, newly_broken
 
 _ENGINES: OrderedDict[int, tuple[ProcessDefinition, Engine]] = OrderedDict()
@@ -123,31 +133,19 @@ def advance(definition: ProcessDefinition, instance: Instance, now: datetime) ->
     """
     now = _now(now)
     engine = engine_for(definition)
-    table = engine.table
     decision = Decision(instance, instance)
     while True:
         current = decision.after
         milestones = by_key(effective_milestones(definition, current))
-        tz = zone(definition.timezone)
-        best: tuple[datetime, Spec, Context] | None = None
-        for region, state in current.regions.items():
-            for spec in table.outgoing(region, state):
-                if spec.mode is not Mode.AUTOMATIC or spec.trigger in current.happened:
-                    continue
-                ctx = Context(definition, current, spec, milestones, tz, now)
-                when = due_at(ctx)
-                if when is None or when > now:
-                    continue
-                if any(GUARDS[g](ctx) is not None for g in spec.guards):
-                    continue
-                if best is None or when < best[0]:
-                    best = (when, spec, ctx)
-        if best is None:
-            return decision.then(notices(definition, current, table, milestones, now))
-        when, spec, ctx = best
-        decision = decision.then(
-            _step(definition, engine, current, spec, ctx, SYSTEM, now, when, None, None, ())
-        )
+        # The same query the rehearsal steps by: what advance applies is what it expects.
+        ready = [t for t in due_transitions(definition, current, now, milestones)
+                 if t.at <= now and not any(GUARDS[g](t.context) is not None
+                                            for g in t.spec.guards)]
+        if not ready:
+            return decision.then(notices(definition, current, engine.table, milestones, now))
+        best = min(ready, key=lambda t: t.at)  # earliest first; ties keep table order
+        decision = decision.then(_step(definition, engine, current, best.spec, best.context,
+                                       SYSTEM, now, best.at, None, None, ()))
 
 
 def amend(
@@ -184,7 +182,8 @@ def amend(
         first = broken[0]
         raise Refused(first.rule, f"moving '{item.label}' to {_span_text(span)} breaks a rule: "
                       f"{first.message}",
-                      "choose another date, or --override with a --reason.", overridable=True)
+                      "choose another date, or --override with a --reason.", overridable=True,
+                      dates=(span.start.first_day(), (span.end or span.start).last_day()))
     if override and not broken:
         override = False
     amendment = Amendment(start=span.start, end=span.end, at=now, by=member.id, reason=reason)
@@ -205,7 +204,7 @@ def amend(
 
 
 def _not_past(definition: ProcessDefinition, instance: Instance, key: str, kind: Kind,
-              current: PlanDate | None, span: Span, tz: Any) -> None:
+              current: PlanDate | None, span: Span, tz: ZoneInfo) -> None:
     """What has happened stays as it happened: the record is not rewritten by amend."""
     table = engine_for(definition).table
     # Every region counts (a closed public consultation is history too); opening a
@@ -217,12 +216,14 @@ def _not_past(definition: ProcessDefinition, instance: Instance, key: str, kind:
     if kind is Kind.MEETING and len(done) == 1 and span.start == current:
         return  # a meeting under way may still have its end moved
     happening = instance.happened[done[-1].trigger]
-    raise Refused("history", f"'{key}' already happened ({done[-1].label}, "
+    raise Refused(RuleId.HISTORY, f"'{key}' already happened ({done[-1].label}, "
                   f"{describe(happening.at, tz)}); the record cannot be changed.",
-                  "amend only milestones still ahead.")
+                  "amend only milestones still ahead.",
+                  dates=(local_day(happening.at, tz),))
 
 
-def _into_past(kind: Kind, label: str, span: Span, tz: Any, now: datetime) -> RuleResult | None:
+def _into_past(kind: Kind, label: str, span: Span, tz: ZoneInfo,
+               now: datetime) -> RuleResult | None:
     """A deadline or meeting moved to a moment already past would fire at the next tick."""
     if kind not in (Kind.COMMENTS, Kind.CONSULTATION, Kind.MEETING, Kind.FORUM) \
             or not span.start.exact:
@@ -238,7 +239,7 @@ def _into_past(kind: Kind, label: str, span: Span, tz: Any, now: datetime) -> Ru
         when = start_instant(span.start, tz)
     if when > now:
         return None
-    return RuleResult("past", label, f"no {label.lower()} in the past", Status.FAIL,
+    return RuleResult(RuleId.PAST, label, f"no {label.lower()} in the past", Status.FAIL,
                       f"{_span_text(span)} is already past ({describe(when, tz)} ≤ now "
                       f"{describe(now, tz)}): '{label}' would happen at the next tick.")
 
@@ -252,8 +253,8 @@ def _manual_spec(definition: ProcessDefinition, engine: Engine, instance: Instan
     """The manual trigger asked for, or a clear reason it cannot be fired now."""
     table = engine.table
     spec = table.by_trigger.get(trigger)
-    manual_now = [s.trigger for r, st in instance.regions.items() for s in table.outgoing(r, st)
-                  if s.mode is Mode.MANUAL]
+    manual_now = tuple(s.trigger for r, st in instance.regions.items()
+                       for s in table.outgoing(r, st) if s.mode is Mode.MANUAL)
     allowed = ", ".join(manual_now) or "none (only automatic steps are ahead)"
     if spec is None:
         every = ", ".join(s.trigger for s in table.specs if s.mode is Mode.MANUAL)
@@ -266,14 +267,16 @@ def _manual_spec(definition: ProcessDefinition, engine: Engine, instance: Instan
     if trigger in instance.happened:
         done = instance.happened[trigger]
         tz = zone(definition.timezone)
-        raise Refused("once", f"'{spec.label}' already happened at {describe(done.at, tz)} "
-                      f"by {done.by} (document {done.document}); nothing fires twice.",
-                      f"manual triggers allowed now: {allowed}.")
+        raise Refused(RuleId.ONCE, f"'{spec.label}' already happened at "
+                      f"{describe(done.at, tz)} by {done.by} (document {done.document}); nothing "
+                      f"fires twice.", f"manual triggers allowed now: {allowed}.",
+                      dates=(local_day(done.at, tz),), allowed_triggers=manual_now)
     if instance.regions[spec.region] != spec.source:
         here = table.labels[instance.regions[spec.region]]
-        raise Refused("order", f"'{spec.label}' cannot happen yet: the process is at "
+        raise Refused(RuleId.ORDER, f"'{spec.label}' cannot happen yet: the process is at "
                       f"'{here}'. A cycle is posted only once the previous cycle's expert "
-                      "meetings are done.", f"manual triggers allowed now: {allowed}.")
+                      "meetings are done.", f"manual triggers allowed now: {allowed}.",
+                      allowed_triggers=manual_now)
     return spec
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
 
 
 class PrepflowError(Exception):
@@ -40,18 +42,50 @@ class DefinitionError(InputError):
         super().__init__("\n".join([head, *(f"  - {p}" for p in problems)]))
 
 
-@dataclass
-class Refused(PrepflowError):
-    """A rule refused an action: exit 1, the store keeps its state (the refusal is audited)."""
+class RuleId(StrEnum):
+    """Every rule that can refuse an action; ``Refused.rule`` and ``RuleResult.rule`` are one
+    of these, so the edge compares ids, never the text of a message."""
 
-    rule: str
-    message: str
-    allowed: str = ""
-    overridable: bool = False
-    details: dict[str, str] = field(default_factory=dict)
+    SIX_WEEKS = "six-weeks"
+    """Decision 641 decides 6 d: the final report ≥ six weeks before the forum opens."""
+    SEQUENCE = "sequence"
+    NOMINATIONS = "nominations"
+    DATE_FIXED = "date-fixed"
+    DUE = "due"
+    POSTED = "posted"
+    COMMENT_WINDOW = "comment-window"
+    HISTORY = "history"
+    ONCE = "once"
+    ORDER = "order"
+    PAST = "past"
+    CONCURRENT = "concurrent"
+
+
+class Refused(PrepflowError):
+    """A rule refused an action: exit 1, the store keeps its state (the refusal is audited).
+
+    Typed fields for the edge (which rule, the dates involved, what is allowed now); ``str()``
+    is the message people read, unchanged.
+    """
+
     exit_code = 1
 
-    def __post_init__(self) -> None:
+    def __init__(self, rule: RuleId | str, message: str, allowed: str = "",
+                 overridable: bool = False, *, dates: tuple[date, ...] = (),
+                 allowed_date: date | None = None,
+                 allowed_triggers: tuple[str, ...] = ()) -> None:
+        self.rule = RuleId(rule)
+        self.message = message
+        self.allowed = allowed
+        """What would be allowed instead, as people read it."""
+        self.overridable = overridable
+        self.dates = dates
+        """The dates involved, as the message names them (e.g. today and the forum's opening)."""
+        self.allowed_date = allowed_date
+        """The date that would be allowed instead, when there is one (e.g. the earliest forum
+        opening the six-week rule accepts for a posting today)."""
+        self.allowed_triggers = allowed_triggers
+        """The manual triggers allowed now, when the refusal is about which step comes next."""
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -61,3 +95,18 @@ class Refused(PrepflowError):
         if self.overridable:
             text += " (This rule can be overridden with --override and a --reason.)"
         return text
+
+    def __repr__(self) -> str:
+        return f"Refused({self.rule.value!r}, {self.message!r})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Picklable with its fields (a flow run may carry it across processes)."""
+        return (_refused, (self.rule.value, self.message, self.allowed, self.overridable,
+                           self.dates, self.allowed_date, self.allowed_triggers))
+
+
+def _refused(rule: str, message: str, allowed: str, overridable: bool,
+             dates: tuple[date, ...], allowed_date: date | None,
+             allowed_triggers: tuple[str, ...]) -> Refused:
+    return Refused(rule, message, allowed, overridable, dates=dates, allowed_date=allowed_date,
+                   allowed_triggers=allowed_triggers)

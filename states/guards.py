@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from states.dates import describe, end_instant, human_day, local_day, start_instant
 from states.definition import ProcessDefinition
-from states.errors import Refused
+from states.errors import Refused, RuleId
 from states.instance import Instance
 from states.machine import Due, Spec
 from states.plan import Milestone
@@ -35,6 +35,7 @@ class Context:
 
 
 Guard = Callable[[Context], Refused | None]
+
 
 
 def due_at(ctx: Context) -> datetime | None:
@@ -59,9 +60,10 @@ def date_fixed(ctx: Context) -> Refused | None:
         return None
     known = f"known only to the month ({value.human()})" if value else "not set"
     return Refused(
-        "date-fixed",
+        RuleId.DATE_FIXED,
         f"the date of '{item.label}' is {known}, so it cannot happen automatically.",
         f"fix the date with 'prepflow amend {ctx.definition.id} {item.key} YYYY-MM-DD'.",
+        dates=(value.first_day(),) if value else (),
     )
 
 
@@ -71,12 +73,14 @@ def due(ctx: Context) -> Refused | None:
     if when is not None and ctx.now >= when:
         return None
     if when is None:
-        return Refused("due", f"'{ctx.spec.label}' has no date yet.", "wait for its date.")
+        return Refused(RuleId.DUE, f"'{ctx.spec.label}' has no date yet.", "wait for its date.")
     return Refused(
-        "due",
+        RuleId.DUE,
         f"'{ctx.spec.label}' is due at {describe(when, ctx.tz)}; it is now "
         f"{describe(ctx.now, ctx.tz)}.",
         "wait until then; 'prepflow advance' applies it automatically.",
+        dates=(local_day(when, ctx.tz), local_day(ctx.now, ctx.tz)),
+        allowed_date=local_day(when, ctx.tz),
     )
 
 
@@ -84,7 +88,7 @@ def posted(ctx: Context) -> Refused | None:
     """A public consultation opens only once its draft is online."""
     if ctx.spec.cycle and ctx.instance.posted_at(ctx.spec.cycle) is not None:
         return None
-    return Refused("posted", f"'{ctx.spec.label}' waits for the draft to be posted.", "")
+    return Refused(RuleId.POSTED, f"'{ctx.spec.label}' waits for the draft to be posted.", "")
 
 
 def window_ahead(ctx: Context) -> Refused | None:
@@ -96,11 +100,12 @@ def window_ahead(ctx: Context) -> Refused | None:
     if ctx.now < closes:
         return None
     return Refused(
-        "comment-window",
+        RuleId.COMMENT_WINDOW,
         f"the comment deadline for this draft ({item.start.human()}) has already passed "
         f"(now {describe(ctx.now, ctx.tz)}), so its comment window would close at once.",
         f"first set a new deadline with 'prepflow amend {ctx.definition.id} {item.key} "
         "YYYY-MM-DD --reason ...', then post.",
+        dates=(item.start.first_day(), local_day(ctx.now, ctx.tz)),
     )
 
 
@@ -111,12 +116,12 @@ def six_weeks(ctx: Context) -> Refused | None:
     forum = ctx.milestones["forum"].start
     if forum is None:
         return Refused(
-            "six-weeks",
+            RuleId.SIX_WEEKS,
             f"the forum's opening date is not set, so the six-week rule cannot be checked "
             f"for posting the final report today ({human_day(today)}).",
             f"set the forum date first ('prepflow amend {ctx.definition.id} forum YYYY-MM-DD'),"
             " or post with --override and a --reason (recorded and shown in status).",
-            overridable=True,
+            overridable=True, dates=(today,),
         )
     opening = forum.first_day()
     days = (opening - today).days
@@ -124,13 +129,14 @@ def six_weeks(ctx: Context) -> Refused | None:
         return None
     latest = opening - timedelta(days=need)
     return Refused(
-        "six-weeks",
+        RuleId.SIX_WEEKS,
         f"posting the final report today ({human_day(today)}) puts it {days} days before the "
         f"forum opens ({forum.human()}); Decision 641 requires {need}: {need - days} days short. "
         f"The latest allowed posting date was {human_day(latest)}.",
         f"move the forum to {human_day(today + timedelta(days=need))} or later with "
         f"'prepflow amend {ctx.definition.id} forum YYYY-MM-DD', or --override with a --reason.",
-        overridable=True,
+        overridable=True, dates=(today, opening, latest),
+        allowed_date=today + timedelta(days=need),
     )
 
 
@@ -143,12 +149,20 @@ GUARDS: dict[str, Guard] = {
 }
 
 
-def condition(name: str) -> Callable[[Any], bool]:
+class _Event(Protocol):
+    """What ``transitions`` hands a condition (``send_event=True``): the trigger's kwargs."""
+
+    kwargs: dict[str, object]
+
+
+def condition(name: str) -> Callable[[_Event], bool]:
     """The guard as a ``transitions`` condition: passes when clear, or overridden if allowed."""
     guard = GUARDS[name]
 
-    def check(event: Any) -> bool:
-        ctx: Context = event.kwargs["ctx"]
+    def check(event: _Event) -> bool:
+        ctx = event.kwargs["ctx"]
+        if not isinstance(ctx, Context):
+            raise TypeError(f"a transition needs ctx=Context(...), got {type(ctx).__name__}")
         refusal = guard(ctx)
         return refusal is None or (refusal.overridable and ctx.override)
 

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from states.dates import PlanDate
+from states.invitations import StoredInvitation
 from states.plan import Span
 
 
@@ -67,8 +68,8 @@ class Instance(Frozen):
     overrides: tuple[Override, ...] = ()
     notices: tuple[str, ...] = ()
     """Keys of every message already decided: nothing is announced twice."""
-    invitations: dict[str, str] = Field(default_factory=dict)
-    """Per meeting, 'sequence|dates' of the last invitation sent (for updates, cancellations)."""
+    invitations: dict[str, StoredInvitation] = Field(default_factory=dict)
+    """Per meeting, the last invitation sent (for updates and cancellations, RFC 5545)."""
 
     def spans(self) -> dict[str, Span]:
         """Amended dates by milestone key."""

@@ -13,7 +13,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from transitions import Machine, State
 from transitions.extensions import GraphMachine
@@ -66,6 +65,14 @@ class Table:
     initial: dict[str, str]
     by_trigger: dict[str, Spec] = field(default_factory=dict)
     by_source: dict[tuple[str, str], tuple[Spec, ...]] = field(default_factory=dict)
+
+    def cycle_of(self, state: str) -> str | None:
+        """The cycle a state belongs to ('draft2.comment_window' → 'draft2'; 'forum' → None).
+
+        The one place that knows states are named '<cycle>.<what>' (see ``build_table``).
+        """
+        cycle, dot, _ = state.partition(".")
+        return cycle if dot else None
 
     def outgoing(self, region: str, state: str) -> tuple[Spec, ...]:
         """Transitions leaving a state, in table order (indexed: asked on every tick)."""
@@ -136,10 +143,25 @@ def build_table(definition: ProcessDefinition) -> Table:
         if current == after_cycle:
             state(after_cycle, f"{following.name}: in preparation")
 
+    consultation = _consultation_region(definition, labels, specs)
+    regions = {MAIN: main, CONSULTATION: consultation}
+    initial = {MAIN: main[0], CONSULTATION: "none"}
+    by_source: dict[tuple[str, str], tuple[Spec, ...]] = {}
+    for spec in specs:
+        by_source[spec.region, spec.source] = (*by_source.get((spec.region, spec.source), ()),
+                                               spec)
+    return Table(regions, labels, tuple(specs), initial, {s.trigger: s for s in specs},
+                 by_source)
+
+
+def _consultation_region(definition: ProcessDefinition, labels: dict[str, str],
+                         specs: list[Spec]) -> list[str]:
+    """The consultation region's states (adding their labels and transitions): a public
+    consultation opens when its draft is posted and closes on its own deadline."""
     consultation = ["none"]
     labels["none"] = "no public consultation open"
     previous = "none"
-    for cycle in cycles:
+    for cycle in definition.cycles:
         if not cycle.public_consultation:
             continue
         opened, closed_name = f"{cycle.id}.consultation_open", f"{cycle.id}.consultation_closed"
@@ -155,14 +177,7 @@ def build_table(definition: ProcessDefinition) -> Table:
                           "consultation_closed", cycle.id, f"{cycle.id}.consultation", Due.END,
                           ("date_fixed", "due")))
         previous = closed_name
-    regions = {MAIN: main, CONSULTATION: consultation}
-    initial = {MAIN: main[0], CONSULTATION: "none"}
-    by_source: dict[tuple[str, str], tuple[Spec, ...]] = {}
-    for spec in specs:
-        by_source[spec.region, spec.source] = (*by_source.get((spec.region, spec.source), ()),
-                                               spec)
-    return Table(regions, labels, tuple(specs), initial, {s.trigger: s for s in specs},
-                 by_source)
+    return consultation
 
 
 class Cursor:
@@ -174,7 +189,7 @@ class Cursor:
         self.state = state
 
 
-Condition = Callable[[Any], bool]
+Condition = Callable[..., bool]  # called by ``transitions`` with its EventData
 
 
 @dataclass(frozen=True)
@@ -184,7 +199,7 @@ class Engine:
     table: Table
     machines: dict[str, Machine]
 
-    def fire(self, trigger: str, state: str, **context: Any) -> str:
+    def fire(self, trigger: str, state: str, **context: object) -> str:
         """Run the machine for one trigger from a state; returns the new state.
 
         The machine re-checks the guards as conditions, so a transition the table does not
@@ -197,9 +212,23 @@ class Engine:
         return cursor.state
 
 
+_TABLES: dict[int, tuple[ProcessDefinition, Table]] = {}
+
+
+def table_for(definition: ProcessDefinition) -> Table:
+    """The definition's table, built once (every tick of every instance asks for it)."""
+    hit = _TABLES.get(id(definition))
+    if hit is None or hit[0] is not definition:
+        if len(_TABLES) > 64:
+            _TABLES.clear()
+        hit = (definition, build_table(definition))
+        _TABLES[id(definition)] = hit
+    return hit[1]
+
+
 def build_engine(definition: ProcessDefinition, guard: Callable[[str], Condition]) -> Engine:
     """Build the machines for a definition; ``guard(name)`` resolves each guard name."""
-    table = build_table(definition)
+    table = table_for(definition)
     machines: dict[str, Machine] = {}
     for region, names in table.states.items():
         rows = [
@@ -216,8 +245,10 @@ def build_engine(definition: ProcessDefinition, guard: Callable[[str], Condition
 class _LabelledState(State):
     """A state that carries a human label for the diagram."""
 
-    def __init__(self, *args: Any, label: str | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, name: str, *, label: str | None = None,
+                 ignore_invalid_triggers: bool | None = None, final: bool = False) -> None:
+        # The diagram's states are declared by name and label; the machine adds these two.
+        super().__init__(name, ignore_invalid_triggers=bool(ignore_invalid_triggers), final=final)
         self.label = label
 
 

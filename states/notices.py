@@ -16,8 +16,10 @@ from states.dates import end_instant, start_instant, zone
 from states.decision import SYSTEM, Decision, Effect, Record
 from states.definition import ProcessDefinition
 from states.instance import Instance
-from states.machine import Mode, Table
+from states.invitations import Invitation, next_invitation
+from states.machine import Table
 from states.plan import Milestone
+from states.queries import overdue_steps
 from states.rules import Status, six_weeks
 
 #: What each transition's event tells whom ("none": no message).
@@ -117,9 +119,10 @@ def _reminders(definition: ProcessDefinition, instance: Instance,
 
 def _invitations(definition: ProcessDefinition, instance: Instance,
                  milestones: dict[str, Milestone], batch: _Batch,
-                 invitations: dict[str, str]) -> None:
+                 invitations: dict[str, Invitation]) -> None:
     """Invite once a cycle is posted and its meeting's days are fixed; update when it moves;
-    cancel when its day is unfixed again. Sequence numbers follow RFC 5545."""
+    cancel when its day is unfixed again (``next_invitation`` decides, with RFC 5545's
+    SEQUENCE)."""
     for cycle in definition.cycles:
         if f"post_{cycle.id}" not in instance.happened:
             continue
@@ -127,23 +130,12 @@ def _invitations(definition: ProcessDefinition, instance: Instance,
             if f"end_{meeting.id}" in instance.happened:
                 continue
             item = milestones[meeting.id]
-            last = item.last or item.start
-            fixed = item.start is not None and item.start.exact and last is not None \
-                and last.exact
-            dates = f"{item.start}..{last}" if fixed else ""
-            previous = invitations.get(meeting.id)
-            sequence, sent = (int(previous.split("|")[0]), previous.split("|")[1]) \
-                if previous else (-1, "")
-            if fixed and previous is None:
-                event = "meeting_invitation"
-            elif previous is not None and dates != sent:
-                event = "meeting_updated" if fixed else "meeting_cancelled"
-            else:
+            change = next_invitation(invitations.get(meeting.id), item.start, item.last)
+            if change is None:
                 continue
-            sequence += 1
-            invitations[meeting.id] = f"{sequence}|{dates}"
-            shown = dates or sent  # a cancellation names the dates it cancels
-            first, _, final = shown.partition("..")
+            invitations[meeting.id] = change.sent
+            event, sequence = change.event.value, change.sent.sequence
+            first, final = str(change.start), str(change.end)  # a cancellation: days cancelled
             batch.emit(f"invite:{meeting.id}:{sequence}", event, "experts", cycle.id, {
                 "cycle_name": cycle.name, "meeting": meeting.id, "meeting_name": meeting.name,
                 "start_day": first or None, "end_day": final or None,
@@ -154,16 +146,11 @@ def _invitations(definition: ProcessDefinition, instance: Instance,
 def _alerts(definition: ProcessDefinition, instance: Instance, table: Table,
             milestones: dict[str, Milestone], batch: _Batch) -> None:
     """Tell the secretariat when a manual step is overdue or the six-week rule is at risk."""
-    tz = zone(definition.timezone)
-    for spec in table.outgoing("main", instance.regions["main"]):
-        item = milestones.get(spec.milestone or "")
-        if spec.mode is not Mode.MANUAL or item is None or item.start is None \
-                or not item.start.exact or end_instant(item.start, tz) > batch.now:
-            continue
-        batch.emit(f"overdue:{spec.trigger}:{item.start}", "step_overdue", "secretariat",
-                   spec.cycle, {"step": spec.label, "trigger": spec.trigger,
-                                "planned_day": item.start.first_day().isoformat(),
-                                "due": end_instant(item.start, tz).isoformat()})
+    for step in overdue_steps(definition, instance, batch.now, milestones):
+        batch.emit(f"overdue:{step.trigger}:{step.planned}", "step_overdue", "secretariat",
+                   step.cycle, {"step": step.label, "trigger": step.trigger,
+                                "planned_day": step.planned.first_day().isoformat(),
+                                "due": step.overdue_from.isoformat()})
     if f"post_{definition.cycles[-1].id}" in instance.happened and \
             instance.regions["main"] != f"{definition.cycles[-1].id}.posted":
         return
@@ -176,21 +163,3 @@ def _alerts(definition: ProcessDefinition, instance: Instance, table: Table,
                                          "message": result.message,
                                          "slack_days": result.slack_days})
 
-
-def reminder_instants(definition: ProcessDefinition, instance: Instance,
-                      milestones: dict[str, Milestone]) -> list[datetime]:
-    """When the next reminders fall due (for a clock that jumps, like a rehearsal's)."""
-    tz = zone(definition.timezone)
-    main = instance.regions["main"]
-    found = []
-    for cycle in definition.cycles:
-        item = milestones.get(f"{cycle.id}.comments")
-        if main == f"{cycle.id}.comment_window" and item is not None and item.start \
-                is not None and item.start.exact:
-            closes = end_instant(item.start, tz)
-            found += [_before(closes, d, tz) for d in definition.rules.reminder_days]
-    forum = milestones["forum"]
-    if main == f"{definition.cycles[-1].id}.posted" and forum.start and forum.start.exact:
-        opens = start_instant(forum.start, tz)
-        found += [_before(opens, d, tz) for d in definition.notifications.forum_reminder_days]
-    return sorted(found)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import timedelta
 from enum import StrEnum
 
 from states.dates import PlanDate
@@ -163,7 +163,3 @@ def by_key(milestones: list[Milestone]) -> dict[str, Milestone]:
     """Index milestones by key."""
     return {m.key: m for m in milestones}
 
-
-def days_between(earlier: date, later: date) -> int:
-    """Whole calendar days from one date to another (negative when reversed)."""
-    return (later - earlier).days

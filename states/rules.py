@@ -13,12 +13,13 @@ from enum import StrEnum
 
 from states.dates import PlanDate, human_day, local_day, zone
 from states.definition import ProcessDefinition
+from states.errors import RuleId
 from states.instance import Instance
 from states.plan import Kind, Milestone, Span, by_key, plan_milestones
 
-SIX_WEEKS = "six-weeks"
-SEQUENCE = "sequence"
-NOMINATIONS = "nominations"
+SIX_WEEKS = RuleId.SIX_WEEKS
+SEQUENCE = RuleId.SEQUENCE
+NOMINATIONS = RuleId.NOMINATIONS
 
 
 class Status(StrEnum):
@@ -33,7 +34,7 @@ class Status(StrEnum):
 class RuleResult:
     """One rule applied to one pair of milestones."""
 
-    rule: str
+    rule: RuleId
     subject: str
     title: str
     status: Status
@@ -117,7 +118,7 @@ def six_weeks(definition: ProcessDefinition, index: dict[str, Milestone]) -> Rul
 
 
 def _pairs(definition: ProcessDefinition, index: dict[str, Milestone]) -> Iterator[
-    tuple[str, Milestone, Milestone, bool]
+    tuple[RuleId, Milestone, Milestone, bool]
 ]:
     """(rule, earlier, later, compare earlier's last day) pairs that must be in order."""
     first_meeting = next((m for c in definition.cycles for m in c.meetings), None)
@@ -143,7 +144,7 @@ def _sequence(definition: ProcessDefinition, index: dict[str, Milestone]) -> Ite
         yield _order(rule, earlier, later)
 
 
-def _order(rule: str, earlier: Milestone, later: Milestone) -> RuleResult:
+def _order(rule: RuleId, earlier: Milestone, later: Milestone) -> RuleResult:
     """The later milestone must start on a day after the earlier one's last day."""
     subject = f"{earlier.key} → {later.key}"
     title = (

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from states.dates import describe, end_instant, human_day, local_day, start_instant, zone
+from pydantic import BaseModel, ConfigDict
+
+from states.dates import PlanDate, describe, end_instant, human_day, local_day, start_instant, zone
 from states.definition import ProcessDefinition
-from states.engine import engine_for
 from states.guards import Context, due_at
 from states.instance import Instance, Override
-from states.machine import Mode
-from states.plan import Kind, Milestone
+from states.machine import CONSULTATION, MAIN, Due, Mode, table_for
+from states.plan import Kind, Milestone, by_key
+from states.queries import fixing_due_from, overdue_steps
 from states.rules import RuleResult, Status, check, effective_milestones
 
 
@@ -22,10 +25,52 @@ class Upcoming:
 
     key: str
     label: str
+    cycle: str | None
+    """The cycle the milestone belongs to (a meeting: its cycle); None for the forum."""
     when: datetime | None
     text: str
     days_left: float | None
     how: str
+
+
+class WarningKind(StrEnum):
+    """What a status warning is about; the edge filters and styles by kind, never by text."""
+
+    OVERDUE = "overdue"
+    """A manual step's planned day is over and it has not happened."""
+    DATE_NOT_FIXED = "date-not-fixed"
+    """A month-only milestone approaches: it cannot fire until its day is fixed."""
+    MONTH_PASSED = "month-passed"
+    """A month-only milestone's month is over and its day was never fixed."""
+    RULE_BROKEN = "rule-broken"
+    RULE_AT_RISK = "rule-at-risk"
+
+
+#: Kinds an operator must act on now: logged by every tick and listed in the alerts artifact.
+URGENT = frozenset({WarningKind.OVERDUE, WarningKind.MONTH_PASSED, WarningKind.RULE_BROKEN})
+
+
+class StatusWarning(BaseModel):
+    """One warning of a status report: typed fields, and the text exactly as people read it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: WarningKind
+    text: str
+    milestone: str | None = None
+    """The milestone concerned (e.g. 'draft2.posting', 'ieg1'), for step and date warnings."""
+    rule: str | None = None
+    """The rule concerned (e.g. 'six-weeks'), for rule warnings."""
+    planned: PlanDate | None = None
+    """The planned date concerned, for step and date warnings."""
+
+    @property
+    def urgent(self) -> bool:
+        """Whether an operator must act now (see ``URGENT``)."""
+        return self.kind in URGENT
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True)
@@ -37,7 +82,7 @@ class Report:
     now: datetime
     regions: dict[str, tuple[str, str]]
     upcoming: list[Upcoming]
-    warnings: list[str]
+    warnings: list[StatusWarning]
     overrides: tuple[Override, ...]
     rules: list[RuleResult]
 
@@ -46,55 +91,68 @@ def report(definition: ProcessDefinition, instance: Instance, now: datetime,
            limit: int = 5) -> Report:
     """Current states, next milestones with countdowns, overrides and warnings."""
     tz = zone(definition.timezone)
-    table = engine_for(definition).table
+    table = table_for(definition)
     items = effective_milestones(definition, instance)
-    index = {m.key: m for m in items}
+    index = by_key(items)
+    # A meeting in session is still ahead (until it ends); a consultation opening is not
+    # its posting milestone happening.
     done = {s.milestone for s in table.specs
-            if s.trigger in instance.happened and s.region == "main"
-            and not (s.due is not None and s.due.value == "start")}
+            if s.trigger in instance.happened and s.region == MAIN and s.due is not Due.START}
     ordered = sorted(items, key=lambda m: (m.start is None, m.start.first_day() if m.start
                                            else None))
     upcoming = [u for m in ordered if m.key not in done
                 if (u := _upcoming(m, tz, now)) is not None]
-    warnings: list[str] = []
-    for region, state in instance.regions.items():
-        for spec in table.outgoing(region, state):
-            ctx = Context(definition, instance, spec, index, tz, now)
-            item = index.get(spec.milestone or "")
-            if spec.mode is Mode.MANUAL and item is not None and item.start is not None:
-                if item.start.exact and now >= end_instant(item.start, tz):
-                    warnings.append(f"OVERDUE: '{spec.label}' was planned for "
-                                    f"{item.start.human()} and has not happened; use "
-                                    f"'prepflow transition {instance.process_id} "
-                                    f"{spec.trigger} --by NAME --document REF'.")
-            elif spec.mode is Mode.AUTOMATIC and due_at(ctx) is None and item is not None:
-                warnings.extend(_month_warning(definition, item, now, force=True))
+    warnings = _step_warnings(definition, instance, index, now)
+    warned = {w.milestone for w in warnings}
     for item in items:
-        if item.key not in done and not any(item.label in w for w in warnings):
+        if item.key not in done and item.key not in warned:
             warnings.extend(_month_warning(definition, item, now))
     rules = check(definition, items)
-    for result in rules:
-        if result.status is Status.FAIL:
-            warnings.append(f"RULE BROKEN ({result.rule}): {result.message}")
-        elif result.status is Status.UNKNOWN:
-            warnings.append(f"RULE AT RISK ({result.rule}): {result.message}")
+    warnings += [_rule_warning(r) for r in rules if r.status is not Status.PASS]
     regions = {r: (instance.regions[r], table.labels[instance.regions[r]]) for r in table.states
-               if not (r == "consultation" and len(table.states[r]) == 1)}
+               if not (r == CONSULTATION and len(table.states[r]) == 1)}
     return Report(instance.process_id, definition.name, now, regions, upcoming[:limit], warnings,
                   instance.overrides, rules)
+
+
+def _step_warnings(definition: ProcessDefinition, instance: Instance,
+                   index: dict[str, Milestone], now: datetime) -> list[StatusWarning]:
+    """Overdue manual steps, then automatic steps that wait for a month-only day to be fixed."""
+    warnings = [StatusWarning(
+        kind=WarningKind.OVERDUE, milestone=step.milestone, planned=step.planned,
+        text=f"OVERDUE: '{step.label}' was planned for {step.planned.human()} and has not "
+             f"happened; use 'prepflow transition {instance.process_id} {step.trigger} "
+             "--by NAME --document REF'.")
+        for step in overdue_steps(definition, instance, now, index)]
+    tz, table = zone(definition.timezone), table_for(definition)
+    for region, state in instance.regions.items():
+        for spec in table.outgoing(region, state):
+            item = index.get(spec.milestone or "")
+            ctx = Context(definition, instance, spec, index, tz, now)
+            if spec.mode is Mode.AUTOMATIC and item is not None and due_at(ctx) is None:
+                warnings.extend(_month_warning(definition, item, now, force=True))
+    return warnings
+
+
+def _rule_warning(result: RuleResult) -> StatusWarning:
+    """A rule that fails, or cannot be decided yet (a date unset or only a month)."""
+    broken = result.status is Status.FAIL
+    head = "RULE BROKEN" if broken else "RULE AT RISK"
+    return StatusWarning(kind=WarningKind.RULE_BROKEN if broken else WarningKind.RULE_AT_RISK,
+                         rule=result.rule, text=f"{head} ({result.rule}): {result.message}")
 
 
 def _upcoming(item: Milestone, tz: ZoneInfo, now: datetime) -> Upcoming | None:
     """The milestone as a countdown, or None once it is behind us."""
     how = {Kind.POSTING: "secretariat", Kind.NOMINATIONS: "deadline"}.get(item.kind, "automatic")
     if item.start is None:
-        return Upcoming(item.key, item.label, None, "date not set", None, how)
+        return Upcoming(item.key, item.label, item.cycle, None, "date not set", None, how)
     last = item.last or item.start
     if not item.start.exact:
         if last.last_day() < local_day(now, tz):
             return None
-        return Upcoming(item.key, item.label, None, f"{item.span_text()} (day not fixed)",
-                        None, how)
+        return Upcoming(item.key, item.label, item.cycle, None,
+                        f"{item.span_text()} (day not fixed)", None, how)
     deadline = item.kind in (Kind.COMMENTS, Kind.CONSULTATION, Kind.NOMINATIONS)
     when = end_instant(item.start, tz) if deadline else start_instant(item.start, tz)
     finished = end_instant(last, tz) if last.exact else when
@@ -105,23 +163,24 @@ def _upcoming(item: Milestone, tz: ZoneInfo, now: datetime) -> Upcoming | None:
         text = f"{item.start.human()}, end of day ({text})"
     elif item.start.at is None:
         text = item.span_text()
-    return Upcoming(item.key, item.label, when, text, (when - now) / timedelta(days=1), how)
+    return Upcoming(item.key, item.label, item.cycle, when, text,
+                    (when - now) / timedelta(days=1), how)
 
 
 def _month_warning(definition: ProcessDefinition, item: Milestone, now: datetime,
-                   force: bool = False) -> list[str]:
+                   force: bool = False) -> list[StatusWarning]:
     """A month-only milestone cannot fire by itself: warn as its month approaches."""
-    if item.start is None:
-        return []
-    if item.start.exact:
+    if item.start is None or item.start.exact:
         return []
     tz = zone(definition.timezone)
     today = local_day(now, tz)
-    warn_from = item.start.first_day() - timedelta(days=definition.rules.month_warning_days)
-    if not force and today < warn_from:
+    if not force and today < fixing_due_from(definition, item.start):
         return []
     late = today > item.start.last_day()
     head = "DATE NOT FIXED" + (" AND MONTH PASSED" if late else "")
-    return [f"{head}: '{item.label}' is planned only for {item.start.human()} (today is "
-            f"{human_day(today)}); it cannot happen automatically until its day is fixed with "
-            f"'prepflow amend {definition.id} {item.key} YYYY-MM-DD'."]
+    kind = WarningKind.MONTH_PASSED if late else WarningKind.DATE_NOT_FIXED
+    return [StatusWarning(
+        kind=kind, milestone=item.key, planned=item.start,
+        text=f"{head}: '{item.label}' is planned only for {item.start.human()} (today is "
+             f"{human_day(today)}); it cannot happen automatically until its day is fixed with "
+             f"'prepflow amend {definition.id} {item.key} YYYY-MM-DD'.")]

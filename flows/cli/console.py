@@ -15,9 +15,9 @@ from rich.table import Table
 from flows.storage import AuditEntry
 from states.dates import describe, zone
 from states.definition import ProcessDefinition
-from states.engine import engine_for
 from states.instance import Instance
 from states.plan import Milestone
+from states.queries import history
 from states.rules import RuleResult, Status
 from states.status import Report
 
@@ -67,7 +67,7 @@ def status(console: Console, report: Report, timezone: str) -> None:
     if report.warnings:
         console.print("[bold yellow]Warnings[/]")
         for warning in report.warnings:
-            console.print(f"  - {escape(warning)}", soft_wrap=True, highlight=False)
+            console.print(f"  - {escape(warning.text)}", soft_wrap=True, highlight=False)
     else:
         console.print("[green]No warnings.[/]")
 
@@ -78,17 +78,11 @@ def timeline(console: Console, definition: ProcessDefinition, plan: list[Milesto
     tz = zone(definition.timezone)
     planned = {m.key: m for m in plan}
     by_milestone: dict[str, list[str]] = {}
-    specs = engine_for(definition).table.by_trigger
-    # In time order: the store's canonical JSON sorts keys, so dict order is alphabetical
-    # (end_ieg1 before start_ieg1), not the order things happened.
-    for trigger, happening in sorted(instance.happened.items(),
-                                     key=lambda item: item[1].due or item[1].at):
-        milestone_key = specs[trigger].milestone if trigger in specs else None
-        if milestone_key and not trigger.startswith("open_consultation"):
-            mark = describe(happening.due or happening.at, tz)
-            if happening.document:
-                mark += f" ({happening.document})"
-            by_milestone.setdefault(milestone_key, []).append(mark)
+    for occurrence in history(definition, instance):
+        mark = describe(occurrence.when, tz)
+        if occurrence.document:
+            mark += f" ({occurrence.document})"
+        by_milestone.setdefault(occurrence.milestone, []).append(mark)
     table = Table(title=f"{definition.id}: plan vs actual", title_justify="left")
     for column in ("milestone", "what", "planned", "now planned", "happened"):
         table.add_column(column)

@@ -127,7 +127,9 @@ def up_cmd(
 
     spec = load_definition(definition)
     started: list[subprocess.Popen[bytes]] = []
-    say = lambda text: err.print(text, soft_wrap=True)  # noqa: E731
+
+    def say(text: str) -> None:
+        err.print(text, soft_wrap=True)
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM (e.g. from a supervisor) stops cleanly like Ctrl-C
@@ -174,5 +176,6 @@ def _drain_prefect(timeout: float = 10.0) -> None:
     for worker in (APILogWorker, EventsWorker):
         try:
             worker.drain_all(timeout=timeout)
-        except Exception as exc:  # nothing to drain, or the API is gone: say so, go on
+        # Best effort while shutting down: nothing to drain, or the API is gone: say so, go on.
+        except Exception as exc:  # noqa: BLE001 — a failed flush must not block the shutdown
             err.print(f"could not flush Prefect {worker.__name__}: {exc}", soft_wrap=True)

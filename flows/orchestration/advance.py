@@ -54,11 +54,10 @@ def advance(now: datetime | None = None, database: str | None = None,
             process_id = stored.process_id
             definition, instance = service.decode(stored)
             current = report(definition, instance, at)
-            urgent = [w for w in current.warnings if w.startswith(("OVERDUE", "RULE BROKEN",
-                                                                    "DATE NOT FIXED AND"))]
-            warnings[process_id] = urgent
+            urgent = [w for w in current.warnings if w.urgent]
+            warnings[process_id] = [w.text for w in urgent]
             for warning in urgent:
-                logger.warning("%s: %s", process_id, warning)
+                logger.warning("%s: %s", process_id, warning.text)
             if ask_secretariat:
                 request_steps(definition, instance, at, database)
             if publish_artifacts and (process_id in touched or (

@@ -18,7 +18,7 @@ from flows.shell import Service
 from states.dates import zone
 from states.definition import ProcessDefinition
 from states.instance import Instance
-from states.status import report
+from states.status import StatusWarning, report
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,17 @@ class Artifact:
 
 
 def views(definition: ProcessDefinition, instance: Instance, now: datetime,
-          warnings: list[str] | None = None) -> list[Artifact]:
+          warnings: list[StatusWarning] | None = None) -> list[Artifact]:
     """Status table, gantt timeline, state diagram, rule report (and alerts) for a process.
 
     Takes what the caller already loaded: a tick reads each process once, not once per view.
     """
     process_id = instance.process_id
     current = report(definition, instance, now)
-    key = lambda what: view.artifact_key(process_id, what)  # noqa: E731
+
+    def key(what: str) -> str:
+        return view.artifact_key(process_id, what)
+
     items = [
         Artifact(key("status"), view.status_markdown(current, definition),
                  rows=view.status_rows(definition, instance, now)),
@@ -64,7 +67,7 @@ def views(definition: ProcessDefinition, instance: Instance, now: datetime,
                  view.rules_markdown(definition, instance)),
     ]
     if warnings is not None:
-        text = "\n".join(f"- {w}" for w in warnings) or "- nothing overdue, no rule at risk"
+        text = "\n".join(f"- {w.text}" for w in warnings) or "- nothing overdue, no rule at risk"
         items.append(Artifact(key("alerts"), f"{process_id}: overdue steps and rules at risk",
                               f"### Alerts for {process_id}\n\n{text}"))
     return items

@@ -7,15 +7,15 @@ stable keys per process, so the UI always shows the latest version under one nam
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
-from states.dates import describe, local_day, zone
+from states.dates import describe, zone
 from states.definition import ProcessDefinition
-from states.engine import engine_for
 from states.instance import Instance
-from states.machine import Due, mermaid
+from states.machine import mermaid, table_for
 from states.plan import Kind, Milestone, plan_milestones
+from states.queries import first_days
 from states.rules import Status, check, effective_milestones
 from states.status import Report, report
 
@@ -29,19 +29,19 @@ def status_rows(definition: ProcessDefinition, instance: Instance,
                 now: datetime) -> list[dict[str, Any]]:
     """One row per cycle: its state, next milestone, days left, overrides."""
     current = report(definition, instance, now, limit=1000)
-    specs = engine_for(definition).table.by_trigger
+    table = table_for(definition)
+    specs = table.by_trigger
     main_state = instance.regions["main"]
     rows = []
     for cycle in definition.cycles:
         happened = [t for t in instance.happened if specs[t].cycle == cycle.id]
-        if main_state.startswith(f"{cycle.id}."):
+        if table.cycle_of(main_state) == cycle.id:
             state = current.regions["main"][1]
         elif happened:
             state = "done" if cycle.kind == "draft" else "posted"
         else:
             state = "ahead"
-        upcoming = [u for u in current.upcoming if u.key.startswith(f"{cycle.id}.")
-                    or u.key in {m.id for m in cycle.meetings}]
+        upcoming = [u for u in current.upcoming if u.cycle == cycle.id]
         nxt = upcoming[0] if upcoming else None
         overrides = [f"{o.rule} ({o.by})" for o in instance.overrides
                      if cycle.id in o.what]
@@ -61,12 +61,11 @@ def _gantt_name(text: str) -> str:
 
 def gantt(definition: ProcessDefinition, instance: Instance) -> str:
     """Plan vs actual as a mermaid gantt chart (markdown)."""
-    tz = zone(definition.timezone)
     plan = {m.key: m for m in plan_milestones(definition)}
     lines = ["```mermaid", "gantt", f"    title {_gantt_name(definition.id)}: plan vs actual",
              "    dateFormat YYYY-MM-DD", "    axisFormat %b %Y"]
     current: str | None = None
-    done = _done_days(definition, instance, tz)
+    done = first_days(definition, instance)
     for item in effective_milestones(definition, instance):
         bars = _bars(item, plan[item.key], done.get(item.key))
         if not bars:
@@ -84,21 +83,6 @@ def _section(definition: ProcessDefinition, item: Milestone) -> str:
     if item.cycle:
         return definition.cycle(item.cycle).name
     return "Forum" if item.kind is Kind.FORUM else "Nominations"
-
-
-def _done_days(definition: ProcessDefinition, instance: Instance, tz: Any) -> dict[str, date]:
-    """The Geneva day each milestone actually happened (postings: when posted)."""
-    specs = engine_for(definition).table.by_trigger
-    days: dict[str, date] = {}
-    ordered = sorted(instance.happened.items(), key=lambda kv: kv[1].due or kv[1].at)
-    for trigger, happening in ordered:  # a meeting shows its first day, not its last
-        spec = specs[trigger]
-        if spec.milestone and spec.due is not Due.POSTED:
-            when = happening.due or happening.at
-            if spec.due is Due.END:  # a deadline passes at 00:00 the next day: show its day
-                when -= timedelta(microseconds=1)
-            days.setdefault(spec.milestone, local_day(when, tz))
-    return days
 
 
 def _bars(item: Milestone, planned: Milestone, actual: date | None) -> list[str]:
@@ -146,6 +130,6 @@ def status_markdown(current: Report, definition: ProcessDefinition) -> str:
     """Warnings and overrides as markdown, for the status artifact's description."""
     tz = zone(definition.timezone)
     lines = [f"**{current.process_id}** as of {describe(current.now, tz)}"]
-    lines += [f"- ⚠️ {w}" for w in current.warnings] or ["- no warnings"]
+    lines += [f"- ⚠️ {w.text}" for w in current.warnings] or ["- no warnings"]
     lines += [f"- override: {o.rule} on {o.what} by {o.by}: {o.reason}" for o in current.overrides]
     return "\n".join(lines)

@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import datetime
+from uuid import UUID
 
 from flows.clock import SystemClock
 from flows.settings import Settings
@@ -59,7 +60,7 @@ def rename_run(name: str) -> None:
     if run_id is None:
         return
     with SyncClientContext.get_or_create() as context:  # the engine's client: no new connection
-        context.client.update_flow_run(run_id, name=name[:200])
+        context.client.update_flow_run(UUID(str(run_id)), name=name[:200])
 
 
 def aware(now: datetime | None) -> datetime | None:

@@ -11,15 +11,17 @@ from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field
 
 from flows.orchestration.artifacts import send_all, views
 from flows.orchestration.run_context import aware, rename_run, service_for
 from flows.storage import StoreError
 from states.errors import PrepflowError
+from states.machine import table_for
 
 
 class SecretariatAction(BaseModel):
@@ -122,12 +124,14 @@ async def await_secretariat(process: str, trigger: str, database: str | None = N
     """
     with service_for(database) as service:
         _, definition, _ = service.load(process)
-        label = next((s.label for s in _specs(definition) if s.trigger == trigger), trigger)
+        spec = table_for(definition).by_trigger.get(trigger)
+        label = spec.label if spec is not None else trigger
     description = (f"## {label} — {process}\n\nThe step **{label}** is due. When the document "
                    "is online, give its reference, your member id, and tick *confirm*.\n\n"
                    f"Secretariat members: {', '.join(m.id for m in definition.secretariat)}.")
     rename_run(f"{process}: waiting for '{label}'")
-    answer = await pause_flow_run(
+    # Prefect annotates poll_interval as int but sleeps on it: 0.1 s works (tests use it).
+    answer = await pause_flow_run(  # type: ignore[call-overload]
         wait_for_input=StepInput.with_initial_data(description=description),
         timeout=int(timeout_hours * 3600), poll_interval=poll_seconds)
     if not answer.confirm:
@@ -138,8 +142,3 @@ async def await_secretariat(process: str, trigger: str, database: str | None = N
                                override=answer.override)
     return perform(action, now, database)
 
-
-def _specs(definition: Any) -> Any:
-    from states.engine import engine_for
-
-    return engine_for(definition).table.specs

@@ -92,7 +92,9 @@ def serve_forever(cron: str, timezone: str, say: Callable[[str], None]) -> None:
             return
         except KeyboardInterrupt:
             return
-        except Exception as exc:  # the server went away mid-serve: report and retry
+        # A supervisor loop: whatever stops serve (the server went away, a network error, a
+        # Prefect client error), it reports and retries rather than leave deployments unserved.
+        except Exception as exc:  # noqa: BLE001 — supervisor loop, reason above
             say(f"serving stopped: {type(exc).__name__}: {exc}; retrying in 5 s.")
             time.sleep(5)
 

@@ -9,31 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from states.dates import start_instant, zone
 from states.definition import ProcessDefinition
-from states.engine import engine_for
 from states.instance import Instance
-from states.machine import Mode
-from states.plan import by_key
-from states.rules import effective_milestones
+from states.queries import manual_steps
 
 DEPLOYMENT = "await-secretariat/await-secretariat"
-
-
-def due_manual_steps(definition: ProcessDefinition, instance: Instance,
-                     now: datetime) -> list[str]:
-    """Manual triggers allowed now whose planned day has begun."""
-    table = engine_for(definition).table
-    items = by_key(effective_milestones(definition, instance))
-    tz = zone(definition.timezone)
-    due = []
-    for region, state in instance.regions.items():
-        for spec in table.outgoing(region, state):
-            item = items.get(spec.milestone or "")
-            if (spec.mode is Mode.MANUAL and item is not None and item.start is not None
-                    and item.start.exact and start_instant(item.start, tz) <= now):
-                due.append(spec.trigger)
-    return due
 
 
 def request_steps(definition: ProcessDefinition, instance: Instance, now: datetime,
@@ -53,7 +33,7 @@ def request_steps(definition: ProcessDefinition, instance: Instance, now: dateti
     from prefect.exceptions import ObjectNotFound
 
     process_id = instance.process_id
-    steps = due_manual_steps(definition, instance, now)
+    steps = [step.trigger for step in manual_steps(definition, instance, now)]  # due or overdue
     if not steps:
         return 0
     started = 0

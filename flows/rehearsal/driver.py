@@ -9,13 +9,11 @@ read back from the audit log and depends only on the inputs: two runs give ident
 
 from __future__ import annotations
 
-import functools
-import math
+from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect import flow
@@ -24,6 +22,7 @@ from prefect.artifacts import (
     create_progress_artifact,
     update_progress_artifact,
 )
+from prefect.client.schemas.objects import State
 from prefect.context import SyncClientContext
 
 from flows.definition_file import load_definition
@@ -39,144 +38,59 @@ from flows.orchestration.secretariat import (
     secretariat_amend,
 )
 from flows.rehearsal.mail import MailLog, mail_sink, register
-from flows.rehearsal.scenario import Event, Scenario, fixed_span, load_scenario, local
+from flows.rehearsal.scenario import Event, fixed_span, load_scenario, local
+from flows.rehearsal.stepping import Rehearsal, Step, local_fold, more_ahead, next_step
+from flows.rehearsal.transcript import describe_entry
 from flows.storage import AuditEntry
-from states.dates import describe, end_instant, local_day, zone
-from states.definition import ProcessDefinition
-from states.engine import engine_for
-from states.guards import Context, due_at
-from states.instance import Instance
-from states.machine import Due, Mode, Spec
-from states.notices import reminder_instants
-from states.plan import by_key
-from states.rules import Status, check, effective_milestones
-
-TICK = timedelta(minutes=15)  # the advance deployment's cron step
-
-
-@dataclass(order=True)
-class Step:
-    """One thing to do at one instant; ``rank`` orders things at the same instant."""
-
-    at: datetime
-    rank: int
-    kind: str = field(compare=False)
-    payload: Any = field(compare=False, default=None)
-
-
-@dataclass
-class Rehearsal:
-    """The state of one rehearsal run."""
-
-    definition: ProcessDefinition
-    scenario: Scenario
-    database: str
-    start: datetime
-    end: datetime
-    experts: int
-    comments: int
-    lines: list[str] = field(default_factory=list)
-    seen: int = 0
-    runs: int = 0
-    done_events: set[int] = field(default_factory=set)
-    fixed: set[str] = field(default_factory=set)
-    dst_done: set[date] = field(default_factory=set)
-    mail: MailLog | None = None
-    deliver: bool = False
-
-    @property
-    def pid(self) -> str:
-        """The process under rehearsal."""
-        return self.definition.id
-
-    @property
-    def actor(self) -> str:
-        """Who the scripted secretariat acts as."""
-        return self.scenario.actor or self.definition.secretariat[0].id
-
-
-def next_step(r: Rehearsal, instance: Instance, now: datetime) -> Step | None:
-    """The earliest thing that happens after ``now``, or None when nothing more can."""
-    d, tz = r.definition, zone(r.definition.timezone)
-    table = engine_for(d).table
-    items = by_key(effective_milestones(d, instance))
-    steps: list[Step] = []
-    for region, state in instance.regions.items():
-        for spec in table.outgoing(region, state):
-            if spec.mode is Mode.AUTOMATIC:
-                when = due_at(Context(d, instance, spec, items, tz, now))
-                if when is not None:
-                    steps.append(Step(_ceil(max(when, now)), 3, "tick"))
-            else:
-                steps.extend(_posting(r, spec, items, now, tz))
-    nominations = items.get("nominations")
-    if nominations is not None and nominations.start is not None and nominations.start.exact \
-            and "nominations" not in r.fixed:
-        closes = end_instant(nominations.start, tz)
-        if closes > now:
-            steps.append(Step(closes, 2, "nominations", nominations))
-    for when in reminder_instants(d, instance, items):
-        if when > now:
-            steps.append(Step(_ceil(when), 3, "tick"))
-    for item in items.values():
-        done = any(s.milestone == item.key and s.trigger in instance.happened
-                   for s in table.specs if s.region == "main")
-        if item.start is not None and not item.start.exact and not done:
-            warn = item.start.first_day() - timedelta(days=d.rules.month_warning_days)
-            steps.append(Step(max(now, local(warn, time(9), tz)), 1, "fix", item))
-    for number, event in enumerate(r.scenario.events):
-        if number not in r.done_events and event.kind != "post-late":
-            steps.append(Step(max(now, local(event.on, event.on.at or time(9), tz)), 0,
-                              "event", (number, event)))
-    for night in _fall_back_nights(tz, now, r.end):
-        if night not in r.dst_done:
-            steps.append(Step(_local_fold(night, tz, 0), 2, "dst", night))
-    return min(steps) if steps else None
-
-
-def _posting(r: Rehearsal, spec: Spec, items: dict[str, Any], now: datetime,
-             tz: Any) -> list[Step]:
-    item = items[spec.milestone or ""]
-    if item.start is None or not item.start.exact:
-        return []
-    at = local(item.start, r.scenario.posting_clock(), tz)
-    at += timedelta(days=r.scenario.delay(spec.trigger))
-    if at <= now:
-        at = local(local_day(now, tz) + timedelta(days=1), r.scenario.posting_clock(), tz)
-    return [Step(at, 4, "post", spec)]
+from states.dates import local_day, zone
+from states.errors import RuleId
+from states.machine import Spec
+from states.plan import Milestone, by_key
+from states.rules import effective_milestones
 
 
 def perform(r: Rehearsal, step: Step) -> None:
     """Do one step through the real flows, then append what the audit log now says."""
     now = step.at.astimezone(UTC)
+    payload = step.payload
     if step.kind == "tick":
         _run(r, advance, now=now, database=r.database)
-    elif step.kind == "dst":
-        r.dst_done.add(step.payload)
-        tz = zone(r.definition.timezone)
-        for fold in (0, 1):
-            _run(r, advance, now=_local_fold(step.payload, tz, fold), database=r.database)
-        r.lines.append(f"{step.payload.isoformat()} system       summer time ends: the 02:30 "
-                       "tick ran twice (CEST and CET); nothing was applied twice")
-    elif step.kind == "fix":
-        span = fixed_span(step.payload, r.scenario)
-        _amend(r, now, step.payload.key, str(span), f"date fixed: {step.payload.label}")
-    elif step.kind == "event":
-        number, event = step.payload
+    elif step.kind == "dst" and isinstance(payload, date):
+        _summer_time_ends(r, payload)
+    elif step.kind == "fix" and isinstance(payload, Milestone):
+        span = fixed_span(payload, r.scenario)
+        _amend(r, now, payload.key, str(span), f"date fixed: {payload.label}")
+    elif step.kind == "event" and isinstance(payload, tuple):
+        number, event = payload
         r.done_events.add(number)
         _event(r, now, event)
-    elif step.kind == "post":
-        _post(r, now, step.payload)
-    elif step.kind == "nominations":
-        r.fixed.add("nominations")
-        with service_for(r.database) as service:
-            nominated = service.store.experts(r.pid)
-        late = sum(e.late for e in nominated)
-        r.lines.append(f"{step.payload.start.first_day().isoformat()} register     "
-                       f"nominations deadline passed: {len(nominated)} expert(s) nominated"
-                       + (f", {late} late" if late else ""))
+    elif step.kind == "post" and isinstance(payload, Spec):
+        _post(r, now, payload)
+    elif step.kind == "nominations" and isinstance(payload, Milestone):
+        _nominations(r, payload)
     _read_back(r)
     _mail(r, now)
+
+
+def _summer_time_ends(r: Rehearsal, night: date) -> None:
+    """Run the 02:30 tick twice, as cron does on the night clocks go back (habit 3)."""
+    r.dst_done.add(night)
+    tz = zone(r.definition.timezone)
+    for fold in (0, 1):
+        _run(r, advance, now=local_fold(night, tz, fold), database=r.database)
+    r.lines.append(f"{night.isoformat()} system       summer time ends: the 02:30 "
+                   "tick ran twice (CEST and CET); nothing was applied twice")
+
+
+def _nominations(r: Rehearsal, item: Milestone) -> None:
+    """Say how many experts the register holds when the nominations deadline passes."""
+    r.fixed.add("nominations")
+    with service_for(r.database) as service:
+        nominated = service.store.experts(r.pid)
+    late = sum(e.late for e in nominated)
+    first = item.start.first_day().isoformat() if item.start else ""
+    r.lines.append(f"{first} register     nominations deadline passed: {len(nominated)} "
+                   "expert(s) nominated" + (f", {late} late" if late else ""))
 
 
 def _mail(r: Rehearsal, now: datetime) -> None:
@@ -195,7 +109,7 @@ def _mail(r: Rehearsal, now: datetime) -> None:
                        (f", {failed} failed" if failed else ""))
 
 
-def _run(r: Rehearsal, flow_fn: Any, **kwargs: Any) -> Any:
+def _run(r: Rehearsal, flow_fn: Callable[..., object], **kwargs: object) -> State[Any]:
     """One real flow run. Views are published once at the end, not by every step, and no
     await-secretariat run is requested: the scripted secretariat answers instead."""
     r.runs += 1
@@ -203,7 +117,7 @@ def _run(r: Rehearsal, flow_fn: Any, **kwargs: Any) -> Any:
         kwargs["ask_secretariat"] = False
     if flow_fn is deliver_notifications:
         kwargs["limit"] = 100_000
-    return flow_fn(return_state=True, publish_artifacts=False, **kwargs)  # type: ignore[no-any-return]
+    return cast("State[Any]", flow_fn(return_state=True, publish_artifacts=False, **kwargs))
 
 
 def _amend(r: Rehearsal, now: datetime, key: str, value: str, reason: str,
@@ -241,9 +155,9 @@ def _post(r: Rehearsal, now: datetime, spec: Spec) -> None:
     state = _run(r, secretariat_action, action=action, now=now, database=r.database)
     if state.is_completed():
         return
-    _read_back(r)
-    message = state.message or ""
-    if "comment-window" in message:
+    refused = [e.inputs.get("rule") for e in _read_back(r) if e.kind == "refusal"]
+    rule = refused[-1] if refused else None  # the refusal's typed rule id, not its text
+    if rule == RuleId.COMMENT_WINDOW:
         new = local_day(now, zone(d.timezone)) + timedelta(days=42)
         _amend(r, now, f"{cycle.id}.comments", new.isoformat(), "posting slipped: six weeks "
                "for comments from the actual posting")
@@ -252,110 +166,21 @@ def _post(r: Rehearsal, now: datetime, spec: Spec) -> None:
             _amend(r, now, f"{cycle.id}.consultation", new.isoformat(), "follows the comments")
         _read_back(r)
         _run(r, secretariat_action, action=action, now=now, database=r.database)
-    elif "six-weeks" in message:
+    elif rule == RuleId.SIX_WEEKS:
         late = action.model_copy(update={"override": True, "reason": "posted late; the "
                                          "secretariat records the override"})
         _run(r, secretariat_action, action=late, now=now, database=r.database)
 
 
-def _read_back(r: Rehearsal) -> None:
-    """Turn the audit entries written since last time into transcript lines."""
+def _read_back(r: Rehearsal) -> list[AuditEntry]:
+    """Turn the audit entries written since last time into transcript lines; returns them."""
     with service_for(r.database) as service:
         entries = [e for e in service.store.audit(r.pid) if e.seq > r.seen]
         _, _, instance = service.load(r.pid)
     for entry in entries:
         r.seen = entry.seq
-        r.lines.extend(_describe(r, entry, instance))
-
-
-def _describe(r: Rehearsal, e: AuditEntry, instance: Instance) -> list[str]:
-    d = r.definition
-    tz = zone(d.timezone)
-    spec = engine_for(d).table.by_trigger.get(e.trigger or "")
-    day = local_day(e.at, tz)
-    who = f"{e.actor:<12}"
-    if e.kind == "transition" and spec is not None:
-        due = e.inputs.get("due")
-        if due:
-            instant = datetime.fromisoformat(str(due))
-            day = local_day(instant - timedelta(microseconds=1) if spec.due is Due.END
-                            else instant, tz)
-        text = f"{day.isoformat()} {who} {spec.label}"
-        if e.inputs.get("document"):
-            text += f" (document {e.inputs['document']})"
-        if due:
-            text += f" — due {describe(datetime.fromisoformat(str(due)), tz)}"
-        overridden = sorted({o.rule for o in instance.overrides if o.what == spec.trigger})
-        if spec.guards and overridden:  # a refusal set aside is not a check passed
-            text += (f" [checks: {', '.join(spec.guards)}; set aside by override: "
-                     f"{', '.join(overridden)}]")
-        elif spec.guards:
-            text += f" [checks passed: {', '.join(spec.guards)}]"
-        lines = [text]
-        if spec.trigger.startswith("post_") and spec.cycle == d.cycles[-1].id:
-            six = [x for x in check(d, effective_milestones(d, instance)) if x.rule == "six-weeks"]
-            lines += [f"{day.isoformat()} rules        six-weeks: {x.status.value} — {x.message}"
-                      for x in six]
-        if spec.event == "comments_closed" and r.comments:
-            lines.append(f"{day.isoformat()} register     {r.comments} comments on the "
-                         f"{d.cycle(spec.cycle or '').name} counted as received (simulated)")
-        return lines
-    if e.kind == "amendment":
-        results = check(d, effective_milestones(d, instance))
-        broken = sum(x.status is Status.FAIL for x in results)
-        return [f"{day.isoformat()} {who} amended {e.inputs.get('milestone')}: "
-                f"{e.inputs.get('from')} → {e.inputs.get('to')} ({e.reason}); rules re-checked: "
-                f"{len(results)}, {broken} broken"]
-    if e.kind == "override":
-        return [f"{day.isoformat()} {who} OVERRIDE {e.inputs.get('rule')}: {e.reason}"]
-    if e.kind == "refusal":
-        return [f"{day.isoformat()} {who} REFUSED {e.trigger}: {e.reason}"]
-    if e.kind == "init":
-        return [f"{day.isoformat()} {who} process {r.pid} created"]
-    if e.kind == "notice":
-        return [f"{day.isoformat()} {who} message decided: {e.inputs.get('event')} to "
-                f"{e.inputs.get('audience')}"]
-    return [f"{day.isoformat()} {who} {e.kind} {e.trigger or ''}".rstrip()]
-
-
-def _ceil(instant: datetime) -> datetime:
-    """The first cron tick at or after an instant."""
-    seconds = instant.timestamp()
-    step = TICK.total_seconds()
-    return datetime.fromtimestamp(math.ceil(seconds / step) * step, UTC)
-
-
-def _fall_back_nights(tz: Any, start: datetime, end: datetime) -> list[date]:
-    """Days in (start, end] when clocks go back, so a 02:30 cron tick happens twice."""
-    years = range(local_day(start, tz).year, local_day(end, tz).year + 1)
-    return [n for year in years for n in _nights(tz, year)
-            if start < _local_fold(n, tz, 0) and local(n, time(12), tz) <= end]
-
-
-@functools.lru_cache(maxsize=32)
-def _nights(tz: Any, year: int) -> tuple[date, ...]:
-    """The year's fall-back days in a zone (none where there is no summer time)."""
-    nights = []
-    day = date(year, 1, 1)
-    while day.year == year:
-        early = datetime.combine(day, time(2, 30), tzinfo=tz)
-        offsets = early.utcoffset(), early.replace(fold=1).utcoffset()
-        if offsets[0] is not None and offsets[1] is not None and offsets[0] > offsets[1]:
-            nights.append(day)
-        day += timedelta(days=1)
-    return tuple(nights)
-
-
-def _local_fold(day: date, tz: Any, fold: int) -> datetime:
-    return datetime.combine(day, time(2, 30), tzinfo=tz).replace(fold=fold).astimezone(UTC)
-
-
-def _more(r: Rehearsal, instance: Instance, now: datetime) -> bool:
-    """Whether anything but summer-time nights is still ahead."""
-    probe = Rehearsal(r.definition, r.scenario, r.database, r.start, r.end, 0, 0,
-                      done_events=r.done_events, dst_done=set(_fall_back_nights(
-                          zone(r.definition.timezone), now, r.end)))
-    return next_step(probe, instance, now) is not None
+        r.lines.extend(describe_entry(r.definition, entry, instance, r.comments))
+    return entries
 
 
 def rehearsal(definition_path: str, database: str, start: date | None = None,
@@ -408,7 +233,8 @@ def _drive(r: Rehearsal, begin: datetime, finish: datetime) -> str:
             r.lines.append(f"{local_day(now, tz).isoformat()} system       process closed")
             break
         step = next_step(r, instance, now)
-        if step is None or step.at > r.end or (step.kind == "dst" and not _more(r, instance, now)):
+        if step is None or step.at > r.end or (step.kind == "dst"
+                                               and not more_ahead(r, instance, now)):
             r.lines.append(f"{local_day(now, tz).isoformat()} system       stopped: nothing "
                            f"more can happen before {finish.date().isoformat()} "
                            f"(state: {instance.regions['main']})")

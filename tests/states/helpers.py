@@ -19,6 +19,7 @@ from states import (
     parse_definition,
     start,
 )
+from states.machine import Spec, Table
 
 ROOT = Path(__file__).resolve().parents[2]
 WTPF26 = ROOT / "config" / "wtpf26.yaml"
@@ -55,7 +56,7 @@ def other() -> ProcessDefinition:
 
 def utc(*args: int) -> datetime:
     """An aware UTC instant: utc(2024, 8, 26, 22) is 2024-08-26T22:00:00Z."""
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC)  # type: ignore[arg-type,misc]  # *args: year, month, …
 
 
 def new(definition: ProcessDefinition, now: datetime | None = None) -> Instance:
@@ -100,8 +101,7 @@ def wtpf_at_final() -> tuple[ProcessDefinition, Instance, list[Decision]]:
 
 def table_problems(definition: ProcessDefinition) -> list[str]:
     """STYLE habit 1: what is wrong with the table built from a definition (empty when sound)."""
-    from states.guards import GUARDS
-    from states.machine import Mode, build_table
+    from states.machine import build_table
     from states.plan import milestone_keys
 
     table = build_table(definition)
@@ -110,49 +110,71 @@ def table_problems(definition: ProcessDefinition) -> list[str]:
     if set(table.initial) != set(table.states):
         problems.append(f"regions {sorted(table.states)} vs initial states {table.initial}")
     for region, names in table.states.items():
-        if len(set(names)) != len(names):
-            problems.append(f"{region}: a state is declared twice: {names}")
-        initial = table.initial.get(region)
-        if initial not in names:
-            problems.append(f"{region}: initial state {initial} is not a state of the region")
-        specs = [s for s in table.specs if s.region == region]
-        for spec in specs:
-            if spec.source not in names or spec.dest not in names:
-                problems.append(f"{spec.trigger}: {spec.source} -> {spec.dest} leaves {region}")
-        targets = {s.dest for s in specs}
-        if initial in targets:
-            problems.append(f"{region}: initial state {initial} is re-entered")
-        reached, frontier = {initial}, [initial]
-        while frontier:
-            here = frontier.pop()
-            for spec in specs:
-                if spec.source == here and spec.dest not in reached:
-                    reached.add(spec.dest)
-                    frontier.append(spec.dest)
-        problems += [f"{region}: {n} is unreachable" for n in names if n not in reached]
-        terminal = "closed" if region == "main" else names[-1]
-        problems += [f"{region}: {n} is a dead end" for n in names
-                     if n != terminal and not table.outgoing(region, n)]
-        if table.outgoing(region, terminal):
-            problems.append(f"{region}: terminal state {terminal} has a way out")
-        for spec in specs:  # forward only, one step at a time in declaration order
-            if names.index(spec.dest) != names.index(spec.source) + 1:
-                problems.append(f"{spec.trigger} does not move one step forward")
+        problems += _region_problems(table, region, names)
     triggers = [s.trigger for s in table.specs]
     if len(set(triggers)) != len(triggers):
         problems.append(f"a trigger is declared twice: {triggers}")
     for spec in table.specs:
-        problems += [f"{spec.trigger}: guard '{g}' is not in GUARDS"
-                     for g in spec.guards if g not in GUARDS]
-        if spec.mode is Mode.MANUAL:
-            if spec.milestone != f"{spec.cycle}.posting" or spec.milestone not in keys:
-                problems.append(f"manual {spec.trigger} has no posting milestone")
-            if spec.due is not None:
-                problems.append(f"manual {spec.trigger} has a due instant")
-        else:
-            if spec.milestone not in keys:
-                problems.append(f"automatic {spec.trigger}: milestone {spec.milestone} "
-                                "is not in the plan")
-            if spec.due is None or "due" not in spec.guards:
-                problems.append(f"automatic {spec.trigger} is not guarded by its due instant")
+        problems += _spec_problems(spec, keys)
+    return problems
+
+
+def _region_problems(table: Table, region: str, names: list[str]) -> list[str]:
+    """One region: declared once, entered once, every state reached, forward one step at a
+    time, and only its terminal state without a way out."""
+    problems: list[str] = []
+    if len(set(names)) != len(names):
+        problems.append(f"{region}: a state is declared twice: {names}")
+    initial = table.initial.get(region, "")
+    if initial not in names:
+        problems.append(f"{region}: initial state {initial} is not a state of the region")
+    specs = [s for s in table.specs if s.region == region]
+    problems += [f"{s.trigger}: {s.source} -> {s.dest} leaves {region}" for s in specs
+                 if s.source not in names or s.dest not in names]
+    if initial in {s.dest for s in specs}:
+        problems.append(f"{region}: initial state {initial} is re-entered")
+    reached = _reached(specs, initial)
+    problems += [f"{region}: {n} is unreachable" for n in names if n not in reached]
+    terminal = "closed" if region == "main" else names[-1]
+    problems += [f"{region}: {n} is a dead end" for n in names
+                 if n != terminal and not table.outgoing(region, n)]
+    if table.outgoing(region, terminal):
+        problems.append(f"{region}: terminal state {terminal} has a way out")
+    # forward only, one step at a time in declaration order
+    problems += [f"{s.trigger} does not move one step forward" for s in specs
+                 if names.index(s.dest) != names.index(s.source) + 1]
+    return problems
+
+
+def _reached(specs: list[Spec], initial: str) -> set[str]:
+    """States reachable from the initial one."""
+    reached, frontier = {initial}, [initial]
+    while frontier:
+        here = frontier.pop()
+        for spec in specs:
+            if spec.source == here and spec.dest not in reached:
+                reached.add(spec.dest)
+                frontier.append(spec.dest)
+    return reached
+
+
+def _spec_problems(spec: Spec, keys: set[str]) -> list[str]:
+    """One transition: its guards resolve; a manual one posts a cycle's document; an automatic
+    one is dated by a milestone of the plan and guarded by its due instant."""
+    from states.guards import GUARDS
+    from states.machine import Mode
+
+    problems = [f"{spec.trigger}: guard '{g}' is not in GUARDS"
+                for g in spec.guards if g not in GUARDS]
+    if spec.mode is Mode.MANUAL:
+        if spec.milestone != f"{spec.cycle}.posting" or spec.milestone not in keys:
+            problems.append(f"manual {spec.trigger} has no posting milestone")
+        if spec.due is not None:
+            problems.append(f"manual {spec.trigger} has a due instant")
+        return problems
+    if spec.milestone not in keys:
+        problems.append(f"automatic {spec.trigger}: milestone {spec.milestone} "
+                        "is not in the plan")
+    if spec.due is None or "due" not in spec.guards:
+        problems.append(f"automatic {spec.trigger} is not guarded by its due instant")
     return problems

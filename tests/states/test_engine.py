@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
-from states import InputError, Instance, Refused, advance, amend, apply, report, start
+from states import InputError, Instance, Refused, RuleId, advance, amend, apply, report, start
 from states.machine import CONSULTATION, MAIN
+from states.status import WarningKind
 from tests.states.helpers import SEC, fix_meetings, new, post, utc, wtpf, wtpf_at_final
 
 ONE_SECOND = timedelta(seconds=1)
@@ -142,10 +143,12 @@ def test_month_only_meeting_waits_warns_and_fires_once_amended() -> None:
     assert instance.regions[MAIN] == "draft1.comments_closed"
     assert "start_ieg1" not in instance.happened
     warnings = report(definition, instance, utc(2024, 10, 15)).warnings
-    assert any(w.startswith("DATE NOT FIXED") and "1st IEG meeting" in w
-               and "prepflow amend wtpf-26 ieg1" in w for w in warnings)
+    assert any(w.kind is WarningKind.DATE_NOT_FIXED and w.milestone == "ieg1"
+               and w.text.startswith("DATE NOT FIXED: '1st IEG meeting'")
+               and "prepflow amend wtpf-26 ieg1" in w.text for w in warnings)
     late = report(definition, instance, utc(2024, 11, 2)).warnings
-    assert any("DATE NOT FIXED AND MONTH PASSED" in w for w in late)
+    assert any(w.kind is WarningKind.MONTH_PASSED and w.urgent
+               and w.text.startswith("DATE NOT FIXED AND MONTH PASSED") for w in late)
 
     fixed = amend(definition, instance, "ieg1", "2024-10-21..2024-10-22", SEC, "CWG cluster",
                   utc(2024, 10, 15)).after
@@ -155,8 +158,8 @@ def test_month_only_meeting_waits_warns_and_fires_once_amended() -> None:
     ended = advance(definition, started.after, utc(2024, 10, 22, 22))
     assert [r.trigger for r in ended.records] == ["end_ieg1"]
     assert ended.after.regions[MAIN] == "draft2.drafting"
-    assert not any("1st IEG" in w for w in report(definition, ended.after,
-                                                  utc(2024, 10, 23)).warnings)
+    assert not any(w.milestone == "ieg1" for w in report(definition, ended.after,
+                                                         utc(2024, 10, 23)).warnings)
 
 
 def test_posting_the_next_draft_before_the_meeting_ends_is_refused_order() -> None:
@@ -165,7 +168,8 @@ def test_posting_the_next_draft_before_the_meeting_ends_is_refused_order() -> No
     instance = advance(definition, posted_draft1(), utc(2024, 9, 1)).after
     with pytest.raises(Refused) as caught:
         apply(definition, instance, "post_draft2", SEC, utc(2024, 9, 2), document="D")
-    assert caught.value.rule == "order"
+    assert caught.value.rule is RuleId.ORDER
+    assert caught.value.allowed_triggers == ()  # only automatic steps are ahead
     assert caught.value.exit_code == 1
     assert "awaiting 1st IEG meeting" in caught.value.message
     in_session = fix_meetings(definition, new(definition))
@@ -232,8 +236,9 @@ def test_posting_after_the_comment_deadline_is_refused_until_amended() -> None:
     late = utc(2024, 8, 26, 22)  # the instant the First Draft's deadline passes
     with pytest.raises(Refused) as caught:
         apply(definition, new(definition), "post_draft1", SEC, late, document="D")
-    assert caught.value.rule == "comment-window"
+    assert caught.value.rule is RuleId.COMMENT_WINDOW
     assert "26 Aug 2024" in caught.value.message
+    assert caught.value.dates == (date(2024, 8, 26), date(2024, 8, 27))  # deadline, today
     assert not caught.value.overridable
     just_in_time = apply(definition, new(definition), "post_draft1", SEC, late - ONE_SECOND,
                          document="D")
@@ -308,6 +313,8 @@ def test_final_too_close_to_the_forum_names_dates_shortfall_and_latest_day() -> 
                      "latest allowed posting date was 21 Apr 2026"]:
         assert fragment in message
     assert "5 Jun 2026" in caught.value.allowed  # the forum date that would make it legal
+    assert caught.value.allowed_date == date(2026, 6, 5)
+    assert caught.value.dates == (date(2026, 4, 24), date(2026, 6, 2), date(2026, 4, 21))
     assert caught.value.overridable
 
 
@@ -507,8 +514,10 @@ def test_status_warns_about_overdue_postings_and_rules_at_risk() -> None:
     """Status names an overdue posting and the six-week rule at risk while the forum is unset."""
     definition = wtpf()
     status = report(definition, new(definition), utc(2024, 8, 7))
-    assert any(w.startswith("OVERDUE: 'First Draft posted'") for w in status.warnings)
-    assert any(w.startswith("RULE AT RISK (six-weeks)") for w in status.warnings)
+    assert any(w.kind is WarningKind.OVERDUE and w.milestone == "draft1.posting"
+               and w.text.startswith("OVERDUE: 'First Draft posted'") for w in status.warnings)
+    assert any(w.kind is WarningKind.RULE_AT_RISK and w.rule == "six-weeks"
+               and w.text.startswith("RULE AT RISK (six-weeks)") for w in status.warnings)
     assert status.upcoming[0].key == "draft1.posting"
 
 

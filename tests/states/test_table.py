@@ -87,3 +87,17 @@ def test_mermaid_draws_every_state_and_trigger(load: Callable[[], ProcessDefinit
         assert label in text
     for spec in table.specs:
         assert f": {spec.trigger}" in text
+
+
+@DEFINITIONS
+def test_every_state_knows_its_cycle(load: Callable[[], ProcessDefinition]) -> None:
+    """A state belongs to the cycle whose transitions leave or enter it; the forum to none."""
+    definition = load()
+    table = build_table(definition)
+    cycles = {c.id for c in definition.cycles}
+    for state in table.states[MAIN]:
+        cycle = table.cycle_of(state)
+        assert cycle in cycles or (cycle is None and state in ("forum", "closed")), state
+        leaving = {s.cycle for s in table.outgoing(MAIN, state)}
+        entering = {s.cycle for s in table.specs if s.region == MAIN and s.dest == state}
+        assert cycle is None or cycle in leaving | entering, state

@@ -1,0 +1,155 @@
+"""Stepping a rehearsal: from one instant that matters to the next.
+
+What falls due comes from the core (``states.queries.due_items``, the same query ``advance``
+applies); this module only adds what a rehearsal alone knows: when the scripted secretariat
+posts, the scenario's events, and the nights summer time ends (a 02:30 cron tick runs twice).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flows.rehearsal.mail import MailLog
+from flows.rehearsal.scenario import Event, Scenario, local
+from states.dates import local_day, zone
+from states.definition import ProcessDefinition
+from states.instance import Instance
+from states.machine import Spec, table_for
+from states.plan import Milestone, by_key
+from states.queries import DueItem, DueKind, due_items
+from states.rules import effective_milestones
+
+TICK = timedelta(minutes=15)  # the advance deployment's cron step
+
+#: What a step carries: a posting's spec, a milestone to fix, a scenario event, a DST night.
+Payload = Spec | Milestone | tuple[int, Event] | date | None
+
+
+@dataclass(order=True)
+class Step:
+    """One thing to do at one instant; ``rank`` orders things at the same instant."""
+
+    at: datetime
+    rank: int
+    kind: str = field(compare=False)
+    payload: Payload = field(compare=False, default=None)
+
+
+@dataclass
+class Rehearsal:
+    """The state of one rehearsal run."""
+
+    definition: ProcessDefinition
+    scenario: Scenario
+    database: str
+    start: datetime
+    end: datetime
+    experts: int
+    comments: int
+    lines: list[str] = field(default_factory=list)
+    seen: int = 0
+    runs: int = 0
+    done_events: set[int] = field(default_factory=set)
+    fixed: set[str] = field(default_factory=set)
+    dst_done: set[date] = field(default_factory=set)
+    mail: MailLog | None = None
+    deliver: bool = False
+
+    @property
+    def pid(self) -> str:
+        """The process under rehearsal."""
+        return self.definition.id
+
+    @property
+    def actor(self) -> str:
+        """Who the scripted secretariat acts as."""
+        return self.scenario.actor or self.definition.secretariat[0].id
+
+
+def next_step(r: Rehearsal, instance: Instance, now: datetime) -> Step | None:
+    """The earliest thing that happens after ``now``, or None when nothing more can."""
+    tz = zone(r.definition.timezone)
+    items = by_key(effective_milestones(r.definition, instance))
+    steps = [step for due in due_items(r.definition, instance, now)
+             if (step := _step_for(r, due, items, now, tz)) is not None]
+    for number, event in enumerate(r.scenario.events):
+        if number not in r.done_events and event.kind != "post-late":
+            steps.append(Step(max(now, local(event.on, event.on.at or time(9), tz)), 0,
+                              "event", (number, event)))
+    for night in fall_back_nights(tz, now, r.end):
+        if night not in r.dst_done:
+            steps.append(Step(local_fold(night, tz, 0), 2, "dst", night))
+    return min(steps) if steps else None
+
+
+def _step_for(r: Rehearsal, due: DueItem, items: dict[str, Milestone], now: datetime,
+              tz: ZoneInfo) -> Step | None:
+    """What the rehearsal does about one thing the core says falls due."""
+    item = items.get(due.milestone or "")
+    if due.kind in (DueKind.TRANSITION, DueKind.REMINDER):
+        return Step(ceil_tick(max(due.at, now)), 3, "tick")  # the next cron tick applies it
+    if due.kind is DueKind.MANUAL and due.trigger is not None:
+        return _posting(r, table_for(r.definition).by_trigger[due.trigger], due, now, tz)
+    if due.kind is DueKind.NOMINATIONS and item is not None and "nominations" not in r.fixed:
+        return Step(due.at, 2, "nominations", item)
+    if due.kind is DueKind.DATE_TO_FIX and item is not None:
+        # the scripted secretariat fixes the day at 09:00 on the first day it is warned
+        return Step(max(now, local(local_day(due.at, tz), time(9), tz)), 1, "fix", item)
+    return None
+
+
+def _posting(r: Rehearsal, spec: Spec, due: DueItem, now: datetime, tz: ZoneInfo) -> Step | None:
+    """The scripted secretariat posts at its posting time on the planned day (plus any
+    scenario delay), or the next day when that is already past."""
+    if due.planned is None:
+        return None
+    at = local(due.planned, r.scenario.posting_clock(), tz)
+    at += timedelta(days=r.scenario.delay(spec.trigger))
+    if at <= now:
+        at = local(local_day(now, tz) + timedelta(days=1), r.scenario.posting_clock(), tz)
+    return Step(at, 4, "post", spec)
+
+
+def more_ahead(r: Rehearsal, instance: Instance, now: datetime) -> bool:
+    """Whether anything but summer-time nights is still ahead."""
+    probe = Rehearsal(r.definition, r.scenario, r.database, r.start, r.end, 0, 0,
+                      done_events=r.done_events,
+                      dst_done=set(fall_back_nights(zone(r.definition.timezone), now, r.end)))
+    return next_step(probe, instance, now) is not None
+
+
+def ceil_tick(instant: datetime) -> datetime:
+    """The first cron tick at or after an instant."""
+    seconds = instant.timestamp()
+    step = TICK.total_seconds()
+    return datetime.fromtimestamp(math.ceil(seconds / step) * step, UTC)
+
+
+def fall_back_nights(tz: ZoneInfo, start: datetime, end: datetime) -> list[date]:
+    """Days in (start, end] when clocks go back, so a 02:30 cron tick happens twice."""
+    years = range(local_day(start, tz).year, local_day(end, tz).year + 1)
+    return [n for year in years for n in _nights(tz, year)
+            if start < local_fold(n, tz, 0) and local(n, time(12), tz) <= end]
+
+
+@functools.lru_cache(maxsize=32)
+def _nights(tz: ZoneInfo, year: int) -> tuple[date, ...]:
+    """The year's fall-back days in a zone (none where there is no summer time)."""
+    nights = []
+    day = date(year, 1, 1)
+    while day.year == year:
+        early = datetime.combine(day, time(2, 30), tzinfo=tz)
+        offsets = early.utcoffset(), early.replace(fold=1).utcoffset()
+        if offsets[0] is not None and offsets[1] is not None and offsets[0] > offsets[1]:
+            nights.append(day)
+        day += timedelta(days=1)
+    return tuple(nights)
+
+
+def local_fold(day: date, tz: ZoneInfo, fold: int) -> datetime:
+    """02:30 local on ``day``, the first (fold 0) or second (fold 1) time it happens, in UTC."""
+    return datetime.combine(day, time(2, 30), tzinfo=tz).replace(fold=fold).astimezone(UTC)

@@ -1,0 +1,91 @@
+"""Meeting invitations and their RFC 5545 SEQUENCE: decided here, once, for every edge.
+
+A meeting is invited once its cycle is posted and its days are fixed; each later change of
+its days is an update, and unfixing them a cancellation, each with the next SEQUENCE number
+(RFC 5545 §3.8.7.4: a calendar keeps the message with the highest one). The store keeps the
+last invitation per meeting in its historical form 'sequence|start..end' ('sequence|' once
+cancelled), so existing stores read unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+
+from states.dates import PlanDate
+
+
+class InvitationEvent(StrEnum):
+    """Which calendar message a change of a meeting's days calls for (the message's event)."""
+
+    INVITATION = "meeting_invitation"
+    UPDATED = "meeting_updated"
+    CANCELLED = "meeting_cancelled"
+
+
+class Invitation(BaseModel):
+    """The last calendar message sent for a meeting: its SEQUENCE and the days it named."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sequence: int
+    """RFC 5545 SEQUENCE: 0 for the invitation, +1 for each update or cancellation."""
+    start: PlanDate | None = None
+    """First day sent; None once the meeting was cancelled (its days unfixed)."""
+    end: PlanDate | None = None
+
+    @classmethod
+    def parse(cls, value: object) -> object:
+        """Read the stored form 'sequence|start..end' (or a model, or its fields)."""
+        if not isinstance(value, str):
+            return value
+        sequence, _, dates = value.partition("|")
+        first, _, last = dates.partition("..")
+        return {"sequence": int(sequence), "start": first or None, "end": last or None}
+
+    def stored(self) -> str:
+        """The stored form, as release 0.1 wrote it."""
+        dates = f"{self.start}..{self.end}" if self.start is not None else ""
+        return f"{self.sequence}|{dates}"
+
+
+#: An invitation as the instance document keeps it (see the module docstring).
+StoredInvitation = Annotated[Invitation, BeforeValidator(Invitation.parse),
+                             PlainSerializer(Invitation.stored, return_type=str)]
+
+
+@dataclass(frozen=True)
+class InvitationChange:
+    """A calendar message to send now, and the invitation it leaves on record."""
+
+    event: InvitationEvent
+    sent: Invitation
+    """What is on record after it (for a cancellation: no days, the next SEQUENCE)."""
+    start: PlanDate
+    """The days the message names: the new ones, or for a cancellation the days cancelled."""
+    end: PlanDate
+
+
+def next_invitation(previous: Invitation | None, start: PlanDate | None,
+                    end: PlanDate | None) -> InvitationChange | None:
+    """The message a meeting's current days call for, given the last one sent; None if none.
+
+    Days count as fixed only when both the first and the last are known to the day.
+    """
+    fixed = start is not None and end is not None and start.exact and end.exact
+    if fixed and start is not None and end is not None:
+        if previous is None:
+            return InvitationChange(InvitationEvent.INVITATION, Invitation(sequence=0,
+                                    start=start, end=end), start, end)
+        if (previous.start, previous.end) == (start, end):
+            return None
+        return InvitationChange(InvitationEvent.UPDATED, Invitation(
+            sequence=previous.sequence + 1, start=start, end=end), start, end)
+    if previous is None or previous.start is None or previous.end is None:
+        return None  # never invited, or already cancelled: nothing to say
+    return InvitationChange(InvitationEvent.CANCELLED,
+                            Invitation(sequence=previous.sequence + 1),
+                            previous.start, previous.end)
