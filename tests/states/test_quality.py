@@ -1,4 +1,4 @@
-"""STYLE habit 9: mypy --strict on the core and ruff on the repository pass."""
+"""STYLE habit 9: mypy --strict on the core and the edge, and ruff on the repository, pass."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=300, check=False)
 
 
-def test_mypy_strict_passes_on_states() -> None:
-    """mypy, strict per pyproject [tool.mypy], finds no issue in states/."""
-    result = run("mypy", "--config-file", "pyproject.toml", "-p", "states")
+def test_mypy_strict_passes_on_states_and_flows() -> None:
+    """mypy, strict per pyproject [tool.mypy], finds no issue in states/ or flows/."""
+    result = run("mypy", "--config-file", "pyproject.toml", "-p", "states", "-p", "flows")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
