@@ -4,6 +4,8 @@ and alerts to the secretariat. Each is decided once: its key joins ``Instance.no
 Messages that follow a transition (a draft posted, a window closed) are effects of that
 transition (see engine); this module covers messages that time or an amendment makes due.
 The audience is a group ("experts", "secretariat"); the shell resolves it to addresses.
+Every message effect becomes its typed payload (states/messages.py) through
+``message_payload``: the one place that says what each event's mail is told.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from states.decision import SYSTEM, Decision, Effect, Record
 from states.definition import ProcessDefinition
 from states.instance import Instance
 from states.machine import Mode, Table
+from states.messages import Message, parse_message
 from states.plan import Milestone
 from states.rules import Status, six_weeks
 
@@ -194,3 +197,93 @@ def reminder_instants(definition: ProcessDefinition, instance: Instance,
         opens = start_instant(forum.start, tz)
         found += [_before(opens, d, tz) for d in definition.notifications.forum_reminder_days]
     return sorted(found)
+
+
+# --- Message payloads: from an effect's facts to the typed payload its mail renders ---------
+
+def _common(definition: ProcessDefinition, effect: Effect) -> dict[str, object]:
+    data = effect.data
+    base: dict[str, object] = {
+        "process_id": effect.process_id, "process_name": definition.name,
+        "forum": definition.forum.name, "timezone": definition.timezone,
+        "contact": definition.secretariat[0].email}
+    document = data.get("document")
+    url = definition.notifications.document_url
+    if document:
+        base["document"] = document
+        if url:
+            base["document_url"] = url.format(document=document)
+    if effect.cycle:
+        base["cycle"] = effect.cycle
+        base["cycle_name"] = data.get("cycle_name") or definition.cycle(effect.cycle).name
+    return base
+
+
+_Facts = dict[str, object]
+
+
+def _draft(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    return {"deadline": e.data.get("deadline"),
+            "public_consultation": d.cycle(e.cycle or "").public_consultation}
+
+
+def _reminder(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    return {"days_before": e.data.get("days"), "deadline": e.data.get("deadline"),
+            "forum_opens": e.data.get("opens_day"), "place": e.data.get("place")}
+
+
+def _closed(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    return {"deadline": e.data.get("deadline")}
+
+
+def _consultation(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    return {"deadline": e.data.get("consultation_deadline") or e.data.get("deadline")}
+
+
+def _meeting(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    data = e.data
+    return {"meeting": data.get("meeting"), "meeting_name": data.get("meeting_name"),
+            "start": data.get("start_day"), "end": data.get("end_day"),
+            "place": data.get("place"), "mode": data.get("mode"),
+            "sequence": data.get("sequence")}
+
+
+def _final(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    return {"forum_opens": e.data.get("opens_day")}
+
+
+def _overdue(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    data = e.data
+    due = datetime.fromisoformat(str(data["due"]))
+    return {"step": data.get("step"), "step_key": data.get("trigger"), "due": data["due"],
+            "overdue_days": max(0, (now - due).days),
+            "action": f"prepflow transition {e.process_id} {data.get('trigger')} "
+                      "--by NAME --document REF"}
+
+
+def _rule(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    return {"rule": e.data.get("rule"), "message": e.data.get("message"),
+            "status": "FAIL" if e.data.get("status") == "fail" else "RISK",
+            "slack_days": e.data.get("slack_days")}
+
+
+#: Each event's own fields, from the facts the engine or a notice recorded in the effect.
+_SPECIFIC = {
+    "draft_posted": _draft, "comment_reminder": _reminder, "forum_reminder": _reminder,
+    "comments_closed": _closed, "consultation_opened": _consultation,
+    "consultation_closed": _consultation, "meeting_invitation": _meeting,
+    "meeting_updated": _meeting, "meeting_cancelled": _meeting, "final_posted": _final,
+    "step_overdue": _overdue, "rule_at_risk": _rule,
+}
+
+
+def message_payload(definition: ProcessDefinition, effect: Effect, now: datetime) -> Message:
+    """The typed payload of a message effect (``now`` only dates an overdue step's age).
+
+    Raises pydantic's ValidationError if the effect lacks what its event's mail must say: a
+    bug in the core, caught before a row is queued rather than when it is sent.
+    """
+    specific = _SPECIFIC.get(effect.event)
+    fields = {**_common(definition, effect),
+              **(specific(definition, effect, now) if specific else {})}
+    return parse_message(effect.event, {k: v for k, v in fields.items() if v is not None})

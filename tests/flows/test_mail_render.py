@@ -15,7 +15,8 @@ import pytest
 from jinja2.exceptions import SecurityError
 
 from flows.mail import invitation as ics_invite
-from flows.mail.render import EVENTS, SKIPPED, Renderer, RenderError, instant_text
+from flows.mail.render import EVENTS, SKIPPED, Renderer, RenderError
+from flows.mail.wording import instant_text
 from states.dates import zone
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "mail"
