@@ -7,8 +7,9 @@ one — about half the cost of a message. Everything else in prepflow builds wit
 (``EmailMessage``, ``email.policy.SMTP``); ``build_public`` here is that build, and
 tests/flows/test_mail_render.py checks, for every template × language, that both builds parse
 to the same structure, header values and decoded contents. (Not the same bytes: binascii's
-quoted-printable wraps lines where email.quoprimime does not, and set_content orders a part's
-headers its own way; Message-ID and Date are the same in both.)
+quoted-printable wraps lines differently from email.quoprimime, set_content orders a part's
+headers its own way and adds MIME-Version to the parts it makes; Message-ID and Date are the
+same in both.)
 
 Hand-written because no kept library builds MIME faster than the stdlib; delete this module
 and call ``build_public`` if it ever costs more than it saves (bench/notify.py tells).

@@ -182,6 +182,11 @@ class Renderer:
     def render(self, item: Renderable, definition_timezone: str,
                now: datetime | None = None) -> EmailMessage:
         """The multipart/alternative message for one row (with its .ics for meeting events)."""
+        return build_fast(self.parts(item, definition_timezone, now))
+
+    def parts(self, item: Renderable, definition_timezone: str,
+              now: datetime | None = None) -> Parts:
+        """What the row's message is made of: headers, both bodies, the calendar if any."""
         language = self.language_for(item.event, item.language)
         view = self.view(item, definition_timezone, language)
         base = f"{item.event}/{language}"
@@ -199,8 +204,8 @@ class Renderer:
         contact = view.get("contact")
         if contact:
             headers.append(("Reply-To", str(recipient_address("", str(contact)))))
-        return build_fast(Parts(headers, recipient_address(item.name, item.email), text, html,
-                                language, self._calendar(item, view, text, now)))
+        return Parts(headers, recipient_address(item.name, item.email), text, html, language,
+                     self._calendar(item, view, text, now))
 
     def _calendar(self, item: Renderable, view: Mapping[str, object], text: str,
                   now: datetime | None) -> Calendar | None:
