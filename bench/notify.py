@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from flows.mail.delivery import deliver  # noqa: E402 - after the sys.path line above
-from flows.mail.mailer import SmtpMailer  # noqa: E402 - after the sys.path line above
+from flows.mail.mail_transport import SmtpMailer  # noqa: E402 - after the sys.path line above
 from flows.mail.render import Renderer  # noqa: E402 - after the sys.path line above
 from flows.settings import SmtpSettings  # noqa: E402 - after the sys.path line above
 from flows.storage import SqlStore  # noqa: E402 - after the sys.path line above

@@ -31,7 +31,7 @@ Recipient address rejected'), so every reply and error text goes through ``mask_
 before it is stored or reported (issue 4: "counts and masked addresses only" in Prefect logs
 and artifacts).
 
-The SMTP side is flows/mail/mailer.py; rendering is flows/mail/render.py.
+The SMTP side is flows/mail/mail_transport.py; rendering is flows/mail/render.py.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from email.message import EmailMessage
 from typing import Protocol
 
 from flows.addresses import get_logger, mask_addresses, mask_email
-from flows.mail.mailer import Mailer, RecordingMailer
+from flows.mail.mail_transport import Mailer, RecordingMailer
 from flows.mail.render import Renderable, Renderer, RenderError
 from flows.storage import OutboxItem, StoredProcess, UnknownProcess
 

@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 
 from flows.addresses import mask_addresses
 from flows.mail.delivery import DeliveryReport, deliver, preview
-from flows.mail.mailer import SmtpMailer
+from flows.mail.mail_transport import SmtpMailer
 from flows.mail.render import Renderer
 from flows.orchestration.run_context import aware, rename_run, service_for
 from flows.settings import SmtpSettings, SmtpTarget, load_settings
@@ -81,7 +81,7 @@ def dry_run(service: Service, now: datetime, limit: int = 5000,
 
 @flow(name="deliver-notifications", log_prints=False, persist_result=True)
 def deliver_notifications(database: str | None = None, now: datetime | None = None,
-                          limit: int = 5000, dry_run_only: bool = False,
+                          limit: int | None = None, dry_run_only: bool = False,
                           publish_artifacts: bool = True,
                           smtp: SmtpTarget | None = None) -> dict[str, Any]:
     """Send the queued messages (exactly once on the engine's own path); counts only.
@@ -89,6 +89,7 @@ def deliver_notifications(database: str | None = None, now: datetime | None = No
     ``smtp`` sends to another server than the configured one (a rehearsal's local sink)."""
     logger = get_run_logger()
     settings = load_settings().pointed_at(smtp)
+    limit = limit or settings.prefect.deliver_limit
     with service_for(database or settings.database.url) as service:
         at = service.now(aware(now))
         if dry_run_only:

@@ -25,7 +25,7 @@ import pytest
 
 from flows.addresses import mask_addresses, mask_email
 from flows.mail.delivery import DeliveryReport, backoff_delay, deliver, preview
-from flows.mail.mailer import RecordingMailer, SendResult, SmtpMailer
+from flows.mail.mail_transport import RecordingMailer, SendResult, SmtpMailer
 from flows.mail.render import Renderer
 from flows.mail.sink import EmlHandler, RecordingHandler, SmtpServer, file_name, free_port
 from flows.settings import SmtpSettings
@@ -269,7 +269,7 @@ DELIVER_SCRIPT = textwrap.dedent("""
     import asyncio, sys
     from datetime import datetime, UTC
     from flows.mail.delivery import deliver
-    from flows.mail.mailer import SmtpMailer
+    from flows.mail.mail_transport import SmtpMailer
     from flows.mail.render import Renderer
     from flows.settings import SmtpSettings
     from flows.storage import SqlStore
