@@ -176,7 +176,10 @@ def main() -> None:
         out, _ = sink.communicate(timeout=10)
     rate = {"engine": n / min(engine_s), "bare": n / min(bare_s), "script": n / script_s,
             "naive": n / naive_s}
-    rounds = lambda xs: ", ".join(f"{n / x:.0f}" for x in xs)  # noqa: E731
+
+    def rounds(seconds: list[float]) -> str:
+        return ", ".join(f"{n / x:.0f}" for x in seconds)
+
     print(f"{n} messages, concurrency {c}, sink: aiosmtpd in its own process "
           f"({out.strip().splitlines()[-1]}); best of {args.rounds} rounds")
     print(f"  engine outbox (render + record + send, SqlStore/SQLite): "

@@ -10,16 +10,19 @@ Every message effect becomes its typed payload (states/messages.py) through
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
 
 from states.dates import end_instant, start_instant, zone
 from states.decision import SYSTEM, Decision, Effect, Record
 from states.definition import ProcessDefinition
 from states.instance import Instance
 from states.machine import Mode, Table
-from states.messages import Message, parse_message
+from states.messages import MODELS, SKIPPED, Message, parse_message
 from states.plan import Milestone
 from states.rules import Status, six_weeks
 
@@ -35,8 +38,9 @@ AUDIENCE = {
 class _Batch:
     """Notices decided in one call, skipping keys already decided before."""
 
-    def __init__(self, instance: Instance, now: datetime) -> None:
-        self.instance, self.now = instance, now
+    def __init__(self, definition: ProcessDefinition, instance: Instance,
+                 now: datetime) -> None:
+        self.definition, self.instance, self.now = definition, instance, now
         self.seen = set(instance.notices)
         self.effects: list[Effect] = []
         self.records: list[Record] = []
@@ -47,12 +51,14 @@ class _Batch:
 
     def emit(self, key: str, event: str, audience: str, cycle: str | None,
              data: dict[str, Any]) -> None:
+        """A notify effect with its facts and its typed payload."""
         full = f"{self.instance.process_id}:{key}"
         if full in self.seen:
             return
         self.seen.add(full)
-        self.effects.append(Effect("notify", event, full, self.instance.process_id, cycle, None,
-                                   self.now, {"audience": audience, **data}))
+        effect = Effect("notify", event, full, self.instance.process_id, cycle, None, self.now,
+                        {"audience": audience, **data})
+        self.effects.append(with_message(self.definition, effect))
         self.records.append(Record(self.now, SYSTEM, "notice", None, None, None, None,
                                    {"event": event, "key": full, "audience": audience}))
 
@@ -60,7 +66,7 @@ class _Batch:
 def notices(definition: ProcessDefinition, instance: Instance, table: Table,
             milestones: dict[str, Milestone], now: datetime) -> Decision:
     """Every message due at ``now`` that no earlier decision announced."""
-    batch = _Batch(instance, now)
+    batch = _Batch(definition, instance, now)
     invitations = dict(instance.invitations)
     _reminders(definition, instance, milestones, batch)
     _invitations(definition, instance, milestones, batch, invitations)
@@ -275,6 +281,22 @@ _SPECIFIC = {
     "meeting_updated": _meeting, "meeting_cancelled": _meeting, "final_posted": _final,
     "step_overdue": _overdue, "rule_at_risk": _rule,
 }
+
+
+def with_message(definition: ProcessDefinition, effect: Effect) -> Effect:
+    """The effect with its typed payload attached (dated at the effect's own time).
+
+    A payload the model refuses leaves ``message`` None rather than failing the decision: the
+    edge then queues the plain facts and that one row fails visibly when rendered (see
+    flows/mail/outbox_plan.py), while every other transition and message goes ahead.
+    """
+    if effect.kind != "notify" or effect.event in SKIPPED or effect.event not in MODELS:
+        return effect
+    try:
+        message = message_payload(definition, effect, effect.at)
+    except ValidationError:
+        return effect
+    return replace(effect, message=message)
 
 
 def message_payload(definition: ProcessDefinition, effect: Effect, now: datetime) -> Message:

@@ -57,14 +57,16 @@ def recipients(definition: ProcessDefinition, audience: str, event: str,
 
 
 def context(definition: ProcessDefinition, effect: Effect, now: datetime) -> dict[str, object]:
-    """The row's context: the effect's typed payload (states.notices.message_payload) as JSON.
+    """The row's context: the effect's typed payload as JSON (``effect.message``, attached by
+    the core; for an effect made without one, states.notices.message_payload builds it).
 
     An effect the model refuses is still queued with its plain facts, as release 0.1 did: the
     deliverer then marks that one row failed with the renderer's account of what is missing,
     and the secretariat is told, instead of the whole tick failing on one message.
     """
     try:
-        return message_payload(definition, effect, now).model_dump(mode="json")
+        message = effect.message or message_payload(definition, effect, now)
+        return message.model_dump(mode="json")
     except ValidationError as exc:
         log.error("%s: payload refused (%d problem(s)); queued as is, it will fail to render",
                   effect.key, exc.error_count())

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -167,13 +167,16 @@ class Renderer:
         view.update(recipient_name=one_line(item.name), zone_label=zone_label(zone),
                     process_zone=zone.key, recipient_zone=theirs.key if theirs else None,
                     lang=language)
+        # Read from the dump, not the model: a field another event lacks is a dict miss here,
+        # but an AttributeError raised and caught inside pydantic there (a third of the view).
         for key in INSTANT_KEYS:
-            value = getattr(message, key, None)
-            view[f"{key}_text"] = instant_text(value, zone, language) if value else None
-            view[f"{key}_yours"] = (instant_text(value, theirs, language)
-                                    if value and theirs else None)
-        opens = getattr(message, "forum_opens", None)
-        view["forum_opens_text"] = day_text(opens, language) if opens else None
+            value = view.get(key)
+            moment = value if isinstance(value, datetime) else None
+            view[f"{key}_text"] = instant_text(moment, zone, language) if moment else None
+            view[f"{key}_yours"] = (instant_text(moment, theirs, language)
+                                    if moment and theirs else None)
+        opens = view.get("forum_opens")
+        view["forum_opens_text"] = day_text(opens, language) if isinstance(opens, date) else None
         if item.event in CALENDAR:
             view["when_text"] = when_text(str(view["start"]), _text(view["end"]), zone, language)
             view["mode_text"] = mode_text(str(view["mode"]), language)

@@ -23,6 +23,7 @@ from flows.orchestration.run_context import aware, rename_run, service_for
 from flows.settings import SmtpSettings, SmtpTarget, load_settings
 from flows.shell import Service
 from flows.storage import OutboxDraft
+from states.messages import DeliveryFailures
 
 
 def run_delivery(service: Service, now: datetime, limit: int = 5000,
@@ -57,10 +58,11 @@ def report_failures(service: Service, report: DeliveryReport, now: datetime) -> 
         ids = ",".join(str(i["id"]) for i in items)
         tag = hashlib.sha256(ids.encode()).hexdigest()[:12]
         failed = sum(not str(i["error"]).startswith("uncertain") for i in items)
-        context = {"process_id": process_id, "process_name": definition.name,
-                   "forum": definition.forum.name, "timezone": definition.timezone,
-                   "failed": failed, "uncertain": len(items) - failed, "items": items,
-                   "command": "prepflow outbox --status failed"}
+        context = DeliveryFailures.model_validate({
+            "process_id": process_id, "process_name": definition.name,
+            "forum": definition.forum.name, "timezone": definition.timezone,
+            "failed": failed, "uncertain": len(items) - failed, "items": items,
+            "command": "prepflow outbox --status failed"}).model_dump(mode="json")
         for member in definition.secretariat:
             rows.append(OutboxDraft(
                 key=f"{process_id}:delivery-failures:{tag}:member:{member.id}",
