@@ -107,3 +107,20 @@ def test_dry_run_counts_without_sending_or_claiming(svc: Service) -> None:
     counts = dry_run(svc, utc(2024, 8, 5, 8, 1))
     assert counts == {"draft_posted": 3, "nomination_acknowledged": 3, "rule_at_risk": 1}
     assert {m.status for m in svc.store.outbox("wtpf-26")} == {"pending"}
+
+
+def test_every_queued_row_stores_its_events_typed_payload(svc: Service) -> None:
+    """Rows queued by a transition, its notices and the register hold model_dump(mode="json")
+    of their event's model: it validates back to an equal model, event included."""
+    from states.messages import MODELS, parse_message
+
+    svc.transition("wtpf-26", "post_draft1", BY, "WTPF-26/1", now=utc(2024, 8, 5, 8))
+    svc.advance(utc(2024, 8, 20, 12))  # the 7-day comment reminder falls due
+    rows = svc.store.outbox("wtpf-26")
+    assert {"draft_posted", "comment_reminder", "nomination_acknowledged"} <= {
+        r.event for r in rows}
+    for row in rows:
+        message = parse_message(row.event, row.context)
+        assert isinstance(message, MODELS[row.event])
+        assert row.context["event"] == row.event
+        assert message.model_dump(mode="json") == dict(row.context)
