@@ -326,7 +326,8 @@ def test_rows_stored_by_release_0_1_validate_into_their_models() -> None:
     from states.messages import MODELS, parse_message
 
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "prepflow-release-0.1.db"
-    with sqlite3.connect(f"file:{fixture}?mode=ro", uri=True) as db:
+    # immutable: read as a file, so no -wal/-shm is written next to the committed fixture
+    with sqlite3.connect(f"file:{fixture}?mode=ro&immutable=1", uri=True) as db:
         rows = db.execute("SELECT event, context, email, name, language, timezone, \"key\" "
                           "FROM outbox WHERE context NOT LIKE '%erased%'").fetchall()
     assert {r[0] for r in rows} >= {"meeting_invitation", "comments_closed", "draft_posted"}
