@@ -40,10 +40,12 @@ import jinja2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flows.mail.delivery import MailSettings, SmtpMailer, deliver  # noqa: E402
-from flows.mail.render import Renderer  # noqa: E402
-from flows.storage import SqlStore  # noqa: E402
-from flows.storage.notify_model import OutboxDraft  # noqa: E402
+from flows.mail.delivery import deliver  # noqa: E402 - after the sys.path line above
+from flows.mail.mail_transport import SmtpMailer  # noqa: E402 - after the sys.path line above
+from flows.mail.render import Renderer  # noqa: E402 - after the sys.path line above
+from flows.settings import SmtpSettings  # noqa: E402 - after the sys.path line above
+from flows.storage import SqlStore  # noqa: E402 - after the sys.path line above
+from flows.storage.notify_model import OutboxDraft  # noqa: E402 - after the sys.path line above
 
 SENDER = "WTPF Secretariat <wtpf@itu.int>"
 NOW = datetime(2024, 11, 4, 9, 0, tzinfo=UTC)
@@ -77,7 +79,7 @@ async def engine(port: int, n: int, concurrency: int, folder: Path) -> tuple[flo
     started = time.perf_counter()
     store.enqueue(drafts(n, "engine"))
     enqueued = time.perf_counter() - started
-    mailer = SmtpMailer(MailSettings(port=port, concurrency=concurrency, sender=SENDER))
+    mailer = SmtpMailer(SmtpSettings(port=port, concurrency=concurrency, sender=SENDER))
     started = time.perf_counter()
     report = await deliver(store, mailer, NOW, limit=n, concurrency=concurrency,
                            renderer=Renderer(SENDER))
@@ -174,7 +176,10 @@ def main() -> None:
         out, _ = sink.communicate(timeout=10)
     rate = {"engine": n / min(engine_s), "bare": n / min(bare_s), "script": n / script_s,
             "naive": n / naive_s}
-    rounds = lambda xs: ", ".join(f"{n / x:.0f}" for x in xs)  # noqa: E731
+
+    def rounds(seconds: list[float]) -> str:
+        return ", ".join(f"{n / x:.0f}" for x in seconds)
+
     print(f"{n} messages, concurrency {c}, sink: aiosmtpd in its own process "
           f"({out.strip().splitlines()[-1]}); best of {args.rounds} rounds")
     print(f"  engine outbox (render + record + send, SqlStore/SQLite): "

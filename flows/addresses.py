@@ -1,11 +1,32 @@
-"""Email addresses: how they are stored and how they may be shown.
+"""Email addresses: how they are checked, stored, and shown.
 
-Expert addresses are personal data. Everything that writes one into a log, an artifact or an
-error message masks it with ``mask_email``; the full address stays with the store and with the
-secretariat member who typed it.
+Expert addresses are personal data. Everything that writes one into an artifact or an error
+message masks it with ``mask_email``; log records from ``prepflow.*`` loggers are masked once,
+by ``MaskingFilter`` (on every logger made by ``get_logger``), so a log call cannot leak one by
+forgetting. The full address stays with the store and with the secretariat member who typed it.
+
+One validator (``valid_email``): pydantic's ``EmailStr`` (email-validator), the checker the
+ecosystem keeps up to date, rather than a hand-written pattern.
 """
 
 from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+
+from pydantic import EmailStr, TypeAdapter, ValidationError
+
+_EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)
+
+#: An addr-spec as it appears in server replies and exception texts, bare or inside <...>:
+#: a dot-atom or quoted local part, '@', a domain or [literal]. The local part is taken
+#: generously (any run of characters that cannot delimit an address, so UTF-8 mailboxes too):
+#: masking a little more than an address is harmless, missing part of one is not.
+_ADDRESS = re.compile(
+    r'(?:"(?:[^"\\\r\n]|\\.)*"|[^\s<>()\[\]\\,;:@"]+)'
+    r"@(?:\[[^\]\s]*\]|[^\s<>()\[\]\\,;:@\"']*)"
+)
 
 
 def normalise_email(email: str) -> str:
@@ -14,6 +35,61 @@ def normalise_email(email: str) -> str:
 
 
 def mask_email(email: str) -> str:
-    """``j***@itu.int``: enough for a secretariat to recognise, no more (logs, messages)."""
-    local, at, domain = email.strip().partition("@")
-    return f"{local[:1]}***{at}{domain}" if at else f"{email[:1]}***"
+    """``j***@itu.int``: enough for a secretariat to recognise, no more (logs, messages).
+
+    Split at the last '@' (a quoted local part may hold one); text without '@' shows nothing.
+    """
+    local, at, domain = email.strip().rpartition("@")
+    return f"{local[:1]}***{at}{domain}" if local else "***"
+
+
+def mask_addresses(text: str) -> str:
+    """``text`` with every email address in it masked: '550 5.1.1 <a***@example.br>: …'."""
+    return _ADDRESS.sub(lambda m: mask_email(m.group(0)), text)
+
+
+def valid_email(raw: str) -> str:
+    """The address, checked by email-validator (via pydantic's EmailStr), else ValueError.
+
+    The error masks the address (it may reach a log or a terminal) and keeps the reason.
+    """
+    text = unicodedata.normalize("NFKC", raw).strip()
+    try:
+        return _EMAIL.validate_python(text)
+    except ValidationError as exc:
+        reason = str(exc.errors()[0].get("ctx", {}).get("reason", "not an address"))
+        raise ValueError(f"'{mask_email(text)}' is not an email address like "
+                         f"name@example.org ({mask_addresses(reason)})") from None
+
+
+class MaskingFilter(logging.Filter):
+    """Masks every address in a record's message and arguments, before any handler sees it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place; never drops it."""
+        if isinstance(record.msg, str):
+            record.msg = mask_addresses(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_addresses(a) if isinstance(a, str) else a
+                                for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: mask_addresses(v) if isinstance(v, str) else v
+                           for k, v in record.args.items()}
+        return True
+
+
+_FILTER = MaskingFilter()
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A ``prepflow.*`` logger carrying the one MaskingFilter (idempotent).
+
+    A filter on a logger sees only records logged through that logger, not its children's,
+    so every prepflow logger is made here rather than by ``logging.getLogger``.
+    """
+    if name != "prepflow" and not name.startswith("prepflow."):
+        raise ValueError(f"logger {name!r}: prepflow's loggers are named 'prepflow.<part>'")
+    logger = logging.getLogger(name)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger

@@ -1,7 +1,9 @@
-"""Reading process definition files (YAML) into validated definitions."""
+"""Reading process definition files (YAML) into validated definitions; ``load_yaml`` is the
+one YAML reader of prepflow (rehearsal scenarios use it too)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -11,11 +13,14 @@ from states.errors import DefinitionError, InputError, Problem
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that leaves an impossible date (2024-02-30) as text.
+    """SafeLoader for prepflow's YAML (definitions and rehearsal scenarios), with two changes.
 
-    PyYAML turns date-looking scalars into ``date`` objects and raises a bare ValueError (a
-    traceback, no field, no line) for impossible ones; as text, the definition's validation
-    reports them with the field's path, together with every other problem.
+    - An impossible date (2024-02-30) stays text: PyYAML turns date-looking scalars into
+      ``date`` objects and raises a bare ValueError (a traceback, no field, no line) for
+      impossible ones; as text, validation reports it with the field's path, together with
+      every other problem.
+    - Only true/false are booleans (YAML 1.2), not on/off/yes/no: under YAML 1.1 rules a
+      scenario event's ``on:`` key, or a country code NO, would arrive as a boolean.
     """
 
 
@@ -27,6 +32,24 @@ def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool",
+                              re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def load_yaml(text: str, source: str) -> object:
+    """Parse prepflow YAML (safe: no arbitrary objects); malformed YAML is a DefinitionError
+    that names ``source`` and the line and column."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader: no arbitrary objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise DefinitionError(source, [Problem(where, "", f"malformed YAML: {problem}")]) from None
 
 
 def load_definition(path: str | Path) -> ProcessDefinition:
@@ -45,11 +68,4 @@ def load_definition(path: str | Path) -> ProcessDefinition:
 
 def definition_from_text(text: str, source: str) -> ProcessDefinition:
     """Validate YAML text; malformed YAML is reported with its line and column."""
-    try:
-        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise DefinitionError(source, [Problem(where, "", f"malformed YAML: {problem}")]) from None
-    return parse_definition(data, source)
+    return parse_definition(load_yaml(text, source), source)

@@ -9,18 +9,16 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.errors import HeaderParseError
-from email.headerregistry import Address
 from pathlib import Path
-from typing import Any
 
-from flows.storage import ExpertDraft, OutboxDraft, normalise_email
+from flows.addresses import mask_email, normalise_email, valid_email
+from flows.storage import ExpertDraft, OutboxDraft
 from states.dates import end_instant, zone
 from states.definition import ProcessDefinition
 from states.errors import InputError
+from states.messages import NominationAcknowledged
 
 COLUMNS = ("first_name", "last_name", "entity", "email", "nominated_by", "country", "region",
            "stakeholder_type", "gender", "language", "timezone")
@@ -38,29 +36,13 @@ class Checked:
 
 
 def clean_email(raw: str) -> str:
-    """A normalised address, or ValueError: one addr-spec, no display name, no line breaks."""
-    text = unicodedata.normalize("NFKC", raw).strip()
-    if not text or any(c in text for c in "\r\n<>,;\"") or " " in text:
-        raise ValueError(f"'{raw}' is not a single email address")
-    try:
-        address = Address(addr_spec=text)
-    except (HeaderParseError, ValueError, IndexError) as exc:
-        raise ValueError(f"'{raw}' is not an email address ({exc})") from None
-    if not address.username or "." not in address.domain:
-        raise ValueError(f"'{raw}' is not an email address like name@example.org")
-    return normalise_email(address.addr_spec)
+    """A normalised address, or ValueError naming it masked (email-validator decides)."""
+    return normalise_email(valid_email(raw))
 
 
-def check_row(definition: ProcessDefinition, row: dict[str, str], now: datetime) -> ExpertDraft:
-    """One nomination, validated against the definition; ValueError lists every problem."""
-    problems = [f"{name} is empty" for name in REQUIRED if not (row.get(name) or "").strip()]
-    values = {k: (v or "").strip() for k, v in row.items() if k in COLUMNS}
-    email = ""
-    if values.get("email"):
-        try:
-            email = clean_email(values["email"])
-        except ValueError as exc:
-            problems.append(str(exc))
+def _choice_problems(definition: ProcessDefinition, values: dict[str, str]) -> list[str]:
+    """Region, stakeholder type, language and zone: each one the definition offers."""
+    problems: list[str] = []
     settings = definition.notifications
     regions = [r.id for r in settings.regions]
     if regions and values.get("region") and values["region"] not in regions:
@@ -78,6 +60,20 @@ def check_row(definition: ProcessDefinition, row: dict[str, str], now: datetime)
             zone(values["timezone"])
         except ValueError as exc:
             problems.append(str(exc))
+    return problems
+
+
+def check_row(definition: ProcessDefinition, row: dict[str, str], now: datetime) -> ExpertDraft:
+    """One nomination, validated against the definition; ValueError lists every problem."""
+    problems = [f"{name} is empty" for name in REQUIRED if not (row.get(name) or "").strip()]
+    values = {k: (v or "").strip() for k, v in row.items() if k in COLUMNS}
+    email = ""
+    if values.get("email"):
+        try:
+            email = clean_email(values["email"])
+        except ValueError as exc:
+            problems.append(str(exc))
+    problems += _choice_problems(definition, values)
     for name, value in values.items():
         if any(c in value for c in "\r\n"):
             problems.append(f"{name} contains a line break")
@@ -90,7 +86,8 @@ def check_row(definition: ProcessDefinition, row: dict[str, str], now: datetime)
                        last_name=values["last_name"], entity=values["entity"],
                        nominated_by=values["nominated_by"], country=values["country"],
                        region=values["region"], stakeholder_type=values["stakeholder_type"],
-                       gender=values.get("gender") or None, language=language,
+                       gender=values.get("gender") or None,
+                       language=values.get("language") or "en",
                        timezone=values.get("timezone") or None, nominated_at=now, late=late)
 
 
@@ -109,7 +106,7 @@ def read_csv(definition: ProcessDefinition, path: Path, now: datetime) -> Checke
     if unknown:
         raise InputError(f"{path}: unknown columns {', '.join(unknown)}; expected: "
                          f"{', '.join(COLUMNS)}.")
-    checked, seen = Checked(), {}
+    checked, seen = Checked(), dict[str, int]()
     for row in reader:
         line = reader.line_num
         if None in row:
@@ -123,7 +120,8 @@ def read_csv(definition: ProcessDefinition, path: Path, now: datetime) -> Checke
             checked.lines.append(line)
             continue
         if draft.email in seen:
-            checked.problems.append(f"line {line}: {draft.email} repeats line {seen[draft.email]}")
+            checked.problems.append(f"line {line}: {mask_email(draft.email)} repeats line "
+                                    f"{seen[draft.email]}")
             checked.lines.append(line)
             continue
         seen[draft.email] = line
@@ -137,18 +135,18 @@ def acknowledgements(definition: ProcessDefinition, process_id: str,
     deadline = definition.nominations_deadline
     rows = []
     for draft in drafts:
-        context: dict[str, Any] = {
-            "process_id": process_id, "process_name": definition.name,
-            "forum": definition.forum.name, "timezone": definition.timezone,
-            "contact": definition.secretariat[0].email, "nominated_by": draft.nominated_by,
-            "entity": draft.entity, "late": draft.late}
-        if deadline is not None and deadline.exact:
-            context["nominations_deadline"] = end_instant(
-                deadline, zone(definition.timezone)).isoformat()
+        closes = end_instant(deadline, zone(definition.timezone)) \
+            if deadline is not None and deadline.exact else None
+        message = NominationAcknowledged(
+            process_id=process_id, process_name=definition.name, forum=definition.forum.name,
+            timezone=definition.timezone, contact=definition.secretariat[0].email,
+            nominated_by=draft.nominated_by, entity=draft.entity, late=draft.late,
+            nominations_deadline=closes)
         tag = hashlib.sha256(draft.email.encode()).hexdigest()[:16]  # no address in the key
         rows.append(OutboxDraft(
             key=f"{process_id}:nomination:{tag}", process_id=process_id,
             event="nomination_acknowledged", recipient=f"nominee:{tag}",
             email=draft.email, name=f"{draft.first_name} {draft.last_name}",
-            language=draft.language, timezone=draft.timezone, context=context, created_at=now))
+            language=draft.language, timezone=draft.timezone,
+            context=message.model_dump(mode="json"), created_at=now))
     return rows

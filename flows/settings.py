@@ -1,14 +1,116 @@
-"""Settings from the environment (PREPFLOW_*): where the store lives, and so on."""
+"""prepflow's configuration: one pydantic-settings object, built once at each entry point.
+
+Sections, each read from ``PREPFLOW_<SECTION>_<FIELD>`` (``env_nested_delimiter="_"`` with
+``env_nested_max_split=1``: the first '_' after the section name separates it from the field,
+so ``PREPFLOW_SMTP_MAX_ATTEMPTS`` is ``smtp.max_attempts``). The names documented in the
+README keep their meaning: ``PREPFLOW_DATABASE_URL``, ``PREPFLOW_SMTP_HOST`` … .
+
+Entry points (the CLI's commands, the Prefect flows, the benchmark) call ``load_settings()``
+and pass the object, or the section they need, down; nothing below them reads the
+environment, and nothing writes it to configure another part (a rehearsal points delivery at
+its sink with ``Settings.pointed_at``).
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flows.addresses import valid_email
+
+
+def _sender(value: str) -> str:
+    """'Name <address>' or a bare address; the address checked by the one validator."""
+    from email.utils import parseaddr
+
+    _, address = parseaddr(value)
+    if not address:
+        raise ValueError(f"{value!r} is not a sender like 'WTPF Secretariat <wtpf@itu.int>'")
+    valid_email(address)
+    return value
+
+
+class SmtpSettings(BaseModel):
+    """The SMTP server and delivery pacing (PREPFLOW_SMTP_*); never logged, never in a
+    definition. ``repr`` hides the password (SecretStr)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str | None = None
+    password: SecretStr | None = None
+    password_block: str | None = Field(
+        default=None, description="name of a Prefect Secret block holding the password")
+    starttls: bool = False
+    use_tls: bool = False
+    validate_certs: bool = True
+    sender: Annotated[str, AfterValidator(_sender)] = "prepflow <prepflow@localhost.localdomain>"
+    concurrency: int = Field(default=8, ge=1, le=64)
+    timeout: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_seconds: float = Field(default=60.0, ge=0)
+    stale_after_seconds: float = Field(default=900.0, gt=0)
+
+    def secret(self) -> str | None:
+        """The password: from the environment, else from the Prefect Secret block (if named)."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_block:
+            from prefect.blocks.system import Secret  # lazy: Prefect is slow to import
+
+            block = Secret.load(self.password_block)  # sync context: a block, not a coroutine
+            return str(block.get())  # type: ignore[union-attr]  # sync load returns the block
+        return None
+
+
+class SmtpTarget(BaseModel):
+    """Another server to deliver to (a rehearsal's local sink): a Prefect flow parameter, so
+    host and port only, never credentials."""
+
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+
+class DatabaseSettings(BaseModel):
+    """The store (PREPFLOW_DATABASE_URL)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    url: str | None = None
+    """Any SQLAlchemy URL; default: sqlite:///prepflow.db in the working directory."""
+
+
+class PrefectSettings(BaseModel):
+    """Prefect-side choices of prepflow (PREPFLOW_PREFECT_*); Prefect's own settings stay
+    PREFECT_* and are Prefect's business."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    deliver_limit: int = Field(default=5000, ge=1)
+    """Most messages one scheduled delivery run sends (the CLI's ``--limit`` default)."""
 
 
 class Settings(BaseSettings):
-    """Environment-driven settings; nothing secret lives in a process definition."""
+    """Everything configurable from the environment; nothing secret lives in a definition."""
 
-    model_config = SettingsConfigDict(env_prefix="PREPFLOW_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PREPFLOW_", env_nested_delimiter="_",
+                                      env_nested_max_split=1, extra="ignore", frozen=True)
 
-    database_url: str | None = None
-    """Any SQLAlchemy URL; default: sqlite:///prepflow.db in the working directory."""
+    smtp: SmtpSettings = SmtpSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    prefect: PrefectSettings = PrefectSettings()
+
+    def pointed_at(self, target: SmtpTarget | None) -> Settings:
+        """The same settings, delivering to ``target`` instead (None: unchanged)."""
+        if target is None:
+            return self
+        smtp = self.smtp.model_copy(update={"host": target.host, "port": target.port})
+        return self.model_copy(update={"smtp": smtp})
+
+
+def load_settings() -> Settings:
+    """The settings from the environment, read now: call once per entry point."""
+    return Settings()

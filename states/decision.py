@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from states.instance import Instance
+from states.messages import Message
 
 SYSTEM = "system"
 
@@ -37,6 +38,8 @@ class Effect:
     trigger: str | None
     at: datetime
     data: dict[str, Any] = field(default_factory=dict)
+    message: Message | None = None
+    """A notify effect's typed payload (states/messages.py), when the core built it."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from states.errors import InputError, Refused, RuleId
 from states.guards import GUARDS, Context, condition
 from states.instance import Amendment, Happening, Instance, Override
 from states.machine import Due, Engine, Mode, Spec, build_engine
-from states.notices import AUDIENCE, notices
+from states.notices import AUDIENCE, notices, with_message
 from states.plan import Kind, Span, by_key, milestone_keys
 from states.queries import due_transitions
 from states.rules import RuleResult, Status, check, effective_milestones, newly_broken
@@ -309,7 +309,7 @@ def _step(definition: ProcessDefinition, engine: Engine, instance: Instance, spe
     effect = Effect("notify", spec.event, f"{instance.process_id}:{spec.trigger}",
                     instance.process_id, spec.cycle, spec.trigger, now,
                     _message_data(definition, ctx, spec, document))
-    return Decision(instance, after, tuple(records), (effect,))
+    return Decision(instance, after, tuple(records), (with_message(definition, effect),))
 
 
 def _message_data(definition: ProcessDefinition, ctx: Context, spec: Spec,

@@ -4,13 +4,18 @@ and alerts to the secretariat. Each is decided once: its key joins ``Instance.no
 Messages that follow a transition (a draft posted, a window closed) are effects of that
 transition (see engine); this module covers messages that time or an amendment makes due.
 The audience is a group ("experts", "secretariat"); the shell resolves it to addresses.
+Every message effect becomes its typed payload (states/messages.py) through
+``message_payload``: the one place that says what each event's mail is told.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
 
 from states.dates import end_instant, start_instant, zone
 from states.decision import SYSTEM, Decision, Effect, Record
@@ -18,6 +23,7 @@ from states.definition import ProcessDefinition
 from states.instance import Instance
 from states.invitations import Invitation, next_invitation
 from states.machine import Table
+from states.messages import MODELS, SKIPPED, Message, parse_message
 from states.plan import Milestone
 from states.queries import overdue_steps
 from states.rules import Status, six_weeks
@@ -34,8 +40,9 @@ AUDIENCE = {
 class _Batch:
     """Notices decided in one call, skipping keys already decided before."""
 
-    def __init__(self, instance: Instance, now: datetime) -> None:
-        self.instance, self.now = instance, now
+    def __init__(self, definition: ProcessDefinition, instance: Instance,
+                 now: datetime) -> None:
+        self.definition, self.instance, self.now = definition, instance, now
         self.seen = set(instance.notices)
         self.effects: list[Effect] = []
         self.records: list[Record] = []
@@ -46,12 +53,14 @@ class _Batch:
 
     def emit(self, key: str, event: str, audience: str, cycle: str | None,
              data: dict[str, Any]) -> None:
+        """A notify effect with its facts and its typed payload."""
         full = f"{self.instance.process_id}:{key}"
         if full in self.seen:
             return
         self.seen.add(full)
-        self.effects.append(Effect("notify", event, full, self.instance.process_id, cycle, None,
-                                   self.now, {"audience": audience, **data}))
+        effect = Effect("notify", event, full, self.instance.process_id, cycle, None, self.now,
+                        {"audience": audience, **data})
+        self.effects.append(with_message(self.definition, effect))
         self.records.append(Record(self.now, SYSTEM, "notice", None, None, None, None,
                                    {"event": event, "key": full, "audience": audience}))
 
@@ -59,7 +68,7 @@ class _Batch:
 def notices(definition: ProcessDefinition, instance: Instance, table: Table,
             milestones: dict[str, Milestone], now: datetime) -> Decision:
     """Every message due at ``now`` that no earlier decision announced."""
-    batch = _Batch(instance, now)
+    batch = _Batch(definition, instance, now)
     invitations = dict(instance.invitations)
     _reminders(definition, instance, milestones, batch)
     _invitations(definition, instance, milestones, batch, invitations)
@@ -163,3 +172,108 @@ def _alerts(definition: ProcessDefinition, instance: Instance, table: Table,
                                          "message": result.message,
                                          "slack_days": result.slack_days})
 
+
+# --- Message payloads: from an effect's facts to the typed payload its mail renders ---------
+
+def _common(definition: ProcessDefinition, effect: Effect) -> dict[str, object]:
+    data = effect.data
+    base: dict[str, object] = {
+        "process_id": effect.process_id, "process_name": definition.name,
+        "forum": definition.forum.name, "timezone": definition.timezone,
+        "contact": definition.secretariat[0].email}
+    document = data.get("document")
+    url = definition.notifications.document_url
+    if document:
+        base["document"] = document
+        if url:
+            base["document_url"] = url.format(document=document)
+    if effect.cycle:
+        base["cycle"] = effect.cycle
+        base["cycle_name"] = data.get("cycle_name") or definition.cycle(effect.cycle).name
+    return base
+
+
+_Facts = dict[str, object]
+
+
+def _draft(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    return {"deadline": e.data.get("deadline"),
+            "public_consultation": d.cycle(e.cycle or "").public_consultation}
+
+
+def _reminder(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    return {"days_before": e.data.get("days"), "deadline": e.data.get("deadline"),
+            "forum_opens": e.data.get("opens_day"), "place": e.data.get("place")}
+
+
+def _closed(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    return {"deadline": e.data.get("deadline")}
+
+
+def _consultation(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    return {"deadline": e.data.get("consultation_deadline") or e.data.get("deadline")}
+
+
+def _meeting(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    data = e.data
+    return {"meeting": data.get("meeting"), "meeting_name": data.get("meeting_name"),
+            "start": data.get("start_day"), "end": data.get("end_day"),
+            "place": data.get("place"), "mode": data.get("mode"),
+            "sequence": data.get("sequence")}
+
+
+def _final(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    return {"forum_opens": e.data.get("opens_day")}
+
+
+def _overdue(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    data = e.data
+    due = datetime.fromisoformat(str(data["due"]))
+    return {"step": data.get("step"), "step_key": data.get("trigger"), "due": data["due"],
+            "overdue_days": max(0, (now - due).days),
+            "action": f"prepflow transition {e.process_id} {data.get('trigger')} "
+                      "--by NAME --document REF"}
+
+
+def _rule(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    return {"rule": e.data.get("rule"), "message": e.data.get("message"),
+            "status": "FAIL" if e.data.get("status") == "fail" else "RISK",
+            "slack_days": e.data.get("slack_days")}
+
+
+#: Each event's own fields, from the facts the engine or a notice recorded in the effect.
+_SPECIFIC = {
+    "draft_posted": _draft, "comment_reminder": _reminder, "forum_reminder": _reminder,
+    "comments_closed": _closed, "consultation_opened": _consultation,
+    "consultation_closed": _consultation, "meeting_invitation": _meeting,
+    "meeting_updated": _meeting, "meeting_cancelled": _meeting, "final_posted": _final,
+    "step_overdue": _overdue, "rule_at_risk": _rule,
+}
+
+
+def with_message(definition: ProcessDefinition, effect: Effect) -> Effect:
+    """The effect with its typed payload attached (dated at the effect's own time).
+
+    A payload the model refuses leaves ``message`` None rather than failing the decision: the
+    edge then queues the plain facts and that one row fails visibly when rendered (see
+    flows/mail/outbox_plan.py), while every other transition and message goes ahead.
+    """
+    if effect.kind != "notify" or effect.event in SKIPPED or effect.event not in MODELS:
+        return effect
+    try:
+        message = message_payload(definition, effect, effect.at)
+    except ValidationError:
+        return effect
+    return replace(effect, message=message)
+
+
+def message_payload(definition: ProcessDefinition, effect: Effect, now: datetime) -> Message:
+    """The typed payload of a message effect (``now`` only dates an overdue step's age).
+
+    Raises pydantic's ValidationError if the effect lacks what its event's mail must say: a
+    bug in the core, caught before a row is queued rather than when it is sent.
+    """
+    specific = _SPECIFIC.get(effect.event)
+    fields = {**_common(definition, effect),
+              **(specific(definition, effect, now) if specific else {})}
+    return parse_message(effect.event, {k: v for k, v in fields.items() if v is not None})

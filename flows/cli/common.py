@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from flows.settings import Settings
+from flows.settings import Settings, load_settings
 from flows.shell import Service
 from flows.storage import Store, open_store
 from states.errors import InputError
@@ -58,9 +58,10 @@ def parse_now(text: str | None) -> datetime | None:
 _opened: list[Store] = []
 
 
-def service(database: str | None) -> Service:
-    """The service on the configured store."""
-    url = database or Settings().database_url
+def service(database: str | None, settings: Settings | None = None) -> Service:
+    """The service on ``database``, else on the configured store (the command's settings,
+    else read now: each command is an entry point)."""
+    url = database or (settings or load_settings()).database.url
     store = open_store(url)
     _opened.append(store)
     return Service(store)

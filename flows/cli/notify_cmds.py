@@ -8,17 +8,20 @@ import asyncio
 import json
 import sys
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from flows.addresses import mask_email
 from flows.cli.common import Actor, Database, Now, app, out, parse_now, service
 from flows.nominations import COLUMNS, acknowledgements, check_row, read_csv
+from flows.settings import load_settings
 from flows.shell import Service
-from flows.storage import AuditDraft, DuplicateExpert, Expert, UnknownExpert, mask_email
+from flows.storage import AuditDraft, DuplicateExpert, Expert, ExpertDraft, UnknownExpert
 from states.engine import actor_of
 from states.errors import InputError
 
@@ -43,7 +46,7 @@ def _process(svc: Service, process: str | None) -> str:
     return ids[0]
 
 
-def _add(svc: Service, process_id: str, drafts: list[Any], actor: str, now: Any,
+def _add(svc: Service, process_id: str, drafts: list[ExpertDraft], actor: str, now: datetime,
          source: str) -> list[Expert]:
     _, definition, _ = svc.load(process_id)
     # add_experts adds all of the drafts or raises, so the entry can count them beforehand.
@@ -80,7 +83,7 @@ def import_cmd(
     fresh = []
     for draft in checked.drafts:
         if draft.email in stored:
-            checked.problems.append(f"{draft.email} is already in the register")
+            checked.problems.append(f"{mask_email(draft.email)} is already in the register")
         else:
             fresh.append(draft)
     if checked.problems and not skip_invalid:
@@ -280,12 +283,15 @@ def deliver_cmd(
     Example: PREPFLOW_SMTP_HOST=smtp.example.org prepflow outbox deliver --dry-run
     """
     from flows.mail.delivery import preview
+    from flows.mail.render import Renderer
     from flows.orchestration.deliver import run_delivery
 
-    svc = service(database)
+    settings = load_settings()
+    svc = service(database, settings)
     at = svc.now(parse_now(now))
     if dry_run:
-        found = asyncio.run(preview(svc.store, at, limit=limit))
+        renderer = Renderer(settings.smtp.sender)
+        found = asyncio.run(preview(svc.store, at, renderer=renderer, limit=limit))
         table = Table(title=f"{len(found)} message(s) would go out now (nothing sent)",
                       title_justify="left")
         for column in ("id", "event", "to", "subject", "idempotency key"):
@@ -296,7 +302,7 @@ def deliver_cmd(
                           item.key)
         out.print(table)
         return
-    report = run_delivery(svc, at, limit)
+    report = run_delivery(svc, at, limit, settings.smtp)
     out.print(f"delivery: {report}")
     for problem in report.problems:
         out.print(f"  #{problem['id']} {problem['event']} to {problem['recipient']}: "

@@ -11,12 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from flows.mail.render import SKIPPED
+from pydantic import ValidationError
+
+from flows.addresses import get_logger
 from flows.storage import Expert, OutboxDraft
 from states.decision import Effect
 from states.definition import ProcessDefinition
+from states.messages import SKIPPED
+from states.notices import message_payload
+
+log = get_logger("prepflow.mail")
 
 #: Events whose message also goes to the Member States' focal points.
 FOCAL_EVENTS = {"draft_posted", "final_posted"}
@@ -51,54 +56,22 @@ def recipients(definition: ProcessDefinition, audience: str, event: str,
     return found
 
 
-def context(definition: ProcessDefinition, effect: Effect, now: datetime) -> dict[str, Any]:
-    """The template context for one message (keys documented in flows/mail/render.py)."""
-    data = dict(effect.data)
-    base: dict[str, Any] = {
-        "process_id": effect.process_id, "process_name": definition.name,
-        "forum": definition.forum.name, "timezone": definition.timezone,
-        "contact": definition.secretariat[0].email,
-    }
-    document = data.get("document")
-    url = definition.notifications.document_url
-    if document:
-        base["document"] = document
-        if url:
-            base["document_url"] = url.format(document=document)
-    if effect.cycle:
-        base["cycle"] = effect.cycle
-        base["cycle_name"] = data.get("cycle_name") or definition.cycle(effect.cycle).name
-    event = effect.event
-    if event == "draft_posted":
-        base["deadline"] = data.get("deadline")
-        base["public_consultation"] = definition.cycle(effect.cycle or "").public_consultation
-    elif event in ("comment_reminder", "forum_reminder"):
-        base["days_before"] = data.get("days")
-        base["deadline"] = data.get("deadline")
-        base["forum_opens"] = data.get("opens_day")
-        base["place"] = data.get("place")
-    elif event == "comments_closed":
-        base["deadline"] = data.get("deadline")
-    elif event in ("consultation_opened", "consultation_closed"):
-        base["deadline"] = data.get("consultation_deadline") or data.get("deadline")
-    elif event.startswith("meeting_"):
-        base.update(meeting=data.get("meeting"), meeting_name=data.get("meeting_name"),
-                    start=data.get("start_day"), end=data.get("end_day"),
-                    place=data.get("place"), mode=data.get("mode"),
-                    sequence=data.get("sequence"))
-    elif event == "final_posted":
-        base["forum_opens"] = data.get("opens_day")
-    elif event == "step_overdue":
-        due = datetime.fromisoformat(str(data["due"]))
-        base.update(step=data.get("step"), step_key=data.get("trigger"), due=data["due"],
-                    overdue_days=max(0, (now - due).days),
-                    action=f"prepflow transition {effect.process_id} {data.get('trigger')} "
-                           "--by NAME --document REF")
-    elif event == "rule_at_risk":
-        base.update(rule=data.get("rule"), message=data.get("message"),
-                    status="FAIL" if data.get("status") == "fail" else "RISK",
-                    slack_days=data.get("slack_days"))
-    return {k: v for k, v in base.items() if v is not None}
+def context(definition: ProcessDefinition, effect: Effect, now: datetime) -> dict[str, object]:
+    """The row's context: the effect's typed payload as JSON (``effect.message``, attached by
+    the core; for an effect made without one, states.notices.message_payload builds it).
+
+    An effect the model refuses is still queued with its plain facts, as release 0.1 did: the
+    deliverer then marks that one row failed with the renderer's account of what is missing,
+    and the secretariat is told, instead of the whole tick failing on one message.
+    """
+    try:
+        message = effect.message or message_payload(definition, effect, now)
+        return message.model_dump(mode="json")
+    except ValidationError as exc:
+        log.error("%s: payload refused (%d problem(s)); queued as is, it will fail to render",
+                  effect.key, exc.error_count())
+        facts = {"process_id": effect.process_id, **effect.data}
+        return {k: v for k, v in facts.items() if v is not None}
 
 
 def plan(definition: ProcessDefinition, effects: Iterable[Effect],

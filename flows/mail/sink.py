@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import hashlib
 import re
@@ -29,9 +30,11 @@ from email.parser import BytesHeaderParser
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Protocol
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SmtpSession
+from aiosmtpd.smtp import Envelope, Session
 
 HOST = "127.0.0.1"
 KEY_HEADER = "X-Prepflow-Key"
@@ -44,6 +47,12 @@ def free_port(host: str = HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _data(envelope: Envelope) -> bytes:
+    """The message as received (decode_data=False: bytes, never text)."""
+    data = envelope.original_content or envelope.content
+    return data if isinstance(data, bytes) else (data or "").encode()
 
 
 def message_key(data: bytes) -> str | None:
@@ -68,8 +77,8 @@ class EmlHandler:
         self.count = 0
         self._lock = threading.Lock()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        data: bytes = envelope.original_content or envelope.content
+    async def handle_DATA(self, server: SmtpSession, session: Session, envelope: Envelope) -> str:
+        data = _data(envelope)
         key = message_key(data)
         base = file_name(key) if key else f"no-key-{hashlib.sha256(data).hexdigest()[:16]}"
         with self._lock:
@@ -134,8 +143,8 @@ class RecordingHandler:
                     return rule
         return None
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(self, server: SmtpSession, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
         with self._lock:
             self.attempts[address.lower()] += 1
         rule = self._take(address, ("rcpt",))
@@ -144,23 +153,24 @@ class RecordingHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, server: SmtpSession, session: Session, envelope: Envelope) -> str:
         for address in envelope.rcpt_tos:
             rule = self._take(address, ("data", "drop"))
             if rule is not None and rule.stage == "drop":
                 with self._lock:
                     self.drops += 1
+                assert isinstance(server.transport, asyncio.Transport)  # a live connection
                 server.transport.abort()  # mid-DATA from the client's view: no reply at all
                 return "421 4.4.2 connection dropped"
             if rule is not None:
                 return rule.reply
-        data: bytes = envelope.original_content or envelope.content
+        data = _data(envelope)
         key = message_key(data)
         with self._lock:
             if key is not None:
                 self.keys[key] += 1
             if self.keep_data:
-                self.received.append(Received(key, envelope.mail_from,
+                self.received.append(Received(key, envelope.mail_from or "",
                                               list(envelope.rcpt_tos), data))
             else:
                 self.received.append(Received(key, "", [], b""))
@@ -171,10 +181,17 @@ class RecordingHandler:
         return len(self.received)
 
 
+class Handler(Protocol):
+    """What SmtpServer needs of a handler (aiosmtpd calls its handle_* hooks by name)."""
+
+    @property
+    def count(self) -> int: ...
+
+
 class SmtpServer:
     """An aiosmtpd server on 127.0.0.1 in a background thread; use as a context manager."""
 
-    def __init__(self, handler: Any, host: str = HOST, port: int | None = None) -> None:
+    def __init__(self, handler: Handler, host: str = HOST, port: int | None = None) -> None:
         self.handler = handler
         self.host = host
         self.port = port or free_port(host)
@@ -203,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, help="write each message as an .eml file here")
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args(argv)
-    handler: Any = EmlHandler(args.dir) if args.dir else RecordingHandler(keep_data=False)
+    handler: Handler = EmlHandler(args.dir) if args.dir else RecordingHandler(keep_data=False)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with SmtpServer(handler, port=args.port) as server:

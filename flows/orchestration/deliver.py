@@ -15,27 +15,26 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.mail.delivery import (
-    DeliveryReport,
-    MailSettings,
-    SmtpMailer,
-    deliver,
-    mask_addresses,
-    preview,
-)
+from flows.addresses import mask_addresses
+from flows.mail.delivery import DeliveryReport, deliver, preview
+from flows.mail.mail_transport import SmtpMailer
+from flows.mail.render import Renderer
 from flows.orchestration.run_context import aware, rename_run, service_for
+from flows.settings import SmtpSettings, SmtpTarget, load_settings
 from flows.shell import Service
 from flows.storage import OutboxDraft
+from states.messages import DeliveryFailures
 
 
 def run_delivery(service: Service, now: datetime, limit: int = 5000,
-                 settings: MailSettings | None = None) -> DeliveryReport:
+                 settings: SmtpSettings | None = None) -> DeliveryReport:
     """Send what is due now through SMTP; report failures to the secretariat (queued)."""
-    settings = settings or MailSettings()
+    settings = settings or load_settings().smtp
 
     async def go() -> DeliveryReport:
         async with SmtpMailer(settings) as mailer:
-            return await deliver(service.store, mailer, now, limit=limit,
+            return await deliver(service.store, mailer, now, renderer=Renderer(settings.sender),
+                                 limit=limit,
                                  concurrency=settings.concurrency,
                                  max_attempts=settings.max_attempts,
                                  backoff=timedelta(seconds=settings.backoff_seconds),
@@ -59,10 +58,11 @@ def report_failures(service: Service, report: DeliveryReport, now: datetime) -> 
         ids = ",".join(str(i["id"]) for i in items)
         tag = hashlib.sha256(ids.encode()).hexdigest()[:12]
         failed = sum(not str(i["error"]).startswith("uncertain") for i in items)
-        context = {"process_id": process_id, "process_name": definition.name,
-                   "forum": definition.forum.name, "timezone": definition.timezone,
-                   "failed": failed, "uncertain": len(items) - failed, "items": items,
-                   "command": "prepflow outbox --status failed"}
+        context = DeliveryFailures.model_validate({
+            "process_id": process_id, "process_name": definition.name,
+            "forum": definition.forum.name, "timezone": definition.timezone,
+            "failed": failed, "uncertain": len(items) - failed, "items": items,
+            "command": "prepflow outbox --status failed"}).model_dump(mode="json")
         for member in definition.secretariat:
             rows.append(OutboxDraft(
                 key=f"{process_id}:delivery-failures:{tag}:member:{member.id}",
@@ -72,26 +72,33 @@ def report_failures(service: Service, report: DeliveryReport, now: datetime) -> 
     return service.store.enqueue(rows) if rows else 0
 
 
-def dry_run(service: Service, now: datetime, limit: int = 5000) -> Counter[str]:
+def dry_run(service: Service, now: datetime, limit: int = 5000,
+            settings: SmtpSettings | None = None) -> Counter[str]:
     """What a delivery now would send, counted by event; nothing is claimed or sent."""
-    found = asyncio.run(preview(service.store, now, limit=limit))
+    sender = (settings or load_settings().smtp).sender
+    found = asyncio.run(preview(service.store, now, renderer=Renderer(sender), limit=limit))
     return Counter(item.event if not isinstance(message, str) else f"{item.event} (not "
                    "renderable)" for item, message in found)
 
 
 @flow(name="deliver-notifications", log_prints=False, persist_result=True)
 def deliver_notifications(database: str | None = None, now: datetime | None = None,
-                          limit: int = 5000, dry_run_only: bool = False,
-                          publish_artifacts: bool = True) -> dict[str, Any]:
-    """Send the queued messages (exactly once on the engine's own path); counts only."""
+                          limit: int | None = None, dry_run_only: bool = False,
+                          publish_artifacts: bool = True,
+                          smtp: SmtpTarget | None = None) -> dict[str, Any]:
+    """Send the queued messages (exactly once on the engine's own path); counts only.
+
+    ``smtp`` sends to another server than the configured one (a rehearsal's local sink)."""
     logger = get_run_logger()
-    with service_for(database) as service:
+    settings = load_settings().pointed_at(smtp)
+    limit = limit or settings.prefect.deliver_limit
+    with service_for(database or settings.database.url) as service:
         at = service.now(aware(now))
         if dry_run_only:
-            counts = dry_run(service, at, limit)
+            counts = dry_run(service, at, limit, settings.smtp)
             rename_run(f"dry run: {sum(counts.values())} message(s) would go out")
             return {"would_send": dict(counts)}
-        report = run_delivery(service, at, limit)
+        report = run_delivery(service, at, limit, settings.smtp)
     logger.info("delivery: %s", report)
     # deliver() masks already; masked again at the one door to Prefect's logs and artifacts,
     # so a problem text added later cannot carry an address through (issue 4).

@@ -15,7 +15,7 @@ from datetime import datetime
 from uuid import UUID
 
 from flows.clock import SystemClock
-from flows.settings import Settings
+from flows.settings import load_settings
 from flows.shell import Service
 from flows.storage import DEFAULT_URL, Store, open_store
 
@@ -34,7 +34,7 @@ def service_for(database: str | None) -> Iterator[Service]:
     Stores stay open for the next run in this process (a rehearsal makes dozens of runs; a
     worker many): the few most recent are kept, older ones closed.
     """
-    url = database or Settings().database_url or DEFAULT_URL
+    url = database or load_settings().database.url or DEFAULT_URL
     with _LOCK:
         store = _OPEN.pop(url, None) or open_store(url)
         _OPEN[url] = store

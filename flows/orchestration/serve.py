@@ -21,8 +21,6 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-DEFAULT_PORT = 4200
-
 
 def deployments(cron: str, timezone: str) -> list[object]:
     """The deployments this checkout serves."""

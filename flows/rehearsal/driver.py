@@ -101,7 +101,7 @@ def _mail(r: Rehearsal, now: datetime) -> None:
     queued = r.mail.queued(day)
     r.lines.extend(queued)
     if r.deliver and queued:
-        state = _run(r, deliver_notifications, now=now, database=r.database)
+        state = _run(r, deliver_notifications, now=now, database=r.database, smtp=r.mail.sink)
         result = state.result() if state.is_completed() else {}
         sent, failed = result.get("sent", 0), result.get("failed", 0)
         r.mail.delivered += sent
@@ -214,7 +214,7 @@ def rehearsal(definition_path: str, database: str, start: date | None = None,
                            "nominated experts (synthetic)")
         with ExitStack() as stack:
             if mail_dir:
-                stack.enter_context(mail_sink(Path(mail_dir)))
+                r.mail.sink = stack.enter_context(mail_sink(Path(mail_dir)))
             return _drive(r, begin, finish)
     return _drive(r, begin, finish)
 

@@ -3,13 +3,13 @@
 With ``--experts N`` the rehearsal registers N made-up experts (deterministic names, languages,
 regions and time zones); with ``--mail-sink DIR`` it starts an SMTP server on 127.0.0.1 that
 writes each message it receives as one .eml file in DIR, and runs the real delivery flow after
-every step. The transcript lists the messages queued (by event, with their key pattern) and
+every step, pointed at that server by a flow parameter (``MailLog.sink``), not by the
+environment. The transcript lists the messages queued (by event, with their key pattern) and
 delivered; it depends only on the inputs.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +19,7 @@ from pathlib import Path
 from flows.mail.sink import EmlHandler, SmtpServer
 from flows.nominations import acknowledgements
 from flows.orchestration.run_context import service_for
+from flows.settings import SmtpTarget
 from flows.storage import ExpertDraft
 from states.definition import ProcessDefinition
 
@@ -51,6 +52,8 @@ class MailLog:
     seen: int = 0
     delivered: int = 0
     lines: list[str] = field(default_factory=list)
+    sink: SmtpTarget | None = None
+    """Where the rehearsal's deliveries go (its local SMTP sink), if it has one."""
 
     def queued(self, day: str) -> list[str]:
         """Lines for messages queued since the last call, by event, with their keys."""
@@ -81,21 +84,11 @@ def _common(keys: list[str]) -> str:
 
 
 @contextmanager
-def mail_sink(directory: Path) -> Iterator[SmtpServer]:
-    """An SMTP sink writing .eml files, with the delivery settings pointed at it."""
+def mail_sink(directory: Path) -> Iterator[SmtpTarget]:
+    """An SMTP sink writing .eml files in ``directory``; yields where to deliver to reach it."""
     directory.mkdir(parents=True, exist_ok=True)
-    saved = {k: os.environ.get(k) for k in ("PREPFLOW_SMTP_HOST", "PREPFLOW_SMTP_PORT")}
     with SmtpServer(EmlHandler(directory)) as server:
-        os.environ["PREPFLOW_SMTP_HOST"] = server.host
-        os.environ["PREPFLOW_SMTP_PORT"] = str(server.port)
-        try:
-            yield server
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        yield SmtpTarget(host=server.host, port=server.port)
 
 
 def register(definition: ProcessDefinition, database: str, count: int, now: datetime) -> int:

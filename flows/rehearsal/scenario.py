@@ -7,33 +7,17 @@ month approaches, and posts the final report with a recorded override while the 
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from flows.definition_file import load_yaml
 from states.dates import PlanDate
 from states.errors import DefinitionError, Problem
 from states.plan import Milestone, Span
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads only true/false as booleans (YAML 1.2), not on/off/yes/no.
-
-    Under YAML 1.1 rules an event's ``on:`` key would arrive as the boolean True.
-    """
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool",
-                              re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 class Strict(BaseModel):
@@ -86,12 +70,10 @@ def load_scenario(path: Path | None) -> Scenario:
     if path is None:
         return Scenario()
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # safe
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
         return Scenario.model_validate(data or {})
     except OSError as exc:
         raise DefinitionError(str(path), [Problem("", "", f"cannot be read: {exc}")]) from None
-    except yaml.YAMLError as exc:
-        raise DefinitionError(str(path), [Problem("", "", f"malformed YAML: {exc}")]) from None
     except ValidationError as exc:
         problems = [Problem(".".join(str(p) for p in e["loc"]), repr(e.get("input")), e["msg"])
                     for e in exc.errors()]

@@ -23,20 +23,12 @@ from typing import Any
 
 import pytest
 
-from flows.mail.delivery import (
-    DeliveryReport,
-    MailSettings,
-    RecordingMailer,
-    SendResult,
-    SmtpMailer,
-    backoff_delay,
-    deliver,
-    mask,
-    mask_addresses,
-    preview,
-)
+from flows.addresses import mask_addresses, mask_email
+from flows.mail.delivery import DeliveryReport, backoff_delay, deliver, preview
+from flows.mail.mail_transport import RecordingMailer, SendResult, SmtpMailer
 from flows.mail.render import Renderer
 from flows.mail.sink import EmlHandler, RecordingHandler, SmtpServer, file_name, free_port
+from flows.settings import SmtpSettings
 from flows.storage import MemoryStore, SqlStore
 from flows.storage.notify_model import OutboxDraft
 
@@ -70,8 +62,8 @@ def handler(server: SmtpServer) -> RecordingHandler:
     return server.handler
 
 
-def settings(port: int, **changes: Any) -> MailSettings:
-    return MailSettings(port=port, sender=SENDER, timeout=5, **changes)
+def settings(port: int, **changes: Any) -> SmtpSettings:
+    return SmtpSettings(port=port, sender=SENDER, timeout=5, **changes)
 
 
 def run(store: Any, port: int, now: datetime, **options: Any) -> DeliveryReport:
@@ -276,11 +268,13 @@ def test_cancelled_mid_batch_then_restarted_duplicates_nothing() -> None:
 DELIVER_SCRIPT = textwrap.dedent("""
     import asyncio, sys
     from datetime import datetime, UTC
-    from flows.mail.delivery import MailSettings, SmtpMailer, deliver
+    from flows.mail.delivery import deliver
+    from flows.mail.mail_transport import SmtpMailer
     from flows.mail.render import Renderer
+    from flows.settings import SmtpSettings
     from flows.storage import SqlStore
     store = SqlStore(sys.argv[1])
-    mailer = SmtpMailer(MailSettings(port=int(sys.argv[2]), sender="w <wtpf@itu.int>"))
+    mailer = SmtpMailer(SmtpSettings(port=int(sys.argv[2]), sender="w <wtpf@itu.int>"))
     asyncio.run(deliver(store, mailer, datetime(2024, 11, 4, 9, tzinfo=UTC), limit=10000,
                         renderer=Renderer("w <wtpf@itu.int>")))
 """)
@@ -367,9 +361,9 @@ def test_recording_mailer_and_privacy_helpers() -> None:
     report = asyncio.run(deliver(store, mailer, T0, renderer=Renderer(SENDER)))
     assert (report.sent, report.failed) == (2, 1)
     assert mailer.keys() == ["wtpf-26:post_draft2:expert:0", "wtpf-26:post_draft2:expert:2"]
-    assert mask("jane.doe@itu.int") == "j***@itu.int"
-    assert mask("nonsense") == "***"
-    secret = MailSettings(password="hunter2", username="u")  # type: ignore[arg-type]
+    assert mask_email("jane.doe@itu.int") == "j***@itu.int"
+    assert mask_email("nonsense") == "***"
+    secret = SmtpSettings(password="hunter2", username="u")  # type: ignore[arg-type]
     assert "hunter2" not in repr(secret)
     assert "hunter2" not in str(secret)
     assert secret.secret() == "hunter2"

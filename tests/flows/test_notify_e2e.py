@@ -11,10 +11,10 @@ import pytest
 
 from flows.clock import FixedClock
 from flows.definition_file import load_definition
-from flows.mail.delivery import MailSettings
 from flows.mail.sink import RecordingHandler, SmtpServer
 from flows.nominations import acknowledgements, check_row
 from flows.orchestration.deliver import dry_run, run_delivery
+from flows.settings import SmtpSettings
 from flows.shell import Service
 from flows.storage import SqlStore
 
@@ -54,7 +54,7 @@ def test_posting_queues_and_delivers_each_message_exactly_once(svc: Service) -> 
     assert events == ["draft_posted"] * 3 + ["nomination_acknowledged"] * 3 + ["rule_at_risk"]
     handler = RecordingHandler()
     with SmtpServer(handler) as server:
-        settings = MailSettings(host=server.host, port=server.port, concurrency=2)
+        settings = SmtpSettings(host=server.host, port=server.port, concurrency=2)
         first = run_delivery(svc, utc(2024, 8, 5, 8, 1), settings=settings)
         second = run_delivery(svc, utc(2024, 8, 5, 8, 2), settings=settings)
     assert (first.sent, first.failed, second.sent) == (7, 0, 0)
@@ -89,7 +89,7 @@ def test_permanent_failures_are_reported_to_the_secretariat_once(svc: Service) -
     handler = RecordingHandler()
     handler.fail("mei@example.cn", "550 5.1.1 mailbox unavailable")
     with SmtpServer(handler) as server:
-        settings = MailSettings(host=server.host, port=server.port, concurrency=2)
+        settings = SmtpSettings(host=server.host, port=server.port, concurrency=2)
         report = run_delivery(svc, utc(2024, 8, 5, 8, 1), settings=settings)
         run_delivery(svc, utc(2024, 8, 5, 8, 2), settings=settings)
     assert report.failed == 2  # acknowledgement and 'draft posted' to the refused address
@@ -107,3 +107,20 @@ def test_dry_run_counts_without_sending_or_claiming(svc: Service) -> None:
     counts = dry_run(svc, utc(2024, 8, 5, 8, 1))
     assert counts == {"draft_posted": 3, "nomination_acknowledged": 3, "rule_at_risk": 1}
     assert {m.status for m in svc.store.outbox("wtpf-26")} == {"pending"}
+
+
+def test_every_queued_row_stores_its_events_typed_payload(svc: Service) -> None:
+    """Rows queued by a transition, its notices and the register hold model_dump(mode="json")
+    of their event's model: it validates back to an equal model, event included."""
+    from states.messages import MODELS, parse_message
+
+    svc.transition("wtpf-26", "post_draft1", BY, "WTPF-26/1", now=utc(2024, 8, 5, 8))
+    svc.advance(utc(2024, 8, 20, 12))  # the 7-day comment reminder falls due
+    rows = svc.store.outbox("wtpf-26")
+    assert {"draft_posted", "comment_reminder", "nomination_acknowledged"} <= {
+        r.event for r in rows}
+    for row in rows:
+        message = parse_message(row.event, row.context)
+        assert isinstance(message, MODELS[row.event])
+        assert row.context["event"] == row.event
+        assert message.model_dump(mode="json") == dict(row.context)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -77,13 +78,15 @@ def test_import_adds_nominations_queues_acknowledgements_and_audits_counts(
 
 
 def test_a_malformed_line_imports_nothing_and_names_its_line(run: Run, tmp_path: Path) -> None:
-    """A bad address on line 3 and an unknown region on line 4: exit 2, both named, none in."""
-    path = csv_file(tmp_path, ANA, "Bo,Li,MIIT,not-an-address,China,CN,E,government,,zh,",
+    """A bad address on line 3 (shown masked) and an unknown region on line 4: exit 2, both
+    named, none in."""
+    path = csv_file(tmp_path, ANA, "Bo,Li,MIIT,bo.li@not-a-domain,China,CN,E,government,,zh,",
                     "Jo,Doe,X,jo@example.org,Fiji,FJ,Z,government,,en,")
     result = run("experts", "import", path, "--by", BY)
     assert result.code == 2
     assert "line 3" in result.err
-    assert "not-an-address" in result.err
+    assert "'b***@not-a-domain' is not an email address" in result.err
+    assert "bo.li@" not in result.err
     assert "line 4" in result.err
     assert "region 'Z'" in result.err
     assert "Traceback" not in result.err
@@ -184,3 +187,19 @@ def test_outbox_retry_needs_a_member_and_is_audited(run: Run, tmp_path: Path) ->
     audit = stored(tmp_path)[2]
     assert (audit[-1].kind, audit[-1].reason) == ("outbox-retry", "mailbox fixed")
     assert stored(tmp_path)[1][0].status == "pending"
+
+
+def test_each_problem_with_an_address_names_the_line_and_masks_it(tmp_path: Path) -> None:
+    """read_csv reports malformed and repeated addresses by line, never spelling them out."""
+    from flows.definition_file import load_definition
+    from flows.nominations import read_csv
+
+    definition = load_definition(WTPF)
+    path = Path(csv_file(tmp_path, ANA, "Bo,Li,MIIT,bo li@example.cn,China,CN,E,government,,zh,",
+                    ANA.replace("Ana.Silva@Example.br", "ana.silva@example.br")))
+    checked = read_csv(definition, path, datetime(2024, 7, 20, 8, tzinfo=UTC))
+    assert [d.email for d in checked.drafts] == ["ana.silva@example.br"]
+    assert checked.lines == [3, 4]
+    assert checked.problems[0].startswith("line 3: 'b***@example.cn' is not an email address")
+    assert checked.problems[1] == "line 4: a***@example.br repeats line 2"
+    assert "bo li" not in " ".join(checked.problems)

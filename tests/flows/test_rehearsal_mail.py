@@ -45,3 +45,42 @@ def test_every_expected_message_arrives_exactly_once_and_is_listed(tmp_path: Pat
     assert {"draft_posted", "comment_reminder", "meeting_invitation", "final_posted",
             "nomination_acknowledged"} <= set(events)
     assert len({k.rsplit(":", 1)[1] for k in experts}) == 12  # every expert reached
+
+
+def test_the_sink_is_reached_through_settings_not_the_environment(tmp_path: Path) -> None:
+    """mail_sink yields where to deliver and leaves PREPFLOW_SMTP_* untouched; delivery
+    pointed there by Settings.pointed_at writes the .eml file."""
+    import os
+    from datetime import UTC, datetime
+
+    from flows.addresses import normalise_email
+    from flows.mail.delivery import deliver
+    from flows.mail.mail_transport import SmtpMailer
+    from flows.mail.render import Renderer
+    from flows.rehearsal.mail import mail_sink
+    from flows.settings import load_settings
+    from flows.storage import MemoryStore, OutboxDraft
+
+    before = {k: v for k, v in os.environ.items() if k.startswith("PREPFLOW_")}
+    now = datetime(2024, 11, 4, 9, tzinfo=UTC)
+    store = MemoryStore()
+    store.enqueue([OutboxDraft(
+        key="wtpf-26:rule:x:member:1", process_id="wtpf-26", event="rule_at_risk",
+        recipient="member:1", email=normalise_email("ops@itu.int"), name="Ops", language="en",
+        timezone=None, created_at=now, context={
+            "process_id": "wtpf-26", "process_name": "WTPF-26", "forum": "WTPF-26",
+            "rule": "six-weeks", "status": "RISK", "message": "no forum date"})])
+    with mail_sink(tmp_path / "sink") as target:
+        assert {k: v for k, v in os.environ.items() if k.startswith("PREPFLOW_")} == before
+        settings = load_settings().pointed_at(target)
+
+        async def go() -> int:
+            async with SmtpMailer(settings.smtp) as mailer:
+                report = await deliver(store, mailer, now,
+                                       renderer=Renderer("W <wtpf@itu.int>"))
+                return report.sent
+
+        import asyncio
+
+        assert asyncio.run(go()) == 1
+    assert len(list((tmp_path / "sink").glob("*.eml"))) == 1

@@ -1,0 +1,161 @@
+"""The SMTP seam: ``Mailer`` with the aiosmtplib sender (``SmtpMailer``) and its recording
+double (``RecordingMailer``). Knows messages and servers, nothing of the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.headerregistry import AddressHeader
+from email.message import EmailMessage
+from typing import Protocol, cast
+
+import aiosmtplib
+
+from flows.settings import SmtpSettings
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the server said: accepted (250), or refused for good (5xx) or for now."""
+
+    accepted: bool
+    permanent: bool
+    reply: str
+
+
+class Mailer(Protocol):
+    """The seam: SmtpMailer sends, RecordingMailer records (tests, dry runs)."""
+
+    async def send(self, message: EmailMessage) -> SendResult: ...
+
+
+def _addresses(message: EmailMessage, name: str) -> list[str]:
+    header = cast(AddressHeader | None, message[name])
+    return [] if header is None else [a.addr_spec for a in header.addresses]
+
+
+def envelope(message: EmailMessage) -> tuple[str, list[str], bytes]:
+    """Sender, recipients and the bytes, flattened once (aiosmtplib's send_message would
+    flatten with a cloned policy, which defeats the renderer's header caches)."""
+    recipients = _addresses(message, "To") + _addresses(message, "Cc")
+    return _addresses(message, "From")[0], recipients, message.as_bytes()
+
+
+class RecordingMailer:
+    """Test double: records what would be sent; ``respond`` may script other answers."""
+
+    def __init__(self,
+                 respond: Callable[[EmailMessage], SendResult | None] | None = None) -> None:
+        self.respond = respond
+        self.sent: list[EmailMessage] = []
+        self.attempts = 0
+
+    async def send(self, message: EmailMessage) -> SendResult:
+        """Record the message (if the scripted answer accepts it)."""
+        self.attempts += 1
+        result = (self.respond(message) if self.respond else None) or SendResult(
+            True, False, "250 recorded")
+        if result.accepted:
+            self.sent.append(message)
+        return result
+
+    def keys(self) -> list[str]:
+        """The X-Prepflow-Key of every recorded message, in order."""
+        return [str(m["X-Prepflow-Key"]) for m in self.sent]
+
+
+def _reply(code: int, text: str) -> str:
+    return f"{code} {' '.join(str(text).split())}"
+
+
+class SmtpMailer:
+    """aiosmtplib over a pool of ``size`` persistent connections, opened on first use.
+
+    A connection that failed in any way is closed and replaced by a fresh one on its next use;
+    after a refused recipient or a 4xx/5xx on DATA aiosmtplib has already sent RSET, so the
+    connection is reused if it is still up.
+    """
+
+    def __init__(self, settings: SmtpSettings, size: int | None = None) -> None:
+        self.settings = settings
+        self.size = size or settings.concurrency
+        self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
+        for _ in range(self.size):
+            self._idle.put_nowait(None)
+        self._password: str | None = None
+        self._password_loaded = False
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        client = aiosmtplib.SMTP(hostname=s.host, port=s.port, timeout=s.timeout,
+                                 use_tls=s.use_tls, start_tls=s.starttls,
+                                 validate_certs=s.validate_certs)
+        await client.connect()
+        if s.username:
+            if not self._password_loaded:
+                self._password = await asyncio.to_thread(s.secret)
+                self._password_loaded = True
+            await client.login(s.username, self._password or "")
+        return client
+
+    async def _sendmail(self, client: aiosmtplib.SMTP,
+                        message: EmailMessage) -> tuple[SendResult, bool]:
+        """The server's answer, and whether the connection may be reused."""
+        try:
+            refused, response = await client.sendmail(*envelope(message))
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            reply = "; ".join(_reply(r.code, r.message) for r in exc.recipients)
+            return SendResult(False, all(500 <= c < 600 for c in codes), reply), True
+        except (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPConnectResponseError) as exc:
+            # Our configuration or the server's state, not the recipient: retry, then fail.
+            return SendResult(False, False, _reply(exc.code, exc.message)), False
+        except aiosmtplib.SMTPResponseException as exc:  # SMTPDataError, SMTPSenderRefused…
+            return SendResult(False, 500 <= exc.code < 600, _reply(exc.code, exc.message)), True
+        except ValueError as exc:  # aiosmtplib refuses an address it cannot send safely
+            return SendResult(False, True, f"address refused before sending: {exc}"), True
+        if refused:  # some recipients refused, the others accepted: do not resend
+            notes = "; ".join(_reply(r.code, r.message) for r in refused.values())
+            return SendResult(True, False, f"250 {response} (refused: {notes})"), True
+        return SendResult(True, False, f"250 {' '.join(response.split())}"), True
+
+    async def send(self, message: EmailMessage) -> SendResult:
+        """Send over an idle pooled connection (opened if needed); never raises for SMTP."""
+        client = await self._idle.get()
+        keep = False
+        try:
+            if client is None or not client.is_connected:
+                client = await self._connect()
+            result, keep = await self._sendmail(client, message)
+            return result
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            # Refused or dropped connections, timeouts (SMTPServerDisconnected,
+            # SMTPConnectError, SMTPTimeoutError…), failed logins: temporary by nature.
+            code = getattr(exc, "code", None)
+            text = _reply(code, str(getattr(exc, "message", exc))) if code else \
+                f"{type(exc).__name__}: {exc}"
+            return SendResult(False, False, text)
+        finally:
+            if client is not None and not (keep and client.is_connected):
+                client.close()
+                client = None
+            self._idle.put_nowait(client)
+
+    async def aclose(self) -> None:
+        """QUIT every open connection."""
+        while not self._idle.empty():
+            client = self._idle.get_nowait()
+            if client is not None and client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()
+        for _ in range(self.size):
+            self._idle.put_nowait(None)
+
+    async def __aenter__(self) -> SmtpMailer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,96 @@
+"""How a message words dates, instants, zones and meeting modes, per language.
+
+Plain functions of their inputs (no templates, no email package): the renderer derives the
+templates' ``*_text`` values with them, and tests can check a wording alone.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from states.dates import PlanDate
+
+_MONTHS = {
+    "en": ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+    "fr": ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.",
+           "nov.", "déc."],
+}
+MODES = {
+    "en": {"in-person": "in person", "virtual": "virtual (online)",
+           "hybrid": "hybrid (in person and online)"},
+    "fr": {"in-person": "en présentiel", "virtual": "virtuelle (en ligne)",
+           "hybrid": "hybride (en présentiel et en ligne)"},
+}
+_SPACES = re.compile(r"\s+")
+
+
+class RenderError(ValueError):
+    """The row cannot become a mail (missing context, bad address, broken template)."""
+
+
+def one_line(text: str) -> str:
+    """Any whitespace run (CR and LF included) as one space: safe for a header."""
+    return _SPACES.sub(" ", str(text)).strip()
+
+
+def known_zone(name: str | None) -> ZoneInfo | None:
+    """The zone, or None for no name or a name this machine does not know."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def zone_label(zone: ZoneInfo) -> str:
+    """'Geneva' for ITU's zone (Europe/Zurich is the IANA name for Geneva), else the city."""
+    if zone.key == "Europe/Zurich":
+        return "Geneva"
+    return zone.key.rsplit("/", 1)[-1].replace("_", " ")
+
+
+def _abbrev(local: datetime) -> str:
+    name = local.tzname() or ""
+    return f"UTC{name}" if name[:1] in "+-" else name  # '+03' says less than 'UTC+03'
+
+
+def day_text(day: str | date, language: str) -> str:
+    """'20 Dec 2024' (English), '20 déc. 2024' (French)."""
+    value: date = day if isinstance(day, date) else PlanDate.parse(day).first_day()
+    months = _MONTHS.get(language, _MONTHS["en"])
+    return f"{value.day} {months[value.month - 1]} {value.year}"
+
+
+def instant_text(instant: str | datetime, zone: ZoneInfo, language: str) -> str:
+    """'20 Dec 2024, 24:00 CET': midnight reads as the end of the day before (a deadline
+    "by 20 December" ends at 24:00 on the 20th, which is 00:00 on the 21st)."""
+    moment = datetime.fromisoformat(instant) if isinstance(instant, str) else instant
+    if moment.tzinfo is None:
+        raise RenderError(f"instant {instant!r} has no offset; give it in UTC, e.g. ...+00:00")
+    local = moment.astimezone(zone)
+    clock = local.strftime("%H:%M")
+    if local.time() == time(0):
+        local, clock = local - timedelta(days=1), "24:00"
+    return f"{day_text(local.date(), language)}, {clock} {_abbrev(local)}"
+
+
+def when_text(start: str, end: str | None, zone: ZoneInfo, language: str) -> str:
+    """A meeting's days (and hours, when the plan gives them) in the process's zone."""
+    first_date, last_date = PlanDate.parse(start), PlanDate.parse(end or start)
+    first = day_text(first_date.first_day(), language)
+    last = day_text(last_date.last_day(), language)
+    days = first if first == last else f"{first} – {last}"
+    if first_date.at is not None:
+        days += f", {first_date.at:%H:%M}"
+        if last_date.at is not None:
+            days += f"–{last_date.at:%H:%M}"
+    return f"{days} ({zone_label(zone)})"
+
+
+def mode_text(mode: str, language: str) -> str:
+    """'hybrid (in person and online)' for 'hybrid', in the message's language."""
+    modes = MODES.get(language, MODES["en"])
+    return modes.get(mode, mode)
