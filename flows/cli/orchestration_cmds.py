@@ -105,10 +105,8 @@ def serve_cmd(
     """
     from flows.orchestration.serve import serve_forever
 
-    if database:
-        os.environ["PREPFLOW_DATABASE_URL"] = database
     service(database).store.close()  # a broken store fails now, clearly, not in every run
-    serve_forever(cron, timezone, lambda text: err.print(text, soft_wrap=True))
+    serve_forever(cron, timezone, lambda text: err.print(text, soft_wrap=True), database)
 
 
 @app.command("up")

@@ -22,8 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def deployments(cron: str, timezone: str) -> list[object]:
-    """The deployments this checkout serves."""
+def deployments(cron: str, timezone: str, database: str | None = None) -> list[object]:
+    """The deployments this checkout serves; ``database`` (if given) is every flow's default
+    store, passed as a parameter rather than through the environment."""
     from prefect.schedules import Cron
 
     from flows.orchestration.advance import advance
@@ -34,17 +35,20 @@ def deployments(cron: str, timezone: str) -> list[object]:
         secretariat_amend,
     )
 
+    store = {"database": database} if database else {}
     return [
         advance.to_deployment(name="advance", schedules=[Cron(cron, timezone=timezone)],
+                              parameters=store,
                               description="Applies every automatic transition that is due."),
-        secretariat_action.to_deployment(name="secretariat-action",
+        secretariat_action.to_deployment(name="secretariat-action", parameters=store,
                                          description="Post a draft or the final report."),
-        secretariat_amend.to_deployment(name="secretariat-amend",
+        secretariat_amend.to_deployment(name="secretariat-amend", parameters=store,
                                         description="Move a milestone or the forum date."),
-        await_secretariat.to_deployment(name="await-secretariat",
+        await_secretariat.to_deployment(name="await-secretariat", parameters=store,
                                         description="Asks for a manual step when it is due."),
         deliver_notifications.to_deployment(
             name="deliver-notifications", schedules=[Cron("*/2 * * * *", timezone=timezone)],
+            parameters=store,
             description="Sends queued messages (SMTP settings: PREPFLOW_SMTP_*)."),
     ]
 
@@ -73,7 +77,8 @@ def wait_for_api(api_url: str, say: Callable[[str], None], attempts: int | None 
         delay = min(max_delay, delay * 2)
 
 
-def serve_forever(cron: str, timezone: str, say: Callable[[str], None]) -> None:
+def serve_forever(cron: str, timezone: str, say: Callable[[str], None],
+                  database: str | None = None) -> None:
     """Serve the deployments; if the server goes away, say so and retry instead of dying."""
     from prefect import serve
     from prefect.settings import PREFECT_API_URL
@@ -85,7 +90,7 @@ def serve_forever(cron: str, timezone: str, say: Callable[[str], None]) -> None:
         try:
             say(f"serving advance (cron '{cron}', {timezone}), secretariat-action, "
                 "secretariat-amend, await-secretariat and deliver-notifications; Ctrl-C stops.")
-            serve(*deployments(cron, timezone), pause_on_shutdown=False,  # type: ignore[arg-type]
+            serve(*deployments(cron, timezone, database), pause_on_shutdown=False,  # type: ignore[arg-type]
                   print_starting_message=False)
             return
         except KeyboardInterrupt:
