@@ -69,18 +69,27 @@ def services(url: str) -> Iterator[Callable[..., Service]]:
 
 
 class CommitHook:
-    """A store that runs ``before`` just ahead of its first commit: a deterministic race."""
+    """A store that runs ``before`` just ahead of its first write (a commit, or the write
+    transaction a change runs in): a deterministic race."""
 
     def __init__(self, store: Store, before: Callable[[], object]) -> None:
         self._store = store
         self._before: Callable[[], object] | None = before
 
-    def commit(self, *args: Any, **kwargs: Any) -> Any:
-        """Let the other writer in first (once), then commit on what we read earlier."""
+    def _let_the_other_in(self) -> None:
         if self._before is not None:
             before, self._before = self._before, None
             before()
+
+    def commit(self, *args: Any, **kwargs: Any) -> Any:
+        """Let the other writer in first (once), then commit on what we read earlier."""
+        self._let_the_other_in()
         return self._store.commit(*args, **kwargs)
+
+    def transaction(self, process_id: str) -> Any:
+        """Let the other writer in first (once), then open our write transaction."""
+        self._let_the_other_in()
+        return self._store.transaction(process_id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
