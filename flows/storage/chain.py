@@ -20,7 +20,7 @@ from flows.storage.model import AuditDraft, AuditEntry
 GENESIS = "0" * 64
 
 
-def canonical_json(value: Any) -> str:
+def canonical_json(value: object) -> str:
     """One spelling per document, so that hashes do not depend on key order or escaping."""
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False

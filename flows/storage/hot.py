@@ -75,7 +75,7 @@ def run(
         else:
             cursor.executemany(sql, [{**defaults, **p} for p in params])
     except error as exc:
-        dead = dialect.is_disconnect(exc, raw, cursor)
+        dead = dialect.is_disconnect(exc, raw, cursor)  # type: ignore[arg-type]  # a DB-API Error
         if dead:
             conn.invalidate(exc)
         raise sa.exc.DBAPIError.instance(

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar, cast
+
+#: A JSON document or a part of one.
+J = TypeVar("J")
 
 
 @dataclass(frozen=True)
@@ -87,21 +90,22 @@ class FrozenList(list[Any]):
         return thawed
 
 
-def freeze(document: Any) -> Any:
-    """A read-only copy of a JSON document: FrozenDict and FrozenList all the way down."""
+def freeze(document: J) -> J:
+    """A read-only copy of a JSON document: FrozenDict and FrozenList all the way down
+    (a FrozenDict is a dict, a FrozenList a list: the document keeps its type)."""
     if isinstance(document, dict):
-        return FrozenDict((key, freeze(value)) for key, value in document.items())
+        return cast(J, FrozenDict((key, freeze(value)) for key, value in document.items()))
     if isinstance(document, list):
-        return FrozenList(freeze(value) for value in document)
+        return cast(J, FrozenList(freeze(value) for value in document))
     return document
 
 
-def thaw(document: Any) -> Any:
+def thaw(document: J) -> J:
     """A plain, changeable copy of a JSON document (frozen or not)."""
     if isinstance(document, dict):
-        return {key: thaw(value) for key, value in document.items()}
+        return cast(J, {key: thaw(value) for key, value in document.items()})
     if isinstance(document, list):
-        return [thaw(value) for value in document]
+        return cast(J, [thaw(value) for value in document])
     return document
 
 

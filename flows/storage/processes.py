@@ -57,7 +57,7 @@ HEAD_OF = HEADS.where(_P.process_id == sa.bindparam("pid"))
 
 def entry(row: sa.Row[tuple[object, ...]]) -> AuditEntry:
     """An AuditEntry from a row of the audit log (its columns are the entry's fields)."""
-    return AuditEntry(**row._mapping)  # type: ignore[arg-type]  # names match, checked by tests
+    return AuditEntry(**row._mapping)  # the columns are named as the fields (tests check both)
 
 
 class SqlProcesses:

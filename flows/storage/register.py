@@ -92,7 +92,7 @@ SCRUB_KEEP_STATUS = (
 
 def expert(row: sa.Row[tuple[object, ...]]) -> Expert:
     """An Expert from a row of the experts table (its columns are the expert's fields)."""
-    return Expert(**row._mapping)  # type: ignore[arg-type]  # names match, checked by tests
+    return Expert(**row._mapping)  # the columns are named as the fields (tests check both)
 
 
 def read_experts(
@@ -198,7 +198,8 @@ class SqlRegister:
             if scrub:
                 conn.execute(SCRUB_PENDING, scrub)
             if keep:
-                conn.execute(SCRUB_KEEP_STATUS, [{k: p[k] for k in ("item_id", "erased_as")} for p in keep])
+                kept = [{"item_id": p["item_id"], "erased_as": p["erased_as"]} for p in keep]
+                conn.execute(SCRUB_KEEP_STATUS, kept)
             touched += len(scrub) + len(keep)
             if head is not None:
                 append_audit(conn, process_id, head, audit)

@@ -43,7 +43,7 @@ LIST = hot.Statement(sa.select(*GET.selected_columns).order_by(_P.process_id))
 # The WHERE repeats what the lock already guarantees (belt and braces): a row that moved
 # anyway updates nothing, and commit() refuses.
 _UNMOVED = (_PID, _P.audit_seq == sa.bindparam("old_seq"))
-_HEAD = {
+_HEAD: dict[str, sa.BindParameter[object]] = {
     "audit_seq": sa.bindparam("new_seq"),
     "head_hash": sa.bindparam("new_hash"),
     "updated_at": sa.bindparam("at"),

@@ -533,7 +533,7 @@ def test_concurrent_claims_never_overlap(opener: Callable[[], Store]) -> None:
             barrier.wait()
             while batch := stores[i].claim(T0 + timedelta(hours=1), 7):
                 taken[i] += batch
-        except BaseException as exc:  # reported by the main thread
+        except BaseException as exc:  # noqa: BLE001 (any failure is reported by the main thread)
             errors.append(exc)
 
     threads = [threading.Thread(target=deliver, args=(i,)) for i in range(2)]

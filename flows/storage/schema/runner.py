@@ -62,8 +62,10 @@ def head() -> str:
 def describe_revision(revision: str) -> str:
     """A revision's one-line description (the first line of its docstring)."""
     script = ScriptDirectory.from_config(config()).get_revision(revision)
-    assert script is not None and script.module.__doc__ is not None
-    return script.module.__doc__.strip().splitlines()[0]
+    doc = script.module.__doc__ if script is not None else None
+    if not doc:
+        raise ValueError(f"schema revision {revision!r} has no description (module docstring)")
+    return doc.strip().splitlines()[0]
 
 
 @dataclass(frozen=True)
