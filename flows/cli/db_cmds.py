@@ -31,9 +31,12 @@ def _url(database: str | None) -> str:
     return database or Settings().database_url or DEFAULT_URL
 
 
-@db.command()
+@db.command("upgrade")
 def upgrade(database: Database = None) -> None:
-    """Bring the database's schema up to date (a new database is created empty)."""
+    """Bring the database's schema up to date (a new database is created empty).
+
+    Example: prepflow db upgrade --database sqlite:///prepflow.db
+    """
     url = _url(database)
     engine = make_engine(url)
     try:
@@ -53,9 +56,12 @@ def upgrade(database: Database = None) -> None:
         f"{describe_revision(head())}")
 
 
-@db.command(name="current")
+@db.command("current")
 def show_current(database: Database = None) -> None:
-    """Show the database's schema revision and whether it is up to date (changes nothing)."""
+    """Show the database's schema revision and whether it is up to date (changes nothing).
+
+    Example: prepflow db current
+    """
     url = _url(database)
     engine = make_engine(url)
     try:
@@ -77,9 +83,12 @@ def show_current(database: Database = None) -> None:
                   "the rest.")
 
 
-@db.command()
+@db.command("history")
 def history() -> None:
-    """List the schema revisions this prepflow knows, oldest first."""
+    """List the schema revisions this prepflow knows, oldest first.
+
+    Example: prepflow db history
+    """
     for revision in revisions():
         mark = " (newest)" if revision == head() else ""
         say(f"{revision}{mark}  {describe_revision(revision)}")
