@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from flows.storage import hot
-from flows.storage.chain import seal_all, to_document
+from flows.storage.chain import document_and_text, seal_all
 from flows.storage.errors import StoreError, UnknownProcess, VersionConflict
 from flows.storage.model import AuditDraft, AuditEntry, StoredProcess
 from flows.storage.notify_model import Expert, OutboxDraft
 from flows.storage.outbox import insert_outbox, outbox_rows
-from flows.storage.register import read_experts
+from flows.storage.register import EXPERTS, read_experts
 from flows.storage.sql_base import known
 from flows.storage.tables import audit_log, processes
 
@@ -55,6 +55,9 @@ ADVANCE = hot.Statement(
 )
 APPEND_ONLY = hot.Statement(sa.update(processes).where(*_UNMOVED).values(**_HEAD))
 LOG = hot.Statement(sa.insert(audit_log))
+# The register read a transition's outbox plan makes (most transitions mail the experts).
+EXPERTS_OF = hot.Statement(EXPERTS)
+_EXPERT_FIELDS = tuple(EXPERTS.selected_columns.keys())
 
 #: Gives the read-only definition body stored under a hash (SqlProcesses.definition).
 Definitions = Callable[[str], dict[str, object]]
@@ -88,6 +91,14 @@ def log_rows(dialect: sa.Dialect, entries: Sequence[AuditEntry]) -> list[dict[st
     ]
 
 
+def _expert(row: Sequence[object]) -> Expert:
+    """An Expert from a driver row of the experts table, as its column types read it."""
+    fields = dict(zip(_EXPERT_FIELDS, row, strict=True))
+    fields["nominated_at"] = hot.time_out(fields["nominated_at"])
+    fields["late"], fields["erased"] = bool(fields["late"]), bool(fields["erased"])
+    return Expert(**fields)  # type: ignore[arg-type]  # the columns are named as the fields
+
+
 class SqlTransaction:
     """The ProcessTransaction of a SQL database (see protocols.ProcessTransaction)."""
 
@@ -109,7 +120,10 @@ class SqlTransaction:
 
     def experts(self, status: str | None = None) -> builtins.list[Expert]:
         """The process's register in nomination order, read in this transaction."""
-        return read_experts(self._conn, self._pid, status, known_process=self._read is not None)
+        if status is not None or self._read is None:
+            return read_experts(self._conn, self._pid, status, known_process=self._read is not None)
+        rows = hot.run(self._conn, EXPERTS_OF, {"pid": self._pid}).fetchall()
+        return [_expert(row) for row in rows]
 
     def commit(
         self,
@@ -123,7 +137,9 @@ class SqlTransaction:
         if self._written:
             raise RuntimeError("a process transaction writes once; open another for more")
         self._written = True
-        state_doc = None if state is None else to_document(state, f"state of {self._pid}")
+        state_doc, state_text = (
+            (None, "") if state is None else document_and_text(state, f"state of {self._pid}")
+        )
         messages = outbox_rows(outbox)
         stored = self._read or self.get()
         expected = stored.version if expected_version is None else expected_version
@@ -143,7 +159,7 @@ class SqlTransaction:
         new_state, new_version = stored.state, stored.version
         if state_doc is not None:
             new_state, new_version = state_doc, stored.version + 1
-            params.update(new_state=hot.json_in(state_doc), new_version=new_version,
+            params.update(new_state=state_text, new_version=new_version,
                           old_version=expected)
         done = hot.run(self._conn, ADVANCE if state_doc is not None else APPEND_ONLY, params)
         if done.rowcount != 1:

@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from flows.storage import (
     AuditDraft,
+    ExpertDraft,
     SqlStore,
     Store,
     StoredProcess,
@@ -501,3 +502,21 @@ def test_transaction_checks_an_expected_version(backend: Backend) -> None:
         tx.commit({"state": "x"}, [draft(5)], expected_version=1)
     assert store.get("wtpf-26").version == 2
     assert store.verify() == []
+
+
+def test_transaction_reads_the_register_as_the_store_does(backend: Backend) -> None:
+    """The register read inside a transaction gives the same experts as store.experts()."""
+    store = backend.store
+    make(store)
+    nominee = ExpertDraft(
+        email="Ana.Ruiz@x.org", first_name="Ana", last_name="Ruiz", entity="SUBTEL",
+        nominated_by="Chile", country="Chile", region="AMS", stakeholder_type="government",
+        nominated_at=T0 + timedelta(hours=1), late=True,
+    )
+    store.add_experts("wtpf-26", [nominee, dataclasses.replace(nominee, email="b@x.org")])
+    store.set_expert_status("wtpf-26", "b@x.org", "confirmed")
+    with store.transaction("wtpf-26") as tx:
+        tx.get()
+        assert tx.experts() == store.experts("wtpf-26")
+        assert tx.experts("confirmed") == store.experts("wtpf-26", "confirmed")
+    assert store.experts("wtpf-26")[0].nominated_at == T0 + timedelta(hours=1)
