@@ -43,8 +43,11 @@ class Cursor(Protocol):
 class Statement:
     """A Core statement, compiled once per dialect to run on the driver cursor."""
 
-    def __init__(self, statement: sa.Executable) -> None:
+    def __init__(self, statement: sa.Executable, columns: Sequence[str] = ()) -> None:
+        """``columns``: for an INSERT, the columns given (others keep their defaults, as
+        Core leaves out the ones a call does not name)."""
         self.statement = statement
+        self._columns = list(columns) or None
         self._compiled: dict[str, tuple[str, dict[str, object]]] = {}
 
     def text(self, dialect: sa.Dialect) -> tuple[str, dict[str, object]]:
@@ -52,7 +55,9 @@ class Statement:
         found = self._compiled.get(dialect.name)
         if found is None:
             target = _SQLITE_NAMED if dialect.name == "sqlite" else dialect
-            compiled = self.statement.compile(dialect=target)  # type: ignore[attr-defined]
+            compiled = self.statement.compile(  # type: ignore[attr-defined]
+                dialect=target, column_keys=self._columns
+            )
             found = self._compiled[dialect.name] = (str(compiled), dict(compiled.params))
         return found
 

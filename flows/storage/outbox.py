@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from flows.storage import hot
 from flows.storage.chain import to_document, to_utc
 from flows.storage.errors import UnknownOutboxItem
 from flows.storage.model import AuditDraft
@@ -144,6 +146,26 @@ def insert_outbox(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> int
     if not rows:
         return 0
     return len(conn.execute(ENQUEUE[conn.dialect.name], rows).all())
+
+
+#: ENQUEUE one row at a time on the driver cursor, for the transition path (hot.py): sqlite3
+#: runs no RETURNING under executemany, and a transition queues a handful of messages.
+_DRAFT_COLUMNS = [c.name for c in outbox.c if c.name in {f.name for f in fields(OutboxDraft)}]
+ENQUEUE_ONE = {
+    name: hot.Statement(statement, [*_DRAFT_COLUMNS, "status", "attempts", "next_attempt_at"])
+    for name, statement in ENQUEUE.items()
+}
+
+
+def insert_outbox_hot(conn: sa.Connection, rows: Sequence[dict[str, object]]) -> int:
+    """insert_outbox on the driver cursor (hot.py), values bound as the column types do."""
+    dialect, added = conn.dialect, 0
+    for row in rows:
+        at = hot.time_in(dialect, row["created_at"])  # type: ignore[arg-type]  # outbox_rows'
+        params = {**row, "context": hot.json_in(row["context"]), "created_at": at}
+        params["next_attempt_at"] = at
+        added += len(hot.run(conn, ENQUEUE_ONE[dialect.name], params).fetchall())
+    return added
 
 
 def item(row: sa.Row[tuple[object, ...]]) -> OutboxItem:

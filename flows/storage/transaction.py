@@ -19,7 +19,7 @@ from flows.storage.chain import document_and_text, seal_all
 from flows.storage.errors import StoreError, UnknownProcess, VersionConflict
 from flows.storage.model import AuditDraft, AuditEntry, StoredProcess
 from flows.storage.notify_model import Expert, OutboxDraft
-from flows.storage.outbox import insert_outbox, outbox_rows
+from flows.storage.outbox import insert_outbox_hot, outbox_rows
 from flows.storage.register import EXPERTS, read_experts
 from flows.storage.sql_base import known
 from flows.storage.tables import audit_log, processes
@@ -54,7 +54,7 @@ ADVANCE = hot.Statement(
     .values(state=sa.bindparam("new_state"), version=sa.bindparam("new_version"), **_HEAD)
 )
 APPEND_ONLY = hot.Statement(sa.update(processes).where(*_UNMOVED).values(**_HEAD))
-LOG = hot.Statement(sa.insert(audit_log))
+LOG = hot.Statement(sa.insert(audit_log), [c.name for c in audit_log.c])
 # The register read a transition's outbox plan makes (most transitions mail the experts).
 EXPERTS_OF = hot.Statement(EXPERTS)
 _EXPERT_FIELDS = tuple(EXPERTS.selected_columns.keys())
@@ -120,8 +120,11 @@ class SqlTransaction:
 
     def experts(self, status: str | None = None) -> builtins.list[Expert]:
         """The process's register in nomination order, read in this transaction."""
-        if status is not None or self._read is None:
-            return read_experts(self._conn, self._pid, status, known_process=self._read is not None)
+        if self._read is None:
+            # Lock the process row first (sql_base's lock order); commit() reuses the read.
+            self.get()
+        if status is not None:
+            return read_experts(self._conn, self._pid, status, known_process=True)
         rows = hot.run(self._conn, EXPERTS_OF, {"pid": self._pid}).fetchall()
         return [_expert(row) for row in rows]
 
@@ -170,7 +173,7 @@ class SqlTransaction:
         if sealed:
             rows = log_rows(dialect, sealed)
             hot.run(self._conn, LOG, rows[0] if len(rows) == 1 else rows)
-        insert_outbox(self._conn, messages)
+        insert_outbox_hot(self._conn, messages)
         return StoredProcess(
             process_id=self._pid,
             definition=stored.definition,
