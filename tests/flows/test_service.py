@@ -130,7 +130,7 @@ def test_two_members_posting_the_same_draft_at_once_apply_once(
         try:
             results[actor] = svc.transition("wtpf-26", "post_draft1", actor,
                                             f"WTPF-26/1 ({actor})")
-        except Exception as exc:  # the main thread reports it
+        except Exception as exc:  # noqa: BLE001 (any failure: the main thread reports it)
             results[actor] = exc
 
     threads = [threading.Thread(target=post, args=(a,)) for a in (BY, DEPUTY)]
@@ -265,7 +265,7 @@ def test_advance_racing_a_manual_transition_loses_nothing(services: Callable[...
         barrier.wait()
         try:
             worker.advance()
-        except Exception as exc:  # the main thread reports it
+        except Exception as exc:  # noqa: BLE001 (any failure: the main thread reports it)
             errors.append(exc)
 
     def post() -> None:
@@ -273,7 +273,7 @@ def test_advance_racing_a_manual_transition_loses_nothing(services: Callable[...
         barrier.wait()
         try:
             worker.transition("wtpf-26", "post_draft2", BY, "WTPF-26/2")
-        except Exception as exc:  # the main thread reports it
+        except Exception as exc:  # noqa: BLE001 (any failure: the main thread reports it)
             errors.append(exc)
 
     threads = [threading.Thread(target=tick), threading.Thread(target=post)]
