@@ -1,10 +1,13 @@
 """The transition's few statements, run on the driver cursor inside SQLAlchemy's transaction.
 
-Measured with bench/core.py (500 transitions, SQLite, this machine): through
+Measured with bench/core.py's transition loop (300-500 transitions, SQLite, this 2-core
+machine, runs alternated with the previous hand-written driver path): through
 ``Connection.execute`` each statement costs about 35 µs of SQLAlchemy's execution machinery
-(execution context, events, result and type processing) against about 4 µs in the driver, and
-a transition took 1,000-1,120 µs (3.0-4.6x a bare durable commit of 240-300 µs, target 3x).
-With the process read, the state write and the audit insert run here, it takes about 780 µs.
+(execution context, events, result and type processing) against about 4 µs in the driver;
+with every statement on Core a transition took 1,000-1,120 µs (3.0-4.6x a bare durable commit
+of 240-300 µs; target 3x), against 700-790 µs for the previous driver path. With the process
+read, the register read, the state write and the audit and outbox inserts run here, it takes
+700-750 µs (2.6-3.3x), as before, in one transaction instead of three connections.
 
 The SQL is still Core's: each statement below is a Core statement in transaction.py,
 compiled once per dialect. SQLAlchemy keeps the connection, the transaction (BEGIN IMMEDIATE,
