@@ -168,6 +168,25 @@ def insert_outbox_hot(conn: sa.Connection, rows: Sequence[dict[str, object]]) ->
     return added
 
 
+# The deliverer's loop on the driver cursor too (hot.py): bench/notify.py (1,500 messages,
+# runs alternated with the previous driver path, 790-837 msg/s) drained 735 msg/s with claim
+# and mark_sent_many on Core, 816 msg/s with them here.
+CLAIM_HOT = hot.Statement(CLAIM)
+MARK_SENT_HOT = hot.Statement(MARK_SENT)
+_ITEM_FIELDS = tuple(c.name for c in outbox.c)
+_TIMES = ("created_at", "next_attempt_at", "claimed_at", "sent_at", "failed_at")
+
+
+def hot_item(row: Sequence[object]) -> OutboxItem:
+    """An OutboxItem from a driver row of the outbox table, as its column types read it."""
+    fields = dict(zip(_ITEM_FIELDS, row, strict=True))
+    for name in _TIMES:
+        if fields[name] is not None:
+            fields[name] = hot.time_out(fields[name])
+    fields["context"] = hot.json_out(fields["context"])
+    return OutboxItem(**fields)  # type: ignore[arg-type]  # the columns are named as the fields
+
+
 def item(row: sa.Row[tuple[object, ...]]) -> OutboxItem:
     """An OutboxItem from a row of the outbox table (its columns are the item's fields)."""
     return OutboxItem(**row._mapping)  # the columns are named as the fields (tests check both)
@@ -191,11 +210,12 @@ class SqlOutbox:
         """Take up to ``limit`` pending messages due at ``now``, oldest first, for sending."""
         if limit < 1:
             raise ValueError(f"claim limit must be at least 1, not {limit}")
-        at = to_utc(now)
         with self._db.write() as conn:
-            rows = conn.execute(CLAIM, {"now": at, "limit": limit, "claimed": at}).all()
+            at = hot.time_in(conn.dialect, to_utc(now))
+            params = {"now": at, "limit": limit, "claimed": at}
+            rows = hot.run(conn, CLAIM_HOT, params).fetchall()
         # RETURNING promises no order.
-        return sorted(map(item, rows), key=lambda i: (i.next_attempt_at, i.id))
+        return sorted(map(hot_item, rows), key=lambda i: (i.next_attempt_at, i.id))
 
     def mark_sent(self, item_id: int, at: datetime, reply: str) -> None:
         """Record that the server accepted the message (its reply kept for the record)."""
@@ -210,12 +230,13 @@ class SqlOutbox:
             raise ValueError(f"{len(ids)} ids but {len(replies)} replies; give one reply per id")
         if not ids:
             return 0
-        sent = to_utc(at)
-        params = [
-            {"item_id": i, "at": sent, "new_reply": r} for i, r in zip(ids, replies, strict=True)
-        ]
         with self._db.write() as conn:
-            return int(conn.execute(MARK_SENT, params).rowcount)
+            sent = hot.time_in(conn.dialect, to_utc(at))
+            params = [
+                {"item_id": i, "at": sent, "new_reply": r}
+                for i, r in zip(ids, replies, strict=True)
+            ]
+            return int(hot.run(conn, MARK_SENT_HOT, params).rowcount)
 
     def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime) -> bool:
         """A temporary failure: back to pending, due again at ``next_attempt_at``.
