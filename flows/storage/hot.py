@@ -9,7 +9,7 @@ of 240-300 µs; target 3x), against 700-790 µs for the previous driver path. Wi
 read, the register read, the state write and the audit and outbox inserts run here, it takes
 700-750 µs (2.6-3.3x), as before, in one transaction instead of three connections.
 
-The SQL is still Core's: each statement below is a Core statement in transaction.py,
+The SQL is still Core's: each statement run here is a Core statement (transaction.py, outbox.py),
 compiled once per dialect. SQLAlchemy keeps the connection, the transaction (BEGIN IMMEDIATE,
 commit, rollback) and the pool; driver errors are wrapped as SQLAlchemy's (so ``db.guard``
 words them as before); values are written exactly as the column types write them

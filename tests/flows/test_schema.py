@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import shutil
 import sqlite3
 import threading
@@ -352,7 +353,7 @@ def _check_upgraded(path: Path, before: dict[str, list[tuple[object, ...]]]) -> 
         ]
         processes = {p.process_id: (p.state, p.version) for p in store.list()}
         assert processes == {
-            r[0]: (__import__("json").loads(r[2]), r[3]) for r in before["processes"]
+            r[0]: (json.loads(str(r[2])), r[3]) for r in before["processes"]
         }
         assert len(store.experts("wtpf-26")) == 4
         assert len(store.outbox()) == 17
