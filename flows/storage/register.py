@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from flows.addresses import normalise_email
 from flows.storage.chain import to_utc
+from flows.storage.enqueue import insert_outbox, outbox_rows
 from flows.storage.errors import UnknownExpert
 from flows.storage.model import AuditDraft
 from flows.storage.notify_model import (
@@ -30,7 +31,6 @@ from flows.storage.notify_model import (
     erased_email,
     refuse_duplicates,
 )
-from flows.storage.outbox import insert_outbox, outbox_rows
 from flows.storage.sql_base import Database, append_audit, lock_chain, require
 from flows.storage.tables import experts, outbox
 

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 
 from flows.storage import hot
 from flows.storage.chain import document_and_text, seal_all
+from flows.storage.enqueue import insert_outbox_hot, outbox_rows
 from flows.storage.errors import StoreError, UnknownProcess, VersionConflict
 from flows.storage.model import AuditDraft, AuditEntry, StoredProcess
 from flows.storage.notify_model import Expert, OutboxDraft
-from flows.storage.outbox import insert_outbox_hot, outbox_rows
 from flows.storage.register import EXPERTS, read_experts
 from flows.storage.sql_base import known
 from flows.storage.tables import audit_log, processes
