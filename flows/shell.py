@@ -1,12 +1,13 @@
 """The imperative shell: load → decide (core) → record. CLI and Prefect flows both call this.
 
-Every change is one store commit with an optimistic version check: the state, its audit
-records (and later the outbox) land together or not at all.
+Every change is one store transaction (``store.transaction``): the process is read under its
+row lock, decided on, and its state, audit records and outbox messages land together or not at
+all. A tick reads every process once, unlocked, and commits each change with a version check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from flows.clock import Clock, SystemClock
 from flows.mail.outbox_plan import plan
 from flows.storage import (
     AuditDraft,
+    Expert,
     OutboxDraft,
     Store,
     StoredProcess,
@@ -30,6 +32,9 @@ from states.engine import Decision, Record
 from states.errors import InputError, Refused
 from states.instance import Instance
 from states.status import Report, report
+
+#: A decision taken on a process's definition and current instance (may raise Refused).
+Decide = Callable[[ProcessDefinition, Instance], Decision]
 
 
 @dataclass(frozen=True)
@@ -103,12 +108,17 @@ class Service:
 
     def load(self, process_id: str) -> tuple[StoredProcess, ProcessDefinition, Instance]:
         """A stored process with its definition and core instance."""
-        try:
-            stored = self.store.get(process_id)
-        except ValueError as exc:  # a row whose JSON no longer parses
-            raise DamagedState(process_id, exc) from None
+        stored = self._read(lambda: self.store.get(process_id), process_id)
         definition, instance = self.decode(stored)
         return stored, definition, instance
+
+    @staticmethod
+    def _read(read: Callable[[], StoredProcess], process_id: str) -> StoredProcess:
+        """The process ``read`` gives, or DamagedState when its row no longer parses."""
+        try:
+            return read()
+        except ValueError as exc:  # a row whose JSON no longer parses
+            raise DamagedState(process_id, exc) from None
 
     def decode(self, stored: StoredProcess) -> tuple[ProcessDefinition, Instance]:
         """The definition and instance of a stored row, or DamagedState naming the process."""
@@ -143,29 +153,26 @@ class Service:
         return self._change(process_id, f"amend {milestone}", actor, at, inputs, decide)
 
     def _change(self, process_id: str, action: str, actor: str, at: datetime,
-                inputs: dict[str, Any], decide: Any) -> Outcome:
-        for attempt in (1, 2):
-            stored, definition, instance = self.load(process_id)
+                inputs: dict[str, Any], decide: Decide) -> Outcome:
+        # One transaction: the read locks the process (BEGIN IMMEDIATE on SQLite, FOR UPDATE
+        # on PostgreSQL), so no other change can land between our read and our write.
+        refused: Refused | None = None
+        with self.store.transaction(process_id) as tx:
+            stored = self._read(tx.get, process_id)
+            definition, instance = self.decode(stored)
             try:
                 decision = decide(definition, instance)
-                try:
-                    saved = self.store.commit(process_id, stored.version,
-                                              decision.after.to_doc(),
-                                              [_draft(r) for r in decision.records],
-                                              self._outbox(definition, decision, at))
-                except VersionConflict:
-                    if attempt == 1:
-                        continue  # someone else changed it: decide again on what is there now
-                    raise Refused("concurrent", f"another change to {process_id} was saved at "
-                                  "the same moment, twice; yours was not applied.",
-                                  f"check 'prepflow status {process_id}' and try again.") from None
-            except Refused as refused:
-                record = engine.refusal_record(definition, instance, action, actor, at, refused,
+            except Refused as exc:
+                record = engine.refusal_record(definition, instance, action, actor, at, exc,
                                                inputs)
-                self.store.commit(process_id, stored.version, None, [_draft(record)])
-                raise
-            return Outcome(process_id, decision, saved.version)
-        raise AssertionError("unreachable")
+                tx.commit(None, [_draft(record)])  # the refusal is audited, then raised
+                refused = exc
+            else:
+                saved = tx.commit(decision.after.to_doc(), [_draft(r) for r in decision.records],
+                                  self._outbox(definition, decision, at, tx.experts))
+        if refused is not None:
+            raise refused
+        return Outcome(process_id, decision, saved.version)
 
     def advance(self, now: datetime | None = None,
                 processes: Sequence[str] | None = None) -> list[Outcome]:
@@ -198,10 +205,13 @@ class Service:
             if not decision.changed:
                 return None
             try:
-                saved = self.store.commit(stored.process_id, stored.version,
-                                          decision.after.to_doc(),
-                                          [_draft(r) for r in decision.records],
-                                          self._outbox(definition, decision, at))
+                # One transaction: the version check, the register read for the outbox plan
+                # and the write (the row was read by the tick's one list(), unlocked).
+                with self.store.transaction(stored.process_id) as tx:
+                    saved = tx.commit(decision.after.to_doc(),
+                                      [_draft(r) for r in decision.records],
+                                      self._outbox(definition, decision, at, tx.experts),
+                                      expected_version=stored.version)
             except VersionConflict:
                 if attempt == 2:
                     # Busy with someone else's changes twice in a row: leave it to the next
@@ -213,11 +223,11 @@ class Service:
             return Outcome(stored.process_id, decision, saved.version)
         return None
 
-    def _outbox(self, definition: ProcessDefinition, decision: Decision,
-                at: datetime) -> list[OutboxDraft]:
-        """The messages a decision queues, written in the same transaction as the decision."""
-        process_id = decision.after.process_id
-        return plan(definition, decision.effects, lambda: self.store.experts(process_id), at)
+    def _outbox(self, definition: ProcessDefinition, decision: Decision, at: datetime,
+                experts: Callable[[], list[Expert]]) -> list[OutboxDraft]:
+        """The messages a decision queues, written in the same transaction as the decision
+        (``experts`` reads the register in that transaction, only if a message needs it)."""
+        return plan(definition, decision.effects, experts, at)
 
     def verify(self, process_id: str | None = None) -> list[str]:
         """The hash chains, and each process's state against its own audit log.

@@ -1,34 +1,31 @@
 """The durable store: processes as opaque JSON documents plus a tamper-evident audit log,
 the experts register and the outbox of messages to send.
 
-``open_store(url)`` gives a SqlStore (SQLite by default, PostgreSQL for several workers);
-MemoryStore is the test double with the same behaviour.
+``open_store(url)`` gives a SqlStore (SQLite by default, PostgreSQL for several workers). Each
+aggregate has its own protocol (ProcessStore, RegisterStore, OutboxStore); ``Store`` is all of
+them. Tests use a real SQLite store (flows.storage.testing), not a hand-written double.
 """
 
 from __future__ import annotations
 
+from flows.addresses import mask_email, normalise_email
 from flows.storage.chain import GENESIS, entry_hash
-from flows.storage.memory_store import MemoryStore
-from flows.storage.migrations import LATEST as SCHEMA_VERSION
-from flows.storage.model import (
-    AuditDraft,
-    AuditEntry,
-    Store,
-    StoredProcess,
+from flows.storage.errors import (
+    DuplicateExpert,
     StoreError,
+    UnknownExpert,
+    UnknownOutboxItem,
     UnknownProcess,
     VersionConflict,
 )
-from flows.storage.notify_model import (
-    DuplicateExpert,
-    Expert,
-    ExpertDraft,
-    OutboxDraft,
-    OutboxItem,
-    UnknownExpert,
-    UnknownOutboxItem,
-    mask_email,
-    normalise_email,
+from flows.storage.model import AuditDraft, AuditEntry, StoredProcess
+from flows.storage.notify_model import Expert, ExpertDraft, OutboxDraft, OutboxItem
+from flows.storage.protocols import (
+    OutboxStore,
+    ProcessStore,
+    ProcessTransaction,
+    RegisterStore,
+    Store,
 )
 from flows.storage.sql_store import SqlStore
 
@@ -36,7 +33,7 @@ from flows.storage.sql_store import SqlStore
 DEFAULT_URL = "sqlite:///prepflow.db"
 
 
-def open_store(url: str | None = None) -> Store:
+def open_store(url: str | None = None) -> SqlStore:
     """The store at ``url`` (default: prepflow.db in the working directory), schema up to date."""
     return SqlStore(url or DEFAULT_URL)
 
@@ -44,15 +41,17 @@ def open_store(url: str | None = None) -> Store:
 __all__ = [
     "DEFAULT_URL",
     "GENESIS",
-    "SCHEMA_VERSION",
     "AuditDraft",
     "AuditEntry",
     "DuplicateExpert",
     "Expert",
     "ExpertDraft",
-    "MemoryStore",
     "OutboxDraft",
     "OutboxItem",
+    "OutboxStore",
+    "ProcessStore",
+    "ProcessTransaction",
+    "RegisterStore",
     "SqlStore",
     "Store",
     "StoreError",

@@ -20,7 +20,7 @@ from flows.storage.model import AuditDraft, AuditEntry
 GENESIS = "0" * 64
 
 
-def canonical_json(value: Any) -> str:
+def canonical_json(value: object) -> str:
     """One spelling per document, so that hashes do not depend on key order or escaping."""
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
@@ -29,13 +29,19 @@ def canonical_json(value: Any) -> str:
 
 def to_document(value: Mapping[str, Any], what: str) -> dict[str, Any]:
     """A plain-JSON copy of ``value`` exactly as it will read back from any store."""
+    return document_and_text(value, what)[0]
+
+
+def document_and_text(value: Mapping[str, Any], what: str) -> tuple[dict[str, Any], str]:
+    """to_document's copy and its canonical JSON text (what a store writes), spelt once."""
     try:
-        doc = json.loads(canonical_json(value))
+        text = canonical_json(value)
+        doc = json.loads(text)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"the {what} cannot be stored as JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise ValueError(f"the {what} must be a JSON object, not {type(value).__name__}")
-    return doc
+    return doc, text
 
 
 def definition_clash(process_id: str, definition_hash: str) -> ValueError:

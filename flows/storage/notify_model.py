@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from flows.addresses import mask_email, normalise_email
-from flows.storage.model import StoreError
+from flows.storage.errors import DuplicateExpert
 
 EXPERT_STATUSES = ("nominated", "confirmed", "withdrawn")
 #: pending → sending (claimed) → sent | pending (retry) | failed; sending → uncertain (recover).
@@ -118,56 +118,6 @@ class OutboxItem(OutboxDraft):
     sent_at: datetime | None
     reply: str | None
     failed_at: datetime | None = None
-
-
-class DuplicateExpert(StoreError):
-    """A nomination repeats an address already in the batch or already stored for the process.
-
-    ``email`` and ``index`` (position in the batch) name the first duplicate; ``duplicates``
-    lists every one as (index, email), so an importer can report or skip them all.
-    """
-
-    def __init__(
-        self,
-        email: str,
-        process_id: str,
-        index: int,
-        duplicates: Sequence[tuple[int, str]] = (),
-    ) -> None:
-        self.email = email
-        self.process_id = process_id
-        self.index = index
-        self.duplicates = list(duplicates) or [(index, email)]
-        shown = ", ".join(f"#{i + 1} {mask_email(e)}" for i, e in self.duplicates[:10])
-        more = len(self.duplicates) - 10
-        tail = f" and {more} more" if more > 0 else ""
-        super().__init__(
-            f"{len(self.duplicates)} nomination(s) for {process_id!r} repeat an address already "
-            f"nominated (same address, ignoring case): {shown}{tail}. Nothing was added; "
-            "remove the repeated lines and try again."
-        )
-
-
-class UnknownExpert(StoreError):
-    """No expert with that address is registered for the process."""
-
-    def __init__(self, process_id: str, email: str) -> None:
-        self.process_id = process_id
-        self.email = email
-        super().__init__(
-            f"No expert with the address {mask_email(email)} is registered for {process_id!r} "
-            "(addresses are compared ignoring case; `prepflow experts list` shows them)."
-        )
-
-
-class UnknownOutboxItem(StoreError):
-    """No outbox message has that id."""
-
-    def __init__(self, item_id: int) -> None:
-        self.item_id = item_id
-        super().__init__(
-            f"There is no outbox message with id {item_id}; `prepflow outbox` lists them."
-        )
 
 
 def refuse_duplicates(process_id: str, emails: Sequence[str], stored: set[str]) -> None:

@@ -37,7 +37,7 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
 # exactly as they were hashed (JSONB would turn 1e+20 into 100000000000000000000).
 metadata = sa.MetaData()
 
-# One row per distinct definition: thousands of processes usually share one (schema step 3).
+# One row per distinct definition: thousands of processes usually share one (revision 0003).
 # A body never changes under its hash, so a store may cache it for as long as it lives.
 definitions = sa.Table(
     "definitions",
@@ -77,7 +77,7 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_at", "at"),
 )
 
-# The experts register (schema step 4). Emails are stored normalised (stripped, lower-case), so
+# The experts register (revision 0004). Emails are stored normalised (stripped, lower-case), so
 # the unique index makes "same address, ignoring case" a database rule, not only a check.
 experts = sa.Table(
     "experts",
@@ -102,7 +102,7 @@ experts = sa.Table(
     sa.Index("ux_experts_process_email", "process_id", "email", unique=True),
 )
 
-# Messages to send (schema step 4): written in the transition's transaction, drained by the
+# Messages to send (revision 0004): written in the transition's transaction, drained by the
 # deliverer. ``key`` makes every write idempotent; (status, next_attempt_at) serves claim().
 outbox = sa.Table(
     "outbox",

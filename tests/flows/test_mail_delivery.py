@@ -29,8 +29,9 @@ from flows.mail.mail_transport import RecordingMailer, SendResult, SmtpMailer
 from flows.mail.render import Renderer
 from flows.mail.sink import EmlHandler, RecordingHandler, SmtpServer, file_name, free_port
 from flows.settings import SmtpSettings
-from flows.storage import MemoryStore, SqlStore
+from flows.storage import SqlStore
 from flows.storage.notify_model import OutboxDraft
+from flows.storage.testing import throwaway_store
 
 ROOT = Path(__file__).resolve().parents[2]
 SENDER = "WTPF Secretariat <wtpf@itu.int>"
@@ -86,7 +87,7 @@ def statuses(store: Any) -> dict[str, int]:
 
 
 def test_fan_out_to_500_experts_delivers_each_exactly_once(server: SmtpServer) -> None:
-    store = MemoryStore()
+    store = throwaway_store()
     store.enqueue(drafts(500))
     report = run(store, server.port, T0)
     assert (report.sent, report.retried, report.failed, report.uncertain) == (500, 0, 0, 0)
@@ -104,7 +105,7 @@ def test_fan_out_to_500_experts_delivers_each_exactly_once(server: SmtpServer) -
 
 
 def test_temporary_failures_on_20_percent_end_with_all_delivered(server: SmtpServer) -> None:
-    store = MemoryStore()
+    store = throwaway_store()
     store.enqueue(drafts(200))
     h = handler(server)
     for i in range(0, 200, 5):  # 40 of 200: RCPT 451 / DATA 421, once or twice
@@ -127,7 +128,7 @@ def test_temporary_failures_on_20_percent_end_with_all_delivered(server: SmtpSer
 
 def test_permanent_failures_are_kept_with_the_reply_and_not_retried(
         server: SmtpServer) -> None:
-    store = MemoryStore()
+    store = throwaway_store()
     store.enqueue(drafts(20))
     h = handler(server)
     h.fail("expert3@example.org", "550 5.1.1 <expert3@example.org>: no such user")
@@ -148,7 +149,7 @@ def test_server_replies_naming_the_recipient_are_masked_everywhere(
     """Issue 4: servers repeat the address in refusals; it is masked before it is stored,
     logged or reported, so no full address reaches the outbox, the report or a log."""
     ana, bruno, carla = "ana.silva@example.br", "Bruno.Lima@example.br", "carla@example.br"
-    store = MemoryStore()
+    store = throwaway_store()
     store.enqueue([OutboxDraft(**{**d.__dict__, "email": email})
                    for d, email in zip(drafts(3), [ana, bruno, carla], strict=True)])
     h = handler(server)
@@ -189,7 +190,7 @@ def test_mask_addresses_in_free_text() -> None:
 
 
 def test_giving_up_after_max_attempts(server: SmtpServer) -> None:
-    store = MemoryStore()
+    store = throwaway_store()
     store.enqueue(drafts(1))
     handler(server).fail("expert0@example.org", "451 4.3.0 try later")  # always
     now = T0
@@ -205,7 +206,7 @@ def test_giving_up_after_max_attempts(server: SmtpServer) -> None:
 
 
 def test_dropped_connection_mid_data_is_temporary(server: SmtpServer) -> None:
-    store = MemoryStore()
+    store = throwaway_store()
     store.enqueue(drafts(10))
     h = handler(server)
     h.drop("expert2@example.org")
@@ -221,7 +222,7 @@ def test_dropped_connection_mid_data_is_temporary(server: SmtpServer) -> None:
 
 
 def test_no_server_is_temporary() -> None:
-    store = MemoryStore()
+    store = throwaway_store()
     store.enqueue(drafts(5))
     report = run(store, free_port(), T0)
     assert (report.sent, report.retried, report.failed) == (0, 5, 0)
@@ -229,7 +230,7 @@ def test_no_server_is_temporary() -> None:
 
 
 def test_cancelled_mid_batch_then_restarted_duplicates_nothing() -> None:
-    store = MemoryStore()
+    store = throwaway_store()
     store.enqueue(drafts(300))
 
     class Slow(RecordingHandler):
@@ -313,7 +314,7 @@ def test_a_killed_deliverer_process_then_restarted_duplicates_nothing(tmp_path: 
 
 
 def test_header_injection_through_the_server_is_harmless(server: SmtpServer) -> None:
-    store = MemoryStore()
+    store = throwaway_store()
     (draft,) = drafts(1)
     store.enqueue([OutboxDraft(**{**draft.__dict__, "name": "Eve\r\nBcc: x@evil"})])
     assert run(store, server.port, T0).sent == 1
@@ -325,7 +326,7 @@ def test_header_injection_through_the_server_is_harmless(server: SmtpServer) -> 
 
 
 def test_unrenderable_rows_fail_without_stopping_the_others(server: SmtpServer) -> None:
-    store = MemoryStore()
+    store = throwaway_store()
     good, bad = drafts(2)
     store.enqueue([good, OutboxDraft(**{**bad.__dict__, "context": {"process_id": "wtpf-26"}})])
     report = run(store, server.port, T0)
@@ -337,10 +338,10 @@ def test_unrenderable_rows_fail_without_stopping_the_others(server: SmtpServer) 
 
 def test_eml_sink_writes_one_file_per_key_and_shows_duplicates(tmp_path: Path) -> None:
     with SmtpServer(EmlHandler(tmp_path / "mail")) as sink:
-        store = MemoryStore()
+        store = throwaway_store()
         store.enqueue(drafts(5))
         assert run(store, sink.port, T0).sent == 5
-        store2 = MemoryStore()
+        store2 = throwaway_store()
         store2.enqueue(drafts(1))  # the same key again, from another store
         run(store2, sink.port, T0)
     files = sorted(p.name for p in (tmp_path / "mail").iterdir())
@@ -351,7 +352,7 @@ def test_eml_sink_writes_one_file_per_key_and_shows_duplicates(tmp_path: Path) -
 
 
 def test_recording_mailer_and_privacy_helpers() -> None:
-    store = MemoryStore()
+    store = throwaway_store()
     store.enqueue(drafts(3))
     shown = asyncio.run(preview(store, T0, renderer=Renderer(SENDER)))
     assert [item.key for item, _ in shown] == [d.key for d in drafts(3)]
@@ -382,7 +383,7 @@ def test_smtp_login_and_pool_reuse_connections() -> None:
             return responses
 
     with SmtpServer(Counting()) as server:
-        store = MemoryStore()
+        store = throwaway_store()
         store.enqueue(drafts(50))
 
         async def go() -> DeliveryReport:

@@ -1,4 +1,4 @@
-"""The experts register and the outbox behave alike on SQLite, PostgreSQL and MemoryStore."""
+"""The experts register and the outbox behave alike on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from flows.storage import (
     AuditDraft,
     DuplicateExpert,
     ExpertDraft,
-    MemoryStore,
     OutboxDraft,
     OutboxItem,
     SqlStore,
@@ -87,19 +86,17 @@ def with_process(store: Store, process_id: str = PID) -> Store:
     return store
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "memory"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
     """Opens stores on one backend (each SqlStore with its own connections); closes them."""
     opened: list[Store] = []
-    memory = MemoryStore()
-    url = ""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'prepflow.db'}"
-    elif request.param == "postgres":
+    else:
         url = request.getfixturevalue("postgres_url")
 
     def open_one() -> Store:
-        store: Store = memory if request.param == "memory" else SqlStore(url)
+        store: Store = SqlStore(url)
         opened.append(store)
         return store
 
@@ -536,7 +533,7 @@ def test_concurrent_claims_never_overlap(opener: Callable[[], Store]) -> None:
             barrier.wait()
             while batch := stores[i].claim(T0 + timedelta(hours=1), 7):
                 taken[i] += batch
-        except BaseException as exc:  # reported by the main thread
+        except BaseException as exc:  # noqa: BLE001 (any failure is reported by the main thread)
             errors.append(exc)
 
     threads = [threading.Thread(target=deliver, args=(i,)) for i in range(2)]

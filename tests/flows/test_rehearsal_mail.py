@@ -59,11 +59,12 @@ def test_the_sink_is_reached_through_settings_not_the_environment(tmp_path: Path
     from flows.mail.render import Renderer
     from flows.rehearsal.mail import mail_sink
     from flows.settings import load_settings
-    from flows.storage import MemoryStore, OutboxDraft
+    from flows.storage import OutboxDraft
+    from flows.storage.testing import sqlite_store
 
     before = {k: v for k, v in os.environ.items() if k.startswith("PREPFLOW_")}
     now = datetime(2024, 11, 4, 9, tzinfo=UTC)
-    store = MemoryStore()
+    store = sqlite_store(tmp_path)
     store.enqueue([OutboxDraft(
         key="wtpf-26:rule:x:member:1", process_id="wtpf-26", event="rule_at_risk",
         recipient="member:1", email=normalise_email("ops@itu.int"), name="Ops", language="en",

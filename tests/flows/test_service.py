@@ -69,18 +69,27 @@ def services(url: str) -> Iterator[Callable[..., Service]]:
 
 
 class CommitHook:
-    """A store that runs ``before`` just ahead of its first commit: a deterministic race."""
+    """A store that runs ``before`` just ahead of its first write (a commit, or the write
+    transaction a change runs in): a deterministic race."""
 
     def __init__(self, store: Store, before: Callable[[], object]) -> None:
         self._store = store
         self._before: Callable[[], object] | None = before
 
-    def commit(self, *args: Any, **kwargs: Any) -> Any:
-        """Let the other writer in first (once), then commit on what we read earlier."""
+    def _let_the_other_in(self) -> None:
         if self._before is not None:
             before, self._before = self._before, None
             before()
+
+    def commit(self, *args: Any, **kwargs: Any) -> Any:
+        """Let the other writer in first (once), then commit on what we read earlier."""
+        self._let_the_other_in()
         return self._store.commit(*args, **kwargs)
+
+    def transaction(self, process_id: str) -> Any:
+        """Let the other writer in first (once), then open our write transaction."""
+        self._let_the_other_in()
+        return self._store.transaction(process_id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -121,7 +130,7 @@ def test_two_members_posting_the_same_draft_at_once_apply_once(
         try:
             results[actor] = svc.transition("wtpf-26", "post_draft1", actor,
                                             f"WTPF-26/1 ({actor})")
-        except Exception as exc:  # the main thread reports it
+        except Exception as exc:  # noqa: BLE001 (any failure: the main thread reports it)
             results[actor] = exc
 
     threads = [threading.Thread(target=post, args=(a,)) for a in (BY, DEPUTY)]
@@ -256,7 +265,7 @@ def test_advance_racing_a_manual_transition_loses_nothing(services: Callable[...
         barrier.wait()
         try:
             worker.advance()
-        except Exception as exc:  # the main thread reports it
+        except Exception as exc:  # noqa: BLE001 (any failure: the main thread reports it)
             errors.append(exc)
 
     def post() -> None:
@@ -264,7 +273,7 @@ def test_advance_racing_a_manual_transition_loses_nothing(services: Callable[...
         barrier.wait()
         try:
             worker.transition("wtpf-26", "post_draft2", BY, "WTPF-26/2")
-        except Exception as exc:  # the main thread reports it
+        except Exception as exc:  # noqa: BLE001 (any failure: the main thread reports it)
             errors.append(exc)
 
     threads = [threading.Thread(target=tick), threading.Thread(target=post)]

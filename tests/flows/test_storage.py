@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
-import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -18,23 +15,17 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from flows.storage import (
-    SCHEMA_VERSION,
     AuditDraft,
-    ExpertDraft,
-    MemoryStore,
-    OutboxDraft,
     SqlStore,
     Store,
     StoredProcess,
     StoreError,
     UnknownProcess,
     VersionConflict,
-    db,
     open_store,
 )
 from flows.storage.chain import seal
-from flows.storage.migrations import STEPS, current_version
-from flows.storage.tables import UtcDateTime, audit_log, definitions, metadata
+from flows.storage.tables import audit_log, definitions
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 DEFINITION = {"name": "wtpf", "states": ["draft", "comments", "final"]}
@@ -86,8 +77,6 @@ class Backend:
 
 
 def _open(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if name == "memory":
-        return Backend(name, MemoryStore())
     url = (
         f"sqlite:///{tmp_path / 'prepflow.db'}"
         if name == "sqlite"
@@ -97,10 +86,9 @@ def _open(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 
 SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-ALL_BACKENDS = [*SQL_BACKENDS, "memory"]
 
 
-@pytest.fixture(params=ALL_BACKENDS)
+@pytest.fixture(params=SQL_BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """Each store implementation in turn, closed afterwards."""
     opened = _open(request.param, request, tmp_path)
@@ -292,40 +280,27 @@ WTPF = "process_id = 'wtpf-26'"
 
 
 def _edit(b: Backend) -> None:
-    if isinstance(b.store, MemoryStore):
-        log = b.store.log["wtpf-26"]
-        log[2] = dataclasses.replace(log[2], reason="nobody objected")
-    else:
-        b.sql(f"UPDATE audit_log SET reason = 'nobody objected' WHERE {WTPF} AND seq = 3")
+    b.sql(f"UPDATE audit_log SET reason = 'nobody objected' WHERE {WTPF} AND seq = 3")
 
 
 def _delete(seq: int) -> Callable[[Backend], None]:
     def tamper(b: Backend) -> None:
-        if isinstance(b.store, MemoryStore):
-            del b.store.log["wtpf-26"][seq - 1]
-        else:
-            b.sql(f"DELETE FROM audit_log WHERE {WTPF} AND seq = :seq", seq=seq)
+        b.sql(f"DELETE FROM audit_log WHERE {WTPF} AND seq = :seq", seq=seq)
 
     return tamper
 
 
 def _swap(b: Backend) -> None:
-    if isinstance(b.store, MemoryStore):
-        log = b.store.log["wtpf-26"]
-        log[1], log[2] = dataclasses.replace(log[2], seq=2), dataclasses.replace(log[1], seq=3)
-    else:  # three steps: the primary key forbids two rows with the same seq even for a moment
-        b.sql(f"UPDATE audit_log SET seq = -1 WHERE {WTPF} AND seq = 2")
-        b.sql(f"UPDATE audit_log SET seq = 2 WHERE {WTPF} AND seq = 3")
-        b.sql(f"UPDATE audit_log SET seq = 3 WHERE {WTPF} AND seq = -1")
+    # Three steps: the primary key forbids two rows with the same seq even for a moment.
+    b.sql(f"UPDATE audit_log SET seq = -1 WHERE {WTPF} AND seq = 2")
+    b.sql(f"UPDATE audit_log SET seq = 2 WHERE {WTPF} AND seq = 3")
+    b.sql(f"UPDATE audit_log SET seq = 3 WHERE {WTPF} AND seq = -1")
 
 
 def _insert(b: Backend) -> None:
     """Append a forged entry that chains correctly: only the process row can give it away."""
     last = b.store.audit("wtpf-26")[-1]
     forged = seal("wtpf-26", last.seq + 1, last.hash, draft(9, reason="approved by acclamation"))
-    if isinstance(b.store, MemoryStore):
-        b.store.log["wtpf-26"].append(forged)
-        return
     assert b.url is not None
     engine = sa.create_engine(b.url, poolclass=NullPool)
     try:
@@ -358,290 +333,7 @@ def test_verify_detects_tampering(
     assert backend.store.verify("wtdc-25") == []
 
 
-# --- concurrency ---------------------------------------------------------------------------
-
-
-def _race(n: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` in n threads released together; return results or exceptions."""
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = work(i)
-        except Exception as exc:  # collected for the assertions
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
-
-
-def test_concurrent_commits_one_conflict(backend: Backend) -> None:
-    """Two writers on the same version: exactly one wins, the other gets VersionConflict."""
-    store = backend.store
-    make(store)
-    for version in range(1, 6):
-
-        def write(i: int, version: int = version) -> StoredProcess:
-            return store.commit("wtpf-26", version, {"writer": i}, [draft(i)])
-
-        results = _race(2, write)
-        winners = [r for r in results if isinstance(r, StoredProcess)]
-        losers = [r for r in results if isinstance(r, VersionConflict)]
-        assert (len(winners), len(losers)) == (1, 1), results
-        assert store.get("wtpf-26") == winners[0]
-    process = store.get("wtpf-26")
-    assert (process.version, process.audit_seq) == (6, 6)
-    assert store.verify() == []
-
-
-def test_concurrent_appends_keep_the_chain(backend: Backend) -> None:
-    """Refusals appended from several threads at once all land, in one intact chain."""
-    make(backend.store)
-
-    def append(i: int) -> None:
-        for j in range(5):
-            backend.store.commit("wtpf-26", 0, None, [draft(j, kind="refusal", actor=f"w{i}")])
-
-    assert _race(4, append) == [None] * 4
-    assert backend.store.get("wtpf-26").audit_seq == 21
-    assert backend.store.verify() == []
-
-
 # --- schema, files and servers -------------------------------------------------------------
-
-
-def test_steps_are_numbered_in_order() -> None:
-    """Migration steps are numbered 1, 2, … with no gaps, so they apply in order."""
-    assert [s.version for s in STEPS] == list(range(1, len(STEPS) + 1))
-    assert STEPS[-1].version == SCHEMA_VERSION
-
-
-def _schema_differences(engine: sa.Engine) -> list[str]:
-    """Where the database's columns, indexes or foreign keys differ from tables.py."""
-    inspector = sa.inspect(engine)
-    found = []
-    for table in metadata.sorted_tables:
-        pairs = [
-            ("columns", {c["name"] for c in inspector.get_columns(table.name)},
-             set(table.c.keys())),
-            ("indexes", {(i["name"], tuple(i["column_names"]), bool(i["unique"]))
-                         for i in inspector.get_indexes(table.name)},
-             {(i.name, tuple(c.name for c in i.columns), bool(i.unique))
-              for i in table.indexes}),
-            ("foreign keys", {(tuple(fk["constrained_columns"]), fk["referred_table"],
-                               tuple(fk["referred_columns"]))
-                              for fk in inspector.get_foreign_keys(table.name)},
-             {((fk.parent.name,), fk.column.table.name, (fk.column.name,))
-              for fk in table.foreign_keys}),
-        ]
-        found += [f"{table.name} {what}: database {built} != tables.py {declared}"
-                  for what, built, declared in pairs if built != declared]
-    return found
-
-
-def test_migrated_schema_matches_tables(sql_url: str) -> None:
-    """The migrations build exactly the columns, indexes and foreign keys the tables describe."""
-    SqlStore(sql_url).close()
-    engine = sa.create_engine(sql_url, poolclass=NullPool)
-    try:
-        assert _schema_differences(engine) == []
-    finally:
-        engine.dispose()
-
-
-def _old_database(url: str, version: int, definitions: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A database at schema ``version`` with data (< 3: one definition copy per process;
-    from 3: one row per distinct definition in ``definitions``).
-
-    ``definitions`` maps process ids to their definitions, hashed as the caller would.
-    Returns what the upgraded store should give back: processes by id and the audit log.
-    """
-    SqlStore(url, schema_version=version).close()  # the schema of that day, empty
-    created = datetime(2025, 1, 6, 8, 0, 0, 250000, tzinfo=UTC)
-    shared = version >= 3
-    old_processes = sa.table(
-        "processes",
-        *(sa.column(n) for n in ["process_id", "definition_hash", "version", "audit_seq"]),
-        *(sa.column(n) for n in ["head_hash"]),
-        *([] if shared else [sa.column("definition", sa.JSON)]),
-        sa.column("state", sa.JSON),
-        sa.column("created_at", UtcDateTime),
-        sa.column("updated_at", UtcDateTime),
-    )
-    expected: dict[str, StoredProcess] = {}
-    log = []
-    for pid, definition in sorted(definitions.items()):
-        entries = [seal(pid, 1, "0" * 64, draft(0, kind="init"))]
-        entries.append(seal(pid, 2, entries[0].hash, draft(1)))
-        log += entries
-        expected[pid] = StoredProcess(
-            process_id=pid,
-            definition=definition,
-            definition_hash=f"hash-{definition['name']}",
-            state={"state": "comments", "of": pid},
-            version=2,
-            audit_seq=2,
-            created_at=created,
-            updated_at=created + timedelta(days=1),
-        )
-    engine = sa.create_engine(url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            if shared:
-                bodies = {p.definition_hash: p.definition for p in expected.values()}
-                conn.execute(
-                    sa.insert(metadata.tables["definitions"]),  # the parameter hides the name
-                    [{"hash": h, "body": b} for h, b in bodies.items()],
-                )
-            for p in expected.values():
-                fields = {f.name: getattr(p, f.name) for f in dataclasses.fields(p)}
-                if shared:
-                    del fields["definition"]
-                conn.execute(
-                    sa.insert(old_processes).values(
-                        head_hash=[e for e in log if e.process_id == p.process_id][-1].hash,
-                        **fields,
-                    )
-                )
-            conn.execute(sa.insert(audit_log), [dataclasses.asdict(e) for e in log])
-            assert current_version(conn) == version
-    finally:
-        engine.dispose()
-    return {"processes": expected, "log": log}
-
-
-_NOMINEE = ExpertDraft(
-    email="a@x.org",
-    first_name="Ana",
-    last_name="Ruiz",
-    entity="SUBTEL",
-    nominated_by="Chile",
-    country="Chile",
-    region="AMS",
-    stakeholder_type="government",
-    nominated_at=T0,
-)
-_MESSAGE = OutboxDraft(
-    key="k1",
-    process_id="c",
-    event="nomination_acknowledged",
-    recipient="expert:1",
-    email="a@x.org",
-    name="Ana Ruiz",
-    language="es",
-    timezone=None,
-    context={},
-    created_at=T0,
-)
-
-
-@pytest.mark.parametrize("version", range(1, SCHEMA_VERSION))
-def test_upgrade_keeps_data(sql_url: str, version: int) -> None:
-    """A database left at an older schema is upgraded on open, with its data intact.
-
-    Step 3 moves the definitions into their own table, one row per distinct definition;
-    step 4 adds the experts register and the outbox, which then work on the old processes.
-    """
-    old = _old_database(sql_url, version, {"a": DEFINITION, "b": OTHER, "c": DEFINITION})
-    with SqlStore(sql_url) as store:
-        assert {p.process_id: p for p in store.list()} == old["processes"]
-        assert store.get("c") == old["processes"]["c"]
-        assert (store.audit(), store.verify()) == (old["log"], [])
-        after = store.commit("c", 2, {"state": "final"}, [draft(2)])  # and it goes on working
-        assert (after.definition, after.version, store.verify()) == (DEFINITION, 3, [])
-        # Step 4's register and outbox work on the upgraded data.
-        [expert] = store.add_experts("c", [_NOMINEE], [_MESSAGE])
-        store.commit("c", 3, {"state": "closed"}, [], [dataclasses.replace(_MESSAGE, key="k2")])
-        assert store.experts("c") == [expert]
-        assert [i.key for i in store.claim(T0, 10)] == ["k1", "k2"]
-        assert store.verify() == []
-    engine = sa.create_engine(sql_url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            assert current_version(conn) == SCHEMA_VERSION
-            bodies = dict(conn.execute(sa.select(definitions.c.hash, definitions.c.body)).all())
-        assert bodies == {"hash-wtpf": DEFINITION, "hash-wtdc": OTHER}
-        assert _schema_differences(engine) == []
-    finally:
-        engine.dispose()
-
-
-def test_upgrade_refuses_two_bodies_for_one_hash(sql_url: str) -> None:
-    """Step 3 refuses, changing nothing, when one hash names two bodies: it would lose one."""
-    _old_database(sql_url, 2, {"a": DEFINITION, "b": {**DEFINITION, "states": ["x"]}})
-    with pytest.raises(StoreError, match="'hash-wtpf' hold different definitions"):
-        SqlStore(sql_url)
-    engine = sa.create_engine(sql_url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            assert current_version(conn) == 2
-            assert "definition" in {c["name"] for c in sa.inspect(conn).get_columns("processes")}
-    finally:
-        engine.dispose()
-
-
-def test_newer_schema_refused(sql_url: str) -> None:
-    """A database from a newer prepflow is refused rather than written with old rules."""
-    SqlStore(sql_url).close()
-    engine = sa.create_engine(sql_url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                sa.text("UPDATE prepflow_schema SET version = :v"), {"v": SCHEMA_VERSION + 1}
-            )
-    finally:
-        engine.dispose()
-    with pytest.raises(StoreError, match="created by a newer prepflow"):
-        SqlStore(sql_url)
-
-
-def test_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
-    """A file with another application's tables (and no prepflow schema) is left as it was."""
-    path = tmp_path / "their.db"
-    with contextlib.closing(sqlite3.connect(path)) as theirs, theirs:
-        theirs.execute("CREATE TABLE t (x INTEGER)")
-        theirs.execute("INSERT INTO t VALUES (1)")
-    before = path.read_bytes()
-    with pytest.raises(StoreError) as caught:
-        SqlStore(f"sqlite:///{path}")
-    assert str(path) in str(caught.value)
-    assert "holds tables of another application (t) and no prepflow schema" in str(caught.value)
-    assert path.read_bytes() == before  # not even WAL mode, which lives in the file's header
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["their.db"]
-    SqlStore(f"sqlite:///{tmp_path / 'new.db'}").close()  # a new file is still initialised
-    empty = tmp_path / "empty.db"
-    sqlite3.connect(empty).close()
-    SqlStore(f"sqlite:///{empty}").close()  # and so is an empty one
-    with contextlib.closing(sqlite3.connect(empty)) as conn:
-        assert conn.execute("SELECT version FROM prepflow_schema").fetchall() == [
-            (SCHEMA_VERSION,)
-        ]
-
-
-@pytest.mark.postgres
-def test_foreign_postgres_database_is_refused_untouched(postgres_url: str) -> None:
-    """A PostgreSQL database with another application's tables gets none of prepflow's."""
-    engine = sa.create_engine(postgres_url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("CREATE TABLE t (x INTEGER)"))
-            conn.execute(sa.text("CREATE TABLE u (x INTEGER)"))
-        with pytest.raises(StoreError, match=r"another application \(t, u\) and no prepflow"):
-            SqlStore(postgres_url)
-        with engine.connect() as conn:
-            assert sorted(sa.inspect(conn).get_table_names()) == ["t", "u"]
-            conn.execute(sa.text("DROP TABLE t"))
-            conn.execute(sa.text("DROP TABLE u"))
-            conn.commit()
-    finally:
-        engine.dispose()
-    SqlStore(postgres_url).close()  # emptied, it is initialised
 
 
 def test_corrupt_sqlite_file(tmp_path: Path) -> None:
@@ -668,28 +360,6 @@ def test_unreachable_server_masks_password() -> None:
     assert "clerk:***@127.0.0.1:1" in str(caught.value)
 
 
-def test_sqlite_reads_do_not_wait_for_a_writer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """While another program holds the write lock, reads go on and a writer gives up in words."""
-    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 100)
-    path = tmp_path / "prepflow.db"
-    with SqlStore(f"sqlite:///{path}") as store:
-        make(store)
-        other = sqlite3.connect(path, isolation_level=None)
-        try:
-            other.execute("BEGIN IMMEDIATE")
-            assert store.get("wtpf-26").version == 1
-            assert [p.version for p in store.list()] == [1]
-            with pytest.raises(StoreError, match="stayed locked by another prepflow program"):
-                store.commit("wtpf-26", 1, {"state": "comments"}, [draft(1)])
-        finally:
-            other.execute("ROLLBACK")
-            other.close()
-        assert store.commit("wtpf-26", 1, {"state": "comments"}, [draft(1)]).version == 2
-        assert store.verify() == []
-
-
 def test_open_store_defaults_to_durable_sqlite(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -699,7 +369,7 @@ def test_open_store_defaults_to_durable_sqlite(
     try:
         assert isinstance(store, SqlStore)
         make(store)
-        with store._engine.connect() as conn:
+        with store.db.engine.connect() as conn:
             pragmas = [
                 conn.exec_driver_sql(f"PRAGMA {p}").scalar()
                 for p in ["journal_mode", "synchronous", "foreign_keys"]

@@ -1,0 +1,199 @@
+"""The store's seams, one protocol per aggregate (STYLE 14): a caller names the narrowest one.
+
+``ProcessStore`` is the processes and their audit chain, ``RegisterStore`` the experts
+register, ``OutboxStore`` the messages to send. ``Store`` is all three, as SqlStore offers
+them; the next aggregates (contributions, opinions) add a protocol of their own here.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from flows.storage.model import AuditDraft, AuditEntry, StoredProcess
+from flows.storage.notify_model import Expert, ExpertDraft, OutboxDraft, OutboxItem
+
+
+class ProcessTransaction(Protocol):
+    """One process in one write transaction: read it, decide, write once (or not at all).
+
+    The database commits when the ``with`` block ends without an exception and rolls back
+    otherwise, so a transition's read, its outbox plan's register read and its write are one
+    connection and one transaction.
+    """
+
+    def get(self) -> StoredProcess:
+        """The process, locked until the block ends; UnknownProcess if it is not stored."""
+        ...
+
+    def experts(self, status: str | None = None) -> builtins.list[Expert]:
+        """The process's register in nomination order, read in this transaction."""
+        ...
+
+    def commit(
+        self,
+        state: Mapping[str, object] | None,
+        entries: Sequence[AuditDraft],
+        outbox: Sequence[OutboxDraft] = (),
+        *,
+        expected_version: int | None = None,
+    ) -> StoredProcess:
+        """Write the state (if given) and the entries and messages; once per transaction.
+
+        ``expected_version`` (default: the version ``get`` read) is checked against the row:
+        VersionConflict, nothing written, when someone else moved it meanwhile.
+        """
+        ...
+
+
+class ProcessStore(Protocol):
+    """Processes as opaque JSON documents with a tamper-evident audit log."""
+
+    def create(
+        self,
+        process_id: str,
+        definition: Mapping[str, object],
+        definition_hash: str,
+        state: Mapping[str, object],
+        entry: AuditDraft,
+    ) -> bool:
+        """Store a new process with ``entry`` as audit #1; False if it already existed."""
+        ...
+
+    def get(self, process_id: str) -> StoredProcess:
+        """The stored process, or UnknownProcess."""
+        ...
+
+    def list(self) -> builtins.list[StoredProcess]:
+        """All processes ordered by id, in one query."""
+        ...
+
+    def transaction(self, process_id: str) -> AbstractContextManager[ProcessTransaction]:
+        """A write transaction on one process (see ProcessTransaction)."""
+        ...
+
+    def commit(
+        self,
+        process_id: str,
+        expected_version: int,
+        state: Mapping[str, object] | None,
+        entries: Sequence[AuditDraft],
+        outbox: Sequence[OutboxDraft] = (),
+    ) -> StoredProcess:
+        """Atomically replace the state (if given, version-checked) and append the entries;
+        ``outbox`` messages go in the same transaction, keys already written skipped."""
+        ...
+
+    def audit(self, process_id: str | None = None) -> builtins.list[AuditEntry]:
+        """Audit entries ordered by process id, then seq."""
+        ...
+
+    def verify(self, process_id: str | None = None) -> builtins.list[str]:
+        """Readable problems with the audit chain; [] when intact."""
+        ...
+
+
+class RegisterStore(Protocol):
+    """The experts register (issue 4).
+
+    A secretariat's change and its audit entries are one transaction (``audit=``): written
+    apart, a crash between the two would leave a change nobody can account for. The entries
+    are written whenever the call succeeds, also when it changes nothing, and not at all when
+    it raises.
+    """
+
+    def add_experts(
+        self,
+        process_id: str,
+        drafts: Sequence[ExpertDraft],
+        outbox: Sequence[OutboxDraft] = (),
+        *,
+        audit: Sequence[AuditDraft] = (),
+    ) -> builtins.list[Expert]:
+        """Register nominations, their outbox rows and the ``audit`` entries in one
+        transaction, all or nothing; DuplicateExpert (nothing written) if an address
+        repeats, ignoring case."""
+        ...
+
+    def experts(self, process_id: str, status: str | None = None) -> builtins.list[Expert]:
+        """The register of ``process_id`` in nomination order, optionally of one status."""
+        ...
+
+    def set_expert_status(
+        self, process_id: str, email: str, status: str, *, audit: Sequence[AuditDraft] = ()
+    ) -> Expert:
+        """Change one expert's status, with the ``audit`` entries in the same transaction;
+        UnknownExpert (nothing written) if the address is not registered."""
+        ...
+
+    def erase_expert(
+        self, process_id: str, email: str, *, audit: Sequence[AuditDraft] = ()
+    ) -> int:
+        """Scrub the expert's personal data and that of messages to them, with the ``audit``
+        entries in the same transaction; rows touched."""
+        ...
+
+
+class OutboxStore(Protocol):
+    """The outbox of messages to send, drained by the deliverer (issue 4)."""
+
+    def enqueue(self, outbox: Sequence[OutboxDraft]) -> int:
+        """Write messages, skipping keys already written; the number of new rows."""
+        ...
+
+    def claim(self, now: datetime, limit: int) -> builtins.list[OutboxItem]:
+        """Atomically take up to ``limit`` due pending messages, oldest first, for sending."""
+        ...
+
+    def mark_sent(self, item_id: int, at: datetime, reply: str) -> None:
+        """The server accepted the message."""
+        ...
+
+    def mark_sent_many(self, ids: Sequence[int], at: datetime, replies: Sequence[str]) -> int:
+        """mark_sent for a batch in one transaction; the number of rows marked."""
+        ...
+
+    def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime) -> bool:
+        """A temporary failure: pending again from ``next_attempt_at``, attempts + 1."""
+        ...
+
+    def mark_failed(self, item_id: int, error: str, at: datetime) -> bool:
+        """A permanent failure: failed, not retried automatically, attempts + 1."""
+        ...
+
+    def recover(self, now: datetime, stale_after: timedelta) -> builtins.list[OutboxItem]:
+        """Messages 'sending' for longer than ``stale_after`` become 'uncertain' (not resent)."""
+        ...
+
+    def outbox(
+        self, process_id: str | None = None, status: str | None = None
+    ) -> builtins.list[OutboxItem]:
+        """Messages by id, optionally of one process and/or status."""
+        ...
+
+    def requeue(
+        self, item_id: int, now: datetime, *, audit: Sequence[AuditDraft] = ()
+    ) -> OutboxItem:
+        """A failed or uncertain message back to pending, due at ``now`` (attempts kept); the
+        ``audit`` entries go to the message's process in the same transaction."""
+        ...
+
+
+class Store(ProcessStore, RegisterStore, OutboxStore, Protocol):
+    """Every aggregate at once, as one database offers them (SqlStore)."""
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+__all__ = [
+    "OutboxStore",
+    "ProcessStore",
+    "ProcessTransaction",
+    "RegisterStore",
+    "Store",
+]

@@ -1,0 +1,137 @@
+"""What every SQL aggregate shares: the engine, its transactions, and the process chain's lock.
+
+One lock order for every writer, so none deadlocks another: a change that touches a process's
+audit chain locks the process row first (SELECT … FOR UPDATE on PostgreSQL; on SQLite the
+write transaction's BEGIN IMMEDIATE holds the whole database already), and only then the
+register or outbox rows.
+
+Statements are built once, at import, as SQLAlchemy Core: SQLAlchemy caches each one's
+compiled form, so a call pays for execution only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from flows.storage.chain import seal_all
+from flows.storage.db import describe, guard, make_engine
+from flows.storage.errors import StoreError, UnknownProcess
+from flows.storage.model import AuditDraft, AuditEntry
+from flows.storage.schema import upgrade
+from flows.storage.tables import audit_log, processes
+
+_P = processes.c
+ENTRY_FIELDS = tuple(column.name for column in audit_log.c)
+KNOWN = sa.select(_P.process_id).order_by(_P.process_id)
+EXISTS = sa.select(_P.process_id).where(_P.process_id == sa.bindparam("pid"))
+CHAIN_HEAD = (
+    sa.select(_P.audit_seq, _P.head_hash)
+    .where(_P.process_id == sa.bindparam("pid"))
+    .with_for_update()
+)
+# The WHERE repeats what the lock already guarantees (belt and braces): a row that moved
+# anyway updates nothing, and the writer refuses.
+APPEND_ONLY = (
+    sa.update(processes)
+    .where(_P.process_id == sa.bindparam("pid"), _P.audit_seq == sa.bindparam("old_seq"))
+    .values(
+        audit_seq=sa.bindparam("new_seq"),
+        head_hash=sa.bindparam("new_hash"),
+        updated_at=sa.bindparam("at"),
+    )
+)
+LOG = sa.insert(audit_log)
+
+
+class Database:
+    """An open database: its engine, a writer engine, and its URL as we may show it."""
+
+    def __init__(self, url: str, *, revision: str | None = None) -> None:
+        """Open ``url`` and bring its schema up to ``revision`` (default: the newest).
+
+        ``revision`` builds old databases in upgrade tests; the store itself reads and writes
+        only the newest schema.
+        """
+        self.url = describe(url)
+        self.engine: Engine = make_engine(url)
+        # A writer's transaction starts with BEGIN IMMEDIATE on SQLite (db.py): the write
+        # lock is taken before the first read, so a second writer waits instead of failing.
+        # PostgreSQL locks rows instead, so its readers and writers share one pool.
+        sqlite = self.engine.dialect.name == "sqlite"
+        self.writer: Engine = make_engine(url, write=True) if sqlite else self.engine
+        try:
+            with guard(self.url):
+                upgrade(self.writer, revision)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+        self.writer.dispose()
+
+    @contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A pooled connection for reading; each statement sees one consistent snapshot."""
+        with guard(self.url), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        with guard(self.url), self.writer.begin() as conn:
+            yield conn
+
+
+def known(conn: sa.Connection) -> list[str]:
+    """Every stored process id, for UnknownProcess's message."""
+    return list(conn.execute(KNOWN).scalars())
+
+
+def require(conn: sa.Connection, process_id: str) -> None:
+    """UnknownProcess unless ``process_id`` is stored."""
+    if conn.execute(EXISTS, {"pid": process_id}).first() is None:
+        raise UnknownProcess(process_id, known(conn))
+
+
+def lock_chain(conn: sa.Connection, process_id: str) -> tuple[int, str]:
+    """Lock the process row in the connection's transaction; its (audit_seq, head_hash)."""
+    head = conn.execute(CHAIN_HEAD, {"pid": process_id}).first()
+    if head is None:
+        raise UnknownProcess(process_id, known(conn))
+    return int(head[0]), str(head[1])
+
+
+def entry_rows(entries: Sequence[AuditEntry]) -> list[dict[str, object]]:
+    """LOG parameters for sealed audit entries."""
+    return [{name: getattr(entry, name) for name in ENTRY_FIELDS} for entry in entries]
+
+
+def append_audit(
+    conn: sa.Connection, process_id: str, head: tuple[int, str], drafts: Sequence[AuditDraft]
+) -> None:
+    """Chain ``drafts`` after ``head`` (from lock_chain, same transaction), as a commit with
+    no state does: the entries, then the process row's count and last hash."""
+    audit_seq, head_hash = head
+    sealed = seal_all(process_id, audit_seq, head_hash, drafts)
+    if not sealed:
+        return
+    params = {
+        "pid": process_id,
+        "old_seq": audit_seq,
+        "new_seq": audit_seq + len(sealed),
+        "new_hash": sealed[-1].hash,
+        "at": datetime.now(UTC),
+    }
+    if conn.execute(APPEND_ONLY, params).rowcount != 1:  # belt and braces: the row is locked
+        raise StoreError(
+            f"Process {process_id!r} changed while its audit entries were being written, "
+            "although it was locked. Nothing was written; try again."
+        )
+    conn.execute(LOG, entry_rows(sealed))

@@ -1,0 +1,186 @@
+"""One process in one write transaction: the transition path, read and written on one connection.
+
+Before, a transition took three pooled connections (read the process, read the register for
+its mail, write). Now the read takes the row lock (FOR UPDATE on PostgreSQL; SQLite's BEGIN
+IMMEDIATE holds the database already), so nobody can move the row between our read and our
+write, and the result is built from what was written rather than read back.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from flows.storage import hot
+from flows.storage.chain import document_and_text, seal_all
+from flows.storage.enqueue import insert_outbox_hot, outbox_rows
+from flows.storage.errors import StoreError, UnknownProcess, VersionConflict
+from flows.storage.model import AuditDraft, AuditEntry, StoredProcess
+from flows.storage.notify_model import Expert, OutboxDraft
+from flows.storage.register import EXPERTS, read_experts
+from flows.storage.sql_base import known
+from flows.storage.tables import audit_log, processes
+
+_P = processes.c
+_PID = _P.process_id == sa.bindparam("pid")
+GET = sa.select(
+    _P.process_id,
+    _P.definition_hash,
+    _P.state,
+    _P.version,
+    _P.audit_seq,
+    _P.created_at,
+    _P.updated_at,
+    _P.head_hash,
+).where(_PID)
+# The transition's statements run on the driver cursor (hot.py says why, with figures).
+GET_ONE = hot.Statement(GET)
+GET_LOCKED = hot.Statement(GET.with_for_update())
+LIST = hot.Statement(sa.select(*GET.selected_columns).order_by(_P.process_id))
+# The WHERE repeats what the lock already guarantees (belt and braces): a row that moved
+# anyway updates nothing, and commit() refuses.
+_UNMOVED = (_PID, _P.audit_seq == sa.bindparam("old_seq"))
+_HEAD: dict[str, sa.BindParameter[object]] = {
+    "audit_seq": sa.bindparam("new_seq"),
+    "head_hash": sa.bindparam("new_hash"),
+    "updated_at": sa.bindparam("at"),
+}
+ADVANCE = hot.Statement(
+    sa.update(processes)
+    .where(*_UNMOVED, _P.version == sa.bindparam("old_version"))
+    .values(state=sa.bindparam("new_state"), version=sa.bindparam("new_version"), **_HEAD)
+)
+APPEND_ONLY = hot.Statement(sa.update(processes).where(*_UNMOVED).values(**_HEAD))
+LOG = hot.Statement(sa.insert(audit_log), [c.name for c in audit_log.c])
+# The register read a transition's outbox plan makes (most transitions mail the experts).
+EXPERTS_OF = hot.Statement(EXPERTS)
+_EXPERT_FIELDS = tuple(EXPERTS.selected_columns.keys())
+
+#: Gives the read-only definition body stored under a hash (SqlProcesses.definition).
+Definitions = Callable[[str], dict[str, object]]
+
+
+def stored_process(row: Sequence[object], definition: Definitions) -> StoredProcess:
+    """A process from a driver row of GET's columns."""
+    process_id, definition_hash, state, version, audit_seq, created_at, updated_at = row[:7]
+    return StoredProcess(
+        process_id=str(process_id),
+        definition=definition(str(definition_hash)),
+        definition_hash=str(definition_hash),
+        state=hot.json_out(state),
+        version=int(version),  # type: ignore[call-overload]
+        audit_seq=int(audit_seq),  # type: ignore[call-overload]
+        created_at=hot.time_out(created_at),
+        updated_at=hot.time_out(updated_at),
+    )
+
+
+def log_rows(dialect: sa.Dialect, entries: Sequence[AuditEntry]) -> list[dict[str, object]]:
+    """LOG parameters for sealed entries, as the audit log's column types bind them."""
+    return [
+        {
+            **{"process_id": e.process_id, "seq": e.seq, "at": hot.time_in(dialect, e.at)},
+            **{"actor": e.actor, "kind": e.kind, "trigger": e.trigger, "reason": e.reason},
+            **{"from_state": e.from_state, "to_state": e.to_state, "prev_hash": e.prev_hash},
+            **{"inputs": hot.json_in(e.inputs), "hash": e.hash},
+        }
+        for e in entries
+    ]
+
+
+def _expert(row: Sequence[object]) -> Expert:
+    """An Expert from a driver row of the experts table, as its column types read it."""
+    fields = dict(zip(_EXPERT_FIELDS, row, strict=True))
+    fields["nominated_at"] = hot.time_out(fields["nominated_at"])
+    fields["late"], fields["erased"] = bool(fields["late"]), bool(fields["erased"])
+    return Expert(**fields)  # type: ignore[arg-type]  # the columns are named as the fields
+
+
+class SqlTransaction:
+    """The ProcessTransaction of a SQL database (see protocols.ProcessTransaction)."""
+
+    def __init__(self, conn: sa.Connection, process_id: str, definition: Definitions) -> None:
+        self._conn = conn
+        self._pid = process_id
+        self._definition = definition
+        self._read: StoredProcess | None = None
+        self._head_hash = ""
+        self._written = False
+
+    def get(self, *, lock: bool = True) -> StoredProcess:
+        """The process, locked until the transaction ends; UnknownProcess if not stored."""
+        row = hot.run(self._conn, GET_LOCKED if lock else GET_ONE, {"pid": self._pid}).fetchone()
+        if row is None:
+            raise UnknownProcess(self._pid, known(self._conn))
+        self._read, self._head_hash = stored_process(row, self._definition), str(row[7])
+        return self._read
+
+    def experts(self, status: str | None = None) -> builtins.list[Expert]:
+        """The process's register in nomination order, read in this transaction."""
+        if self._read is None:
+            # Lock the process row first (sql_base's lock order); commit() reuses the read.
+            self.get()
+        if status is not None:
+            return read_experts(self._conn, self._pid, status, known_process=True)
+        rows = hot.run(self._conn, EXPERTS_OF, {"pid": self._pid}).fetchall()
+        return [_expert(row) for row in rows]
+
+    def commit(
+        self,
+        state: Mapping[str, object] | None,
+        entries: Sequence[AuditDraft],
+        outbox: Sequence[OutboxDraft] = (),
+        *,
+        expected_version: int | None = None,
+    ) -> StoredProcess:
+        """Write the state (if given, version-checked) and the entries and messages, once."""
+        if self._written:
+            raise RuntimeError("a process transaction writes once; open another for more")
+        self._written = True
+        state_doc, state_text = (
+            (None, "") if state is None else document_and_text(state, f"state of {self._pid}")
+        )
+        messages = outbox_rows(outbox)
+        stored = self._read or self.get()
+        expected = stored.version if expected_version is None else expected_version
+        if state_doc is not None and stored.version != expected:
+            raise VersionConflict(self._pid, expected, stored.version)
+        sealed = seal_all(self._pid, stored.audit_seq, self._head_hash, entries)
+        new_seq = stored.audit_seq + len(sealed)
+        dialect = self._conn.dialect
+        updated_at = datetime.now(UTC)
+        params: dict[str, object] = {
+            "pid": self._pid,
+            "old_seq": stored.audit_seq,
+            "new_seq": new_seq,
+            "new_hash": sealed[-1].hash if sealed else self._head_hash,
+            "at": hot.time_in(dialect, updated_at),
+        }
+        new_state, new_version = stored.state, stored.version
+        if state_doc is not None:
+            new_state, new_version = state_doc, stored.version + 1
+            params.update(new_state=state_text, new_version=new_version,
+                          old_version=expected)
+        done = hot.run(self._conn, ADVANCE if state_doc is not None else APPEND_ONLY, params)
+        if done.rowcount != 1:
+            raise StoreError(
+                f"Process {self._pid!r} changed while this change was being written, although "
+                "it was locked. Nothing was written; try again."
+            )
+        if sealed:
+            rows = log_rows(dialect, sealed)
+            hot.run(self._conn, LOG, rows[0] if len(rows) == 1 else rows)
+        insert_outbox_hot(self._conn, messages)
+        return StoredProcess(
+            process_id=self._pid,
+            definition=stored.definition,
+            definition_hash=stored.definition_hash,
+            state=new_state,
+            version=new_version,
+            audit_seq=new_seq,
+            created_at=stored.created_at,
+            updated_at=updated_at,
+        )
