@@ -42,11 +42,32 @@ class RuleResult:
     slack_days: int | None = None
 
 
+#: The last few plans of (definition, instance) pairs, by identity. Both are frozen, and one
+#: decision asks for the same instance's plan several times (catch-up, guards, notices): a
+#: manual transition computed it three times, about a sixth of the core's time.
+_RECENT: dict[tuple[int, int], tuple[ProcessDefinition, Instance, tuple[Milestone, ...]]] = {}
+
+
 def effective_milestones(
     definition: ProcessDefinition, instance: Instance | None = None,
     extra: dict[str, Span] | None = None,
 ) -> list[Milestone]:
     """The plan as it stands: definition, amendments, what-if changes, actual postings."""
+    if instance is None or extra:
+        return _effective(definition, instance, extra)
+    key = (id(definition), id(instance))
+    hit = _RECENT.get(key)
+    if hit is None or hit[0] is not definition or hit[1] is not instance:
+        if len(_RECENT) >= 8:
+            _RECENT.clear()
+        hit = (definition, instance, tuple(_effective(definition, instance, None)))
+        _RECENT[key] = hit
+    return list(hit[2])
+
+
+def _effective(
+    definition: ProcessDefinition, instance: Instance | None, extra: dict[str, Span] | None,
+) -> list[Milestone]:
     spans = dict(instance.spans()) if instance else {}
     spans.update(extra or {})
     items = plan_milestones(definition, spans)
