@@ -305,7 +305,7 @@ def deliver_cmd(
     report = run_delivery(svc, at, limit, settings.smtp)
     out.print(f"delivery: {report}")
     for problem in report.problems:
-        out.print(f"  #{problem['id']} {problem['event']} to {problem['recipient']}: "
-                  f"{escape(str(problem['error']))}", soft_wrap=True)
+        out.print(f"  #{problem.id} {problem.event} to {problem.recipient}: "
+                  f"{escape(problem.error)}", soft_wrap=True)
     if report.failed or report.uncertain:
         raise typer.Exit(1)

@@ -70,6 +70,19 @@ class DeliveryStore(Protocol):
                status: str | None = None) -> list[OutboxItem]: ...
 
 
+@dataclass(frozen=True)
+class DeliveryProblem:
+    """A row the secretariat must look at: failed for good, or perhaps never sent
+    (``uncertain``); the address already masked."""
+
+    id: int
+    event: str
+    process: str
+    recipient: str
+    error: str
+    uncertain: bool = False
+
+
 @dataclass
 class DeliveryReport:
     """Counts for one run, and the rows a secretariat must look at (addresses masked)."""
@@ -79,7 +92,7 @@ class DeliveryReport:
     failed: int = 0
     uncertain: int = 0
     released: int = 0
-    problems: list[dict[str, str | int]] = field(default_factory=list)
+    problems: list[DeliveryProblem] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (f"{self.sent} sent, {self.retried} to retry, {self.failed} failed, "
@@ -143,11 +156,10 @@ class _Run:
             self.exhausted = not batch
         return self.queue.popleft() if self.queue else None
 
-    def problem(self, item: OutboxItem, error: str) -> None:
+    def problem(self, item: OutboxItem, error: str, *, uncertain: bool = False) -> None:
         """A row the secretariat must look at (address masked)."""
-        self.report.problems.append({"id": item.id, "event": item.event,
-                                     "process": item.process_id,
-                                     "recipient": mask_email(item.email), "error": error})
+        self.report.problems.append(DeliveryProblem(
+            item.id, item.event, item.process_id, mask_email(item.email), error, uncertain))
 
     async def worker(self) -> None:
         """Send rows until none is left."""
@@ -229,7 +241,8 @@ async def deliver(store: DeliveryStore, mailer: Mailer, now: datetime, *, render
     recovered = store.recover(now, pacing.stale_after)
     run.report.uncertain = len(recovered)
     for item in recovered:
-        run.problem(item, "uncertain: the deliverer stopped while sending; not resent")
+        run.problem(item, "uncertain: the deliverer stopped while sending; not resent",
+                    uncertain=True)
     try:
         async with asyncio.TaskGroup() as group:
             for _ in range(pacing.concurrency):

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import Counter
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger
 
 from flows.addresses import mask_addresses
-from flows.mail.delivery import DeliveryReport, deliver, preview
+from flows.mail.delivery import DeliveryProblem, DeliveryReport, deliver, preview
 from flows.mail.mail_transport import SmtpMailer
 from flows.mail.render import Renderer
 from flows.orchestration.run_context import aware, rename_run, service_for
@@ -47,21 +48,23 @@ def run_delivery(service: Service, now: datetime, limit: int = 5000,
 
 def report_failures(service: Service, report: DeliveryReport, now: datetime) -> int:
     """One 'delivery failures' message per process and secretariat member, once per set."""
-    by_process: dict[str, list[dict[str, Any]]] = {}
+    by_process: dict[str, list[DeliveryProblem]] = {}
     for problem in report.problems:
-        if problem.get("event") == "delivery_failures":
+        if problem.event == "delivery_failures":
             continue  # never report a failed report by mail: it shows in `prepflow outbox`
-        by_process.setdefault(str(problem.get("process")), []).append(problem)
+        by_process.setdefault(problem.process, []).append(problem)
     rows = []
     for process_id, items in by_process.items():
         _, definition, _ = service.load(process_id)
-        ids = ",".join(str(i["id"]) for i in items)
+        ids = ",".join(str(i.id) for i in items)
         tag = hashlib.sha256(ids.encode()).hexdigest()[:12]
-        failed = sum(not str(i["error"]).startswith("uncertain") for i in items)
+        failed = sum(not i.uncertain for i in items)
         context = DeliveryFailures.model_validate({
             "process_id": process_id, "process_name": definition.name,
             "forum": definition.forum.name, "timezone": definition.timezone,
-            "failed": failed, "uncertain": len(items) - failed, "items": items,
+            "failed": failed, "uncertain": len(items) - failed,
+            "items": [{"id": i.id, "event": i.event, "recipient": i.recipient, "error": i.error}
+                      for i in items],
             "command": "prepflow outbox --status failed"}).model_dump(mode="json")
         for member in definition.secretariat:
             rows.append(OutboxDraft(
@@ -102,16 +105,17 @@ def deliver_notifications(database: str | None = None, now: datetime | None = No
     logger.info("delivery: %s", report)
     # deliver() masks already; masked again at the one door to Prefect's logs and artifacts,
     # so a problem text added later cannot carry an address through (issue 4).
-    shown = [{k: mask_addresses(v) if isinstance(v, str) else v for k, v in problem.items()}
-             for problem in report.problems]
+    shown = [replace(problem, recipient=mask_addresses(problem.recipient),
+                     error=mask_addresses(problem.error)) for problem in report.problems]
     for problem in shown:
-        logger.warning("message %s (%s) to %s: %s", problem["id"], problem["event"],
-                       problem["recipient"], problem["error"])
+        logger.warning("message %s (%s) to %s: %s", problem.id, problem.event,
+                       problem.recipient, problem.error)
     if publish_artifacts and (report.sent + report.failed + report.uncertain) > 0:
         from prefect.artifacts import create_table_artifact
 
         create_table_artifact(
-            shown[:200] or [{"problems": "none"}], key="delivery-summary",
+            [asdict(problem) for problem in shown[:200]] or [{"problems": "none"}],
+            key="delivery-summary",
             description=f"last delivery run: {report} (addresses masked)")
     rename_run(f"delivered {report.sent}" + (f", {report.failed} failed" if report.failed else "")
                + (f", {report.retried} to retry" if report.retried else "")

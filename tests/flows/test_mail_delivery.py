@@ -138,7 +138,7 @@ def test_permanent_failures_are_kept_with_the_reply_and_not_retried(
     failed = {i.email: i for i in store.outbox(status="failed")}
     assert failed["expert3@example.org"].last_error.startswith("550 5.1.1")
     assert failed["expert4@example.org"].last_error == "554 5.6.0 message refused"
-    assert {p["recipient"] for p in first.problems} == {"e***@example.org"}
+    assert {p.recipient for p in first.problems} == {"e***@example.org"}
     later = run(store, server.port, T0 + timedelta(days=1))
     assert later.sent == later.failed == 0
     assert h.attempts["expert3@example.org"] == 1
@@ -165,7 +165,7 @@ def test_server_replies_naming_the_recipient_are_masked_everywhere(
         bruno: "451 4.2.0 B***@example.br... mailbox busy, try later",
         carla: "554 5.7.1 message to <c***@example.br> refused",
     }
-    assert sorted(p["error"] for p in report.problems) == [
+    assert sorted(p.error for p in report.problems) == [
         "550 5.1.1 <a***@example.br>: Recipient address rejected",
         "554 5.7.1 message to <c***@example.br> refused",
     ]

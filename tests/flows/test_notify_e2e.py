@@ -124,3 +124,17 @@ def test_every_queued_row_stores_its_events_typed_payload(svc: Service) -> None:
         assert isinstance(message, MODELS[row.event])
         assert row.context["event"] == row.event
         assert message.model_dump(mode="json") == dict(row.context)
+
+
+def test_a_stranded_message_is_reported_as_uncertain_not_failed(svc: Service) -> None:
+    """A row left 'sending' by a deliverer that died becomes uncertain on a later run, and the
+    secretariat's report counts it as uncertain (a typed flag, not the error's wording)."""
+    svc.transition("wtpf-26", "post_draft1", BY, "WTPF-26/1", now=utc(2024, 8, 5, 8))
+    (stranded,) = svc.store.claim(utc(2024, 8, 5, 8, 1), 1)  # the deliverer dies here
+    with SmtpServer(RecordingHandler()) as server:
+        settings = SmtpSettings(host=server.host, port=server.port, stale_after_seconds=60)
+        report = run_delivery(svc, utc(2024, 8, 5, 9), settings=settings)
+    assert (report.uncertain, report.failed) == (1, 0)
+    assert [(p.id, p.uncertain) for p in report.problems] == [(stranded.id, True)]
+    (failures,) = [m for m in svc.store.outbox("wtpf-26") if m.event == "delivery_failures"]
+    assert (failures.context["failed"], failures.context["uncertain"]) == (0, 1)
