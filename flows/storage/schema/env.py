@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
+from flows.storage.schema.names import VERSION_TABLE
 from flows.storage.tables import metadata
 
 _connection = context.config.attributes.get("connection")
@@ -18,7 +19,9 @@ if not isinstance(_connection, sa.Connection):
         "prepflow's schema is migrated from code (flows.storage.schema), with a connection "
         "in config.attributes['connection']; there is no alembic.ini to run it from"
     )
-# compare_type: `alembic check` also compares column types, not only names.
-context.configure(connection=_connection, target_metadata=metadata, compare_type=True)
+# compare_type: `alembic check` also compares column types, not only names. A version table of
+# our own: another application's `alembic_version` must never be taken for prepflow's.
+context.configure(connection=_connection, target_metadata=metadata, compare_type=True,
+                  version_table=VERSION_TABLE)
 with context.begin_transaction():  # the runner's transaction: Alembic nests nothing
     context.run_migrations()

@@ -4,9 +4,14 @@ Every revision runs in a write transaction of its own (BEGIN IMMEDIATE on SQLite
 PostgreSQL advisory lock), which re-reads the revision first: concurrent openers migrate one at
 a time, and a failure leaves the database at the last revision that completed.
 
+The revision is kept in a version table of prepflow's own (names.VERSION_TABLE), never in
+Alembic's default ``alembic_version``: a database with tables but neither that table nor
+prepflow 0.1's ``prepflow_schema`` belongs to another application and is refused untouched.
+
 A database written by prepflow 0.1 has ``prepflow_schema`` (step N of the hand-written runner
-Alembic replaced) and no ``alembic_version``: it is stamped at the revision of step N, and
-``prepflow_schema`` dropped, in one transaction before the upgrade.
+Alembic replaced): it is stamped at the revision of step N, and ``prepflow_schema`` dropped, in
+the transaction of the first revision applied to it (or alone, when it is already at the
+target). A refused revision therefore leaves a 0.1 database exactly as 0.1 left it.
 """
 
 from __future__ import annotations
@@ -28,11 +33,11 @@ from sqlalchemy.pool import NullPool
 
 from flows.storage.db import describe
 from flows.storage.errors import StoreError
+from flows.storage.schema.names import LEGACY_TABLE, VERSION_TABLE
 
 #: Key of the PostgreSQL advisory lock that makes concurrent openers migrate one at a time.
 _LOCK_KEY = 0x70726570  # "prep"
-#: The hand-written runner's table (prepflow 0.1) and its step N → our revision.
-LEGACY_TABLE = "prepflow_schema"
+#: The hand-written runner's step N → our revision.
 LEGACY_STEPS = {1: "0001", 2: "0002", 3: "0003", 4: "0004"}
 _legacy = sa.table(LEGACY_TABLE, sa.column("version", sa.Integer))
 _DROP_LEGACY = sa.text("DROP TABLE prepflow_schema")
@@ -80,8 +85,9 @@ class Found:
 def inspect(conn: sa.Connection, url: str) -> Found:
     """The database's revision; StoreError for another application's or a newer database."""
     names = set(sa.inspect(conn).get_table_names())
-    if "alembic_version" in names:
-        revision = MigrationContext.configure(conn).get_current_revision()
+    if VERSION_TABLE in names:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        revision = context.get_current_revision()
         if revision is not None and revision not in revisions():
             raise _newer(url, f"revision {revision}")
         return Found(revision)
@@ -121,19 +127,23 @@ def upgrade(writer: Engine, target: str | None = None) -> str | None:
     if not found.legacy and _index(found.revision) >= order.index(target):
         return found.revision
     url = describe(writer.url)
-    if found.legacy:
-        with _revision_transaction(writer) as conn:
-            found = inspect(conn, url)  # again, under the lock: another opener may have run
-            if found.legacy and found.revision is not None:
-                command.stamp(config(conn), found.revision)
-            if found.legacy:
-                conn.execute(_DROP_LEGACY)
-    for revision in order[: order.index(target) + 1]:
+    last = order.index(target)
+    for index, revision in enumerate(order[: last + 1]):
         with _revision_transaction(writer) as conn:
             found = inspect(conn, url)  # again, under the lock, in the transaction that writes
-            if _index(found.revision) < order.index(revision):
+            behind = _index(found.revision) < index
+            if found.legacy and (behind or index == last):
+                _adopt(conn, found.revision)  # with the first revision it applies, or alone
+            if behind:
                 command.upgrade(config(conn), revision)
-    return target
+    return current(writer).revision
+
+
+def _adopt(conn: sa.Connection, revision: str | None) -> None:
+    """Take over a prepflow 0.1 database: stamp its step's revision, drop its old table."""
+    if revision is not None:
+        command.stamp(config(conn), revision)
+    conn.execute(_DROP_LEGACY)
 
 
 def _index(revision: str | None) -> int:
