@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flows.addresses import valid_email
+from states.errors import InputError
 
 
 def _sender(value: str) -> str:
@@ -112,5 +113,20 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    """The settings from the environment, read now: call once per entry point."""
-    return Settings()
+    """The settings from the environment, read now: call once per entry point.
+
+    A bad value is bad input (InputError: one paragraph, exit 2) naming the variable to fix,
+    never a traceback: every command reads the settings, also those that send no mail.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_variable(error['loc'])}: {error['msg']}" for error in exc.errors())
+        raise InputError(f"prepflow's settings from the environment are not valid ({problems}). "
+                         "Correct or unset these variables (see the README's Settings).") from None
+
+
+def _variable(location: tuple[int | str, ...]) -> str:
+    """The variable behind a settings field: ('smtp', 'port') → PREPFLOW_SMTP_PORT."""
+    return "PREPFLOW_" + "_".join(str(part) for part in location).upper()

@@ -4,11 +4,14 @@ masking in logs happens once, in a filter."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
 from flows.addresses import get_logger, mask_email, valid_email
+from flows.cli.app import main
 from flows.settings import Settings, SmtpTarget, load_settings
+from states.errors import InputError
 
 #: Every variable README.md documents (and the few more the code reads), with a value and
 #: where it must land.
@@ -59,8 +62,24 @@ def test_the_password_comes_from_the_environment_and_never_shows(
 def test_a_bad_sender_is_refused_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sender goes through the one address validator."""
     monkeypatch.setenv("PREPFLOW_SMTP_SENDER", "Secretariat <wtpf@itu>")
-    with pytest.raises(ValueError, match="is not an email address"):
+    with pytest.raises(InputError, match=r"PREPFLOW_SMTP_SENDER: .*is not an email address"):
         load_settings()
+
+
+def test_a_bad_setting_is_one_paragraph_and_exit_2_for_every_command(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A typo in a mail setting stops even `status` with a paragraph naming the variable (exit
+    2, no traceback), and the store is not created."""
+    monkeypatch.setenv("PREPFLOW_SMTP_PORT", "twenty-five")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(["status"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2
+    assert "PREPFLOW_SMTP_PORT" in err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_pointed_at_changes_only_host_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
