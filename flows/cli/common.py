@@ -8,6 +8,7 @@ import shutil
 from datetime import datetime
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
 
@@ -77,3 +78,19 @@ def process_ids(svc: Service, process: str | None) -> list[str]:
     return ids
 
 
+def served_database(database: str | None) -> str | None:
+    """``--database`` for served flows, where it becomes a deployment and run parameter: such
+    parameters are stored by the Prefect server and shown in its UI, so a password must not
+    travel that way (the environment, PREPFLOW_DATABASE_URL, carries it instead)."""
+    if database is None:
+        return None
+    try:
+        password = sa.make_url(database).password
+    except sa.exc.ArgumentError:
+        return database  # opening it says what is wrong with it
+    if password:
+        raise InputError(
+            "--database holds a password, and served flows would keep it in the Prefect "
+            "server's records and show it in its UI. Set PREPFLOW_DATABASE_URL instead (the "
+            "served flows read it from their environment) and leave out --database.")
+    return database

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import Database, app, err, out, service
+from flows.cli.common import Database, app, err, out, served_database, service
 from flows.definition_file import load_definition
 from flows.storage import open_store
 from states.errors import InputError
@@ -105,6 +105,7 @@ def serve_cmd(
     """
     from flows.orchestration.serve import serve_forever
 
+    database = served_database(database)
     service(database).store.close()  # a broken store fails now, clearly, not in every run
     serve_forever(cron, timezone, lambda text: err.print(text, soft_wrap=True), database)
 
@@ -123,6 +124,7 @@ def up_cmd(
     """
     from flows.orchestration.serve import start_server, stop
 
+    database = served_database(database)
     spec = load_definition(definition)
     started: list[subprocess.Popen[bytes]] = []
 
