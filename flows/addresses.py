@@ -63,22 +63,31 @@ def valid_email(raw: str) -> str:
 
 
 class MaskingFilter(logging.Filter):
-    """Masks every address in a record's message and arguments, before any handler sees it."""
+    """Masks every address in a record's text, before any handler sees it.
+
+    The message is rendered once with its arguments (whatever their type: an exception, an
+    outbox row), masked, and stored without arguments, so no handler formats an address back in.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record in place; never drops it."""
-        if isinstance(record.msg, str):
-            record.msg = mask_addresses(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(mask_addresses(a) if isinstance(a, str) else a
-                                for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {k: mask_addresses(v) if isinstance(v, str) else v
-                           for k, v in record.args.items()}
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):  # a malformed call: logging reports it as usual
+            return True
+        record.msg, record.args = mask_addresses(text), None
         return True
 
 
 _FILTER = MaskingFilter()
+
+
+def mask_logger(logger: logging.Logger) -> logging.Logger:
+    """``logger`` with the one MaskingFilter (idempotent): for loggers prepflow does not name,
+    such as Prefect's run loggers, which send their records to the Prefect server."""
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -89,7 +98,4 @@ def get_logger(name: str) -> logging.Logger:
     """
     if name != "prepflow" and not name.startswith("prepflow."):
         raise ValueError(f"logger {name!r}: prepflow's loggers are named 'prepflow.<part>'")
-    logger = logging.getLogger(name)
-    if _FILTER not in logger.filters:
-        logger.addFilter(_FILTER)
-    return logger
+    return mask_logger(logging.getLogger(name))

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
 from flows.orchestration.artifacts import first_tick_of_day, send_all, views
-from flows.orchestration.run_context import aware, rename_run, service_for
+from flows.orchestration.run_context import aware, rename_run, run_logger, service_for
 from flows.orchestration.waiting_steps import request_steps
 from states.status import report
 
@@ -26,7 +26,7 @@ def advance(now: datetime | None = None, database: str | None = None,
             processes: list[str] | None = None, publish_artifacts: bool = True,
             ask_secretariat: bool = True) -> dict[str, Any]:
     """Apply what is due in every process (or the named ones) at ``now`` (default: the clock)."""
-    logger = get_run_logger()
+    logger = run_logger()
     with service_for(database) as service:
         at = service.now(aware(now))
         outcomes = service.advance(at, processes)

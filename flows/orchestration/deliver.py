@@ -14,13 +14,13 @@ from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 
 from flows.addresses import mask_addresses
 from flows.mail.delivery import DeliveryProblem, DeliveryReport, deliver, preview
 from flows.mail.mail_transport import SmtpMailer
 from flows.mail.render import Renderer
-from flows.orchestration.run_context import aware, rename_run, service_for
+from flows.orchestration.run_context import aware, rename_run, run_logger, service_for
 from flows.settings import SmtpSettings, SmtpTarget, load_settings
 from flows.shell import Service
 from flows.storage import OutboxDraft
@@ -92,7 +92,7 @@ def deliver_notifications(database: str | None = None, now: datetime | None = No
     """Send the queued messages (exactly once on the engine's own path); counts only.
 
     ``smtp`` sends to another server than the configured one (a rehearsal's local sink)."""
-    logger = get_run_logger()
+    logger = run_logger()
     settings = load_settings().pointed_at(smtp)
     limit = limit or settings.prefect.deliver_limit
     with service_for(database or settings.database.url) as service:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import threading
 from collections import OrderedDict
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from uuid import UUID
 
+from flows.addresses import mask_logger
 from flows.clock import SystemClock
 from flows.settings import load_settings
 from flows.shell import Service
@@ -68,3 +70,13 @@ def aware(now: datetime | None) -> datetime | None:
     if now is not None and now.tzinfo is None:
         raise ValueError(f"now={now.isoformat()} has no time zone; give one (e.g. +00:00)")
     return now
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The current run's Prefect logger, with addresses masked before Prefect ships a record to
+    its server (a refusal or an SMTP reply may quote an expert's or a member's address)."""
+    from prefect import get_run_logger
+
+    logger = get_run_logger()
+    mask_logger(logger.logger if isinstance(logger, logging.LoggerAdapter) else logger)
+    return logger

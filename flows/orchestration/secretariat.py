@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
@@ -18,7 +18,7 @@ from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field
 
 from flows.orchestration.artifacts import send_all, views
-from flows.orchestration.run_context import aware, rename_run, service_for
+from flows.orchestration.run_context import aware, rename_run, run_logger, service_for
 from flows.storage import StoreError
 from states.errors import PrepflowError
 from states.machine import table_for
@@ -39,7 +39,7 @@ class SecretariatAction(BaseModel):
 def perform(action: SecretariatAction, now: datetime | None,
             database: str | None, publish_artifacts: bool = True) -> State[Any]:
     """Apply the action; a refusal or bad input is the run's failure message."""
-    logger = get_run_logger()
+    logger = run_logger()
     with service_for(database) as service:
         try:
             outcome = service.transition(action.process, action.trigger, action.actor,
@@ -86,7 +86,7 @@ def secretariat_amend(change: Amendment, now: datetime | None = None,
                       database: str | None = None,
                       publish_artifacts: bool = True) -> State[Any]:
     """Move a milestone or the forum; every rule is re-checked and a refusal fails the run."""
-    logger = get_run_logger()
+    logger = run_logger()
     with service_for(database) as service:
         try:
             outcome = service.amend(change.process, change.milestone, change.date, change.actor,

@@ -114,3 +114,37 @@ def test_the_one_validator_normalises_and_masks_its_errors() -> None:
         valid_email("ana silva@example.br")
     assert "silva" not in str(err.value)
     assert mask_email("no-at-sign") == "***"
+
+
+def test_any_argument_is_masked_once_rendered(caplog: pytest.LogCaptureFixture) -> None:
+    """An exception (or any object) passed as an argument is masked too: the record is rendered
+    once, masked, and keeps no arguments a handler could format an address back from."""
+    log = get_logger("prepflow.test")
+    with caplog.at_level(logging.INFO, logger="prepflow.test"):
+        log.warning("refused: %s", ValueError("no member kofi@example.gh"))
+    (record,) = caplog.records
+    assert record.getMessage() == "refused: no member k***@example.gh"
+    assert record.args is None
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_flow_runs_log_reaches_prefect_masked(caplog: pytest.LogCaptureFixture) -> None:
+    """What a flow logs through run_logger() is masked before Prefect's handlers see it."""
+    from prefect import flow
+
+    from flows.orchestration.run_context import run_logger
+
+    @flow
+    def speak() -> None:
+        run_logger().error("%s", PermissionError("'ana.silva@example.br' may not act"))
+
+    runs = logging.getLogger("prefect.flow_runs")  # Prefect's: it does not propagate
+    runs.addHandler(caplog.handler)
+    try:
+        speak()
+    finally:
+        runs.removeHandler(caplog.handler)
+    said = [r.getMessage() for r in caplog.records if "may not act" in r.getMessage()]
+    assert len(said) == 1
+    assert "***@example.br" in said[0]
+    assert "ana.silva" not in said[0]
