@@ -11,13 +11,13 @@ Every message effect becomes its typed payload (states/messages.py) through
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from states.dates import end_instant, start_instant, zone
+from states.dates import zone
 from states.decision import SYSTEM, Decision, Effect, Record
 from states.definition import ProcessDefinition
 from states.instance import Instance
@@ -25,7 +25,7 @@ from states.invitations import Invitation, next_invitation
 from states.machine import Table
 from states.messages import MODELS, SKIPPED, Message, parse_message
 from states.plan import Milestone
-from states.queries import overdue_steps
+from states.queries import days_before, overdue_steps, reminder_targets
 from states.rules import Status, six_weeks
 
 #: What each transition's event tells whom ("none": no message).
@@ -80,14 +80,9 @@ def notices(definition: ProcessDefinition, instance: Instance, table: Table,
     return Decision(instance, after, tuple(batch.records), tuple(batch.effects))
 
 
-def _before(at: datetime, days: int, tz: ZoneInfo) -> datetime:
-    """``days`` calendar days before an instant, on the local clock (same Geneva time of day,
-    also across a summer-time change)."""
-    return (at.astimezone(tz) - timedelta(days=days)).astimezone(UTC)
-
-
-def _due_offsets(at: datetime, offsets: list[int], now: datetime, tz: ZoneInfo) -> list[int]:
-    return sorted(d for d in offsets if _before(at, d, tz) <= now < at)
+def _due_offsets(at: datetime, offsets: tuple[int, ...], now: datetime,
+                 tz: ZoneInfo) -> list[int]:
+    return sorted(d for d in offsets if days_before(at, d, tz) <= now < at)
 
 
 def _reminders(definition: ProcessDefinition, instance: Instance,
@@ -95,34 +90,31 @@ def _reminders(definition: ProcessDefinition, instance: Instance,
     """Before each comment deadline and before the forum; a late tick sends only the most
     urgent reminder, not a burst of stale ones."""
     tz = zone(definition.timezone)
-    main = instance.regions["main"]
-    for cycle in definition.cycles:
-        item = milestones.get(f"{cycle.id}.comments")
-        if main != f"{cycle.id}.comment_window" or item is None or item.start is None \
-                or not item.start.exact:
+    for target in reminder_targets(definition, instance, milestones):
+        start = target.milestone.start
+        due = _due_offsets(target.at, target.days, batch.now, tz)
+        if target.cycle is not None:
+            # Keyed by the deadline: a moved deadline is reminded again.
+            prefix = f"reminder:{target.cycle}:{start}"
+        else:
+            prefix = f"forum-reminder:{start}"
+        for days in due[1:]:
+            batch.quiet(f"{prefix}:{days}d")
+        if not due:
             continue
-        closes = end_instant(item.start, tz)
-        due = _due_offsets(closes, definition.rules.reminder_days, batch.now, tz)
-        for days in due[1:]:  # keyed by the deadline: a moved deadline is reminded again
-            batch.quiet(f"reminder:{cycle.id}:{item.start}:{days}d")
-        if due:
+        if target.cycle is not None:
+            cycle = definition.cycle(target.cycle)
             posted = instance.happened.get(f"post_{cycle.id}")
-            batch.emit(f"reminder:{cycle.id}:{item.start}:{due[0]}d", "comment_reminder",
-                       "experts",
+            batch.emit(f"{prefix}:{due[0]}d", "comment_reminder", "experts",
                        cycle.id, {"cycle_name": cycle.name, "days": due[0],
                                   "document": posted.document if posted else None,
-                                  "deadline": closes.isoformat(),
-                                  "deadline_day": item.start.first_day().isoformat()})
-    forum = milestones["forum"]
-    if main == f"{definition.cycles[-1].id}.posted" and forum.start and forum.start.exact:
-        opens = start_instant(forum.start, tz)
-        due = _due_offsets(opens, definition.notifications.forum_reminder_days, batch.now, tz)
-        for days in due[1:]:
-            batch.quiet(f"forum-reminder:{forum.start}:{days}d")
-        if due:
-            batch.emit(f"forum-reminder:{forum.start}:{due[0]}d", "forum_reminder", "experts", None,
+                                  "deadline": target.at.isoformat(),
+                                  "deadline_day": start.first_day().isoformat()
+                                  if start else None})
+        else:
+            batch.emit(f"{prefix}:{due[0]}d", "forum_reminder", "experts", None,
                        {"forum": definition.forum.name, "days": due[0],
-                        "opens_day": forum.start.first_day().isoformat(),
+                        "opens_day": start.first_day().isoformat() if start else None,
                         "place": definition.forum.place})
 
 

@@ -207,9 +207,22 @@ def days_before(at: datetime, days: int, tz: ZoneInfo) -> datetime:
     return (at.astimezone(tz) - timedelta(days=days)).astimezone(UTC)
 
 
-def reminder_instants(definition: ProcessDefinition, instance: Instance,
-                      milestones: dict[str, Milestone]) -> list[datetime]:
-    """When the reminders of the current state fall due (before a deadline or the forum)."""
+@dataclass(frozen=True)
+class ReminderTarget:
+    """A moment the current state reminds experts of: a comment deadline (``cycle`` set) or
+    the forum's opening, with the days before it that a reminder goes out."""
+
+    milestone: Milestone
+    at: datetime
+    days: tuple[int, ...]
+    cycle: str | None = None
+
+
+def reminder_targets(definition: ProcessDefinition, instance: Instance,
+                     milestones: dict[str, Milestone]) -> list[ReminderTarget]:
+    """What the current state reminds of: the open comment window's deadline, or, once the
+    final report is posted, the forum's opening. The one place this rule is written: the
+    notices decide reminders from it and the rehearsal steps to them."""
     tz = zone(definition.timezone)
     main = instance.regions[MAIN]
     found = []
@@ -217,14 +230,22 @@ def reminder_instants(definition: ProcessDefinition, instance: Instance,
         item = milestones.get(f"{cycle.id}.comments")
         if main == f"{cycle.id}.comment_window" and item is not None and item.start \
                 is not None and item.start.exact:
-            closes = end_instant(item.start, tz)
-            found += [days_before(closes, d, tz) for d in definition.rules.reminder_days]
+            found.append(ReminderTarget(item, end_instant(item.start, tz),
+                                        tuple(definition.rules.reminder_days), cycle.id))
     forum = milestones["forum"]
     if main == f"{definition.cycles[-1].id}.posted" and forum.start and forum.start.exact:
-        opens = start_instant(forum.start, tz)
-        found += [days_before(opens, d, tz)
-                  for d in definition.notifications.forum_reminder_days]
-    return sorted(found)
+        found.append(ReminderTarget(forum, start_instant(forum.start, tz),
+                                    tuple(definition.notifications.forum_reminder_days)))
+    return found
+
+
+def reminder_instants(definition: ProcessDefinition, instance: Instance,
+                      milestones: dict[str, Milestone]) -> list[datetime]:
+    """When the reminders of the current state fall due (before a deadline or the forum)."""
+    tz = zone(definition.timezone)
+    return sorted(days_before(target.at, d, tz)
+                  for target in reminder_targets(definition, instance, milestones)
+                  for d in target.days)
 
 
 @dataclass(frozen=True)
