@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -21,7 +20,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
+from pydantic.networks import validate_email
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from states.dates import PlanDate, zone
 from states.errors import DefinitionError, Problem
@@ -34,12 +34,14 @@ Slug = Annotated[
         description="lower-case letters, digits and dashes, e.g. draft-2",
     ),
 ]
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
 def _check_email(value: str) -> str:
-    if not _EMAIL.match(value):
-        raise ValueError(f"'{value}' is not an email address like name@itu.int")
+    """The same check as every other address in prepflow (email-validator, through pydantic):
+    a member's address accepted here must not be refused later when a message is sent."""
+    try:
+        validate_email(value)
+    except PydanticCustomError as exc:
+        raise ValueError(f"'{value}' is not an email address like name@itu.int "
+                         f"({exc.context.get('reason') if exc.context else exc})") from None
     return value
 
 

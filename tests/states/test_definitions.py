@@ -213,3 +213,13 @@ def test_fingerprint_changes_with_content_only() -> None:
     data = raw(OTHER)
     data["forum"]["opens"] = "2026-11-17"
     assert parse_definition(data, "a").fingerprint() != other().fingerprint()
+
+
+def test_member_addresses_are_checked_as_every_other_address() -> None:
+    """A secretariat address the mail validator would refuse at sending time (a dot before the
+    @) is refused in the definition already, with the validator's reason."""
+    from states.definition import _check_email
+
+    assert _check_email("wtpf@itu.int") == "wtpf@itu.int"
+    with pytest.raises(ValueError, match="period immediately before the @-sign"):
+        _check_email("wtpf.@itu.int")
