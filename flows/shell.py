@@ -27,6 +27,7 @@ from flows.storage import (
     VersionConflict,
 )
 from states import engine
+from states.dates import require_aware
 from states.definition import ProcessDefinition
 from states.engine import Decision, Record
 from states.errors import InputError, Refused
@@ -71,10 +72,13 @@ class Service:
 
     def now(self, now: datetime | None = None) -> datetime:
         """The given instant (rehearsals, tests) or the clock's."""
-        if now is not None and (now.tzinfo is None or now.utcoffset() is None):
-            raise InputError(f"time {now.isoformat()} has no time zone; add one, e.g. "
-                             f"{now.isoformat()}+00:00")
-        return now or self.clock.now()
+        if now is None:
+            return self.clock.now()
+        try:
+            require_aware(now)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        return now
 
     def definition(self, stored: StoredProcess) -> ProcessDefinition:
         """The definition a process was created with, validated once per content hash."""

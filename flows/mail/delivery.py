@@ -48,6 +48,7 @@ from flows.addresses import get_logger, mask_addresses, mask_email
 from flows.mail.mail_transport import Mailer, RecordingMailer
 from flows.mail.render import Renderable, Renderer, RenderError
 from flows.storage import OutboxItem, StoredProcess, UnknownProcess
+from states.dates import require_aware
 
 log = get_logger("prepflow.mail")
 
@@ -234,8 +235,7 @@ async def deliver(store: DeliveryStore, mailer: Mailer, now: datetime, *, render
     Rows whose retry falls after ``now`` wait for a later run (the scheduled delivery flow
     runs every few minutes; tests pass a later ``now``).
     """
-    if now.tzinfo is None:
-        raise ValueError(f"now={now.isoformat()} has no time zone; give an aware UTC datetime")
+    require_aware(now, "now")
     pacing = Pacing(limit, concurrency, max_attempts, backoff, stale_after)
     run = _Run(store, mailer, now, renderer, pacing)
     recovered = store.recover(now, pacing.stale_after)

@@ -20,6 +20,7 @@ from flows.clock import SystemClock
 from flows.settings import load_settings
 from flows.shell import Service
 from flows.storage import DEFAULT_URL, Store, open_store
+from states.dates import require_aware
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -67,8 +68,8 @@ def rename_run(name: str) -> None:
 
 def aware(now: datetime | None) -> datetime | None:
     """Prefect parameters may arrive naive from a form: refuse rather than guess."""
-    if now is not None and now.tzinfo is None:
-        raise ValueError(f"now={now.isoformat()} has no time zone; give one (e.g. +00:00)")
+    if now is not None:
+        require_aware(now, "now")
     return now
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flows.storage.model import AuditDraft, AuditEntry
+from states.dates import require_aware
 
 #: prev_hash of each process's first entry.
 GENESIS = "0" * 64
@@ -60,9 +61,7 @@ def iso_utc(at: datetime) -> str:
 
 def to_utc(at: datetime) -> datetime:
     """``at`` in UTC, refusing naive times (they are ambiguous between delegations)."""
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(f"time {at.isoformat()} has no time zone; give an aware datetime")
-    return at.astimezone(UTC)
+    return require_aware(at)
 
 
 def entry_hash(

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn, TypeVar, cast
 
+from states.dates import require_aware
+
 #: A JSON document or a part of one.
 J = TypeVar("J")
 
@@ -30,11 +32,7 @@ class AuditDraft:
 
     def __post_init__(self) -> None:
         # A naive time is ambiguous across the delegations' time zones: refuse it at the door.
-        if self.at.tzinfo is None or self.at.utcoffset() is None:
-            raise ValueError(
-                f"audit time {self.at.isoformat()} has no time zone; "
-                "give an aware datetime such as datetime(..., tzinfo=UTC)"
-            )
+        require_aware(self.at, "audit time")
 
 
 @dataclass(frozen=True)

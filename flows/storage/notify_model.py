@@ -14,6 +14,7 @@ from typing import Any
 
 from flows.addresses import mask_email, normalise_email
 from flows.storage.errors import DuplicateExpert
+from states.dates import require_aware
 
 EXPERT_STATUSES = ("nominated", "confirmed", "withdrawn")
 #: pending → sending (claimed) → sent | pending (retry) | failed; sending → uncertain (recover).
@@ -34,11 +35,7 @@ def erased_email(expert_id: int | None) -> str:
 
 
 def _aware(at: datetime, what: str) -> None:
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ValueError(
-            f"{what} {at.isoformat()} has no time zone; give an aware datetime such as "
-            "datetime(..., tzinfo=UTC)"
-        )
+    require_aware(at, what)
 
 
 def check_choice(value: str, valid: Sequence[str], what: str) -> None:
