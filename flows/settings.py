@@ -80,8 +80,8 @@ class DatabaseSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    url: str | None = None
-    """Any SQLAlchemy URL; default: sqlite:///prepflow.db in the working directory."""
+    url: str = "sqlite:///prepflow.db"
+    """Any SQLAlchemy URL; by default a SQLite file in the working directory."""
 
 
 class PrefectSettings(BaseModel):

@@ -12,7 +12,7 @@ import typer
 
 from flows.cli.common import Database, app, out
 from flows.settings import load_settings
-from flows.storage import DEFAULT_URL, StoreError
+from flows.storage import StoreError
 from flows.storage.db import describe, guard, make_engine
 from flows.storage.schema import current, describe_revision, head, revisions
 from flows.storage.sql_store import SqlStore
@@ -28,7 +28,7 @@ def say(text: str) -> None:
 
 
 def _url(database: str | None) -> str:
-    return database or load_settings().database.url or DEFAULT_URL
+    return database or load_settings().database.url
 
 
 @db.command("upgrade")

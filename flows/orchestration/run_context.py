@@ -19,7 +19,7 @@ from flows.addresses import mask_logger
 from flows.clock import SystemClock
 from flows.settings import load_settings
 from flows.shell import Service
-from flows.storage import DEFAULT_URL, Store, open_store
+from flows.storage import Store, open_store
 from states.dates import require_aware
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -37,7 +37,7 @@ def service_for(database: str | None) -> Iterator[Service]:
     Stores stay open for the next run in this process (a rehearsal makes dozens of runs; a
     worker many): the few most recent are kept, older ones closed.
     """
-    url = database or load_settings().database.url or DEFAULT_URL
+    url = database or load_settings().database.url
     with _LOCK:
         store = _OPEN.pop(url, None) or open_store(url)
         _OPEN[url] = store

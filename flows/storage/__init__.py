@@ -8,7 +8,6 @@ them. Tests use a real SQLite store (flows.storage.testing), not a hand-written 
 
 from __future__ import annotations
 
-from flows.addresses import mask_email, normalise_email
 from flows.storage.chain import GENESIS, entry_hash
 from flows.storage.errors import (
     DuplicateExpert,
@@ -61,7 +60,5 @@ __all__ = [
     "UnknownProcess",
     "VersionConflict",
     "entry_hash",
-    "mask_email",
-    "normalise_email",
     "open_store",
 ]
