@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -47,7 +46,7 @@ from typing import Protocol
 from flows.addresses import get_logger, mask_addresses, mask_email
 from flows.mail.mail_transport import Mailer, RecordingMailer
 from flows.mail.render import Renderable, Renderer, RenderError
-from flows.storage import OutboxItem, StoredProcess, UnknownProcess
+from flows.storage import OutboxItem, OutboxStore, StoredProcess, UnknownProcess
 from states.dates import require_aware
 
 log = get_logger("prepflow.mail")
@@ -56,19 +55,11 @@ DEFAULT_ZONE = "Europe/Zurich"
 MAX_BACKOFF = timedelta(days=1)
 
 
-class DeliveryStore(Protocol):
-    """What delivery needs of a store: the outbox's life cycle, and a process's definition
-    (for its time zone)."""
+class DeliveryStore(OutboxStore, Protocol):
+    """What delivery needs of a store: the outbox (its own aggregate), and a process's
+    definition for its time zone."""
 
     def get(self, process_id: str) -> StoredProcess: ...
-    def claim(self, now: datetime, limit: int) -> list[OutboxItem]: ...
-    def mark_sent_many(self, ids: Sequence[int], at: datetime,
-                       replies: Sequence[str]) -> int: ...
-    def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime) -> bool: ...
-    def mark_failed(self, item_id: int, error: str, at: datetime) -> bool: ...
-    def recover(self, now: datetime, stale_after: timedelta) -> list[OutboxItem]: ...
-    def outbox(self, process_id: str | None = None,
-               status: str | None = None) -> list[OutboxItem]: ...
 
 
 @dataclass(frozen=True)
