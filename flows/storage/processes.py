@@ -32,7 +32,7 @@ from flows.storage.chain import (
 )
 from flows.storage.model import AuditDraft, AuditEntry, StoredProcess, freeze
 from flows.storage.notify_model import OutboxDraft
-from flows.storage.sql_base import LOG, Database, entry_rows, require
+from flows.storage.sql_base import Database, require, write_log
 from flows.storage.tables import audit_log, definitions, processes
 from flows.storage.transaction import LIST, SqlTransaction, stored_process
 
@@ -101,7 +101,7 @@ class SqlProcesses:
             if conn.execute(CREATE_PROCESS[dialect], row).first() is None:
                 conn.rollback()  # leave no definition behind that nothing uses
                 return False
-            conn.execute(LOG, entry_rows([first]))  # Core: creating is not the hot path
+            write_log(conn, [first])
         self._bodies[definition_hash] = canonical_json(body)
         return True
 

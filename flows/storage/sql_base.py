@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from flows.storage import hot
 from flows.storage.chain import seal_all
 from flows.storage.db import describe, guard, make_engine
 from flows.storage.errors import StoreError, UnknownProcess
@@ -26,7 +27,6 @@ from flows.storage.schema import upgrade
 from flows.storage.tables import audit_log, processes
 
 _P = processes.c
-ENTRY_FIELDS = tuple(column.name for column in audit_log.c)
 KNOWN = sa.select(_P.process_id).order_by(_P.process_id)
 EXISTS = sa.select(_P.process_id).where(_P.process_id == sa.bindparam("pid"))
 CHAIN_HEAD = (
@@ -35,17 +35,38 @@ CHAIN_HEAD = (
     .with_for_update()
 )
 # The WHERE repeats what the lock already guarantees (belt and braces): a row that moved
-# anyway updates nothing, and the writer refuses.
-APPEND_ONLY = (
-    sa.update(processes)
-    .where(_P.process_id == sa.bindparam("pid"), _P.audit_seq == sa.bindparam("old_seq"))
-    .values(
-        audit_seq=sa.bindparam("new_seq"),
-        head_hash=sa.bindparam("new_hash"),
-        updated_at=sa.bindparam("at"),
-    )
-)
-LOG = sa.insert(audit_log)
+# anyway updates nothing, and the writer refuses. Every writer of the chain (a transition, a
+# register or outbox change, a new process) appends with these two statements on the driver
+# cursor (hot.py says why), so the chain is written one way only.
+_PID = _P.process_id == sa.bindparam("pid")
+UNMOVED = (_PID, _P.audit_seq == sa.bindparam("old_seq"))
+HEAD: dict[str, sa.BindParameter[object]] = {
+    "audit_seq": sa.bindparam("new_seq"),
+    "head_hash": sa.bindparam("new_hash"),
+    "updated_at": sa.bindparam("at"),
+}
+APPEND_ONLY = hot.Statement(sa.update(processes).where(*UNMOVED).values(**HEAD))
+LOG = hot.Statement(sa.insert(audit_log), [c.name for c in audit_log.c])
+
+
+def log_rows(dialect: sa.Dialect, entries: Sequence[AuditEntry]) -> list[dict[str, object]]:
+    """LOG parameters for sealed entries, as the audit log's column types bind them."""
+    return [
+        {
+            **{"process_id": e.process_id, "seq": e.seq, "at": hot.time_in(dialect, e.at)},
+            **{"actor": e.actor, "kind": e.kind, "trigger": e.trigger, "reason": e.reason},
+            **{"from_state": e.from_state, "to_state": e.to_state, "prev_hash": e.prev_hash},
+            **{"inputs": hot.json_in(e.inputs), "hash": e.hash},
+        }
+        for e in entries
+    ]
+
+
+def write_log(conn: sa.Connection, entries: Sequence[AuditEntry]) -> None:
+    """Insert sealed entries in ``conn``'s transaction."""
+    if entries:
+        rows = log_rows(conn.dialect, entries)
+        hot.run(conn, LOG, rows[0] if len(rows) == 1 else rows)
 
 
 class Database:
@@ -108,11 +129,6 @@ def lock_chain(conn: sa.Connection, process_id: str) -> tuple[int, str]:
     return int(head[0]), str(head[1])
 
 
-def entry_rows(entries: Sequence[AuditEntry]) -> list[dict[str, object]]:
-    """LOG parameters for sealed audit entries."""
-    return [{name: getattr(entry, name) for name in ENTRY_FIELDS} for entry in entries]
-
-
 def append_audit(
     conn: sa.Connection, process_id: str, head: tuple[int, str], drafts: Sequence[AuditDraft]
 ) -> None:
@@ -127,11 +143,11 @@ def append_audit(
         "old_seq": audit_seq,
         "new_seq": audit_seq + len(sealed),
         "new_hash": sealed[-1].hash,
-        "at": datetime.now(UTC),
+        "at": hot.time_in(conn.dialect, datetime.now(UTC)),
     }
-    if conn.execute(APPEND_ONLY, params).rowcount != 1:  # belt and braces: the row is locked
+    if hot.run(conn, APPEND_ONLY, params).rowcount != 1:  # belt and braces: the row is locked
         raise StoreError(
             f"Process {process_id!r} changed while its audit entries were being written, "
             "although it was locked. Nothing was written; try again."
         )
-    conn.execute(LOG, entry_rows(sealed))
+    write_log(conn, sealed)

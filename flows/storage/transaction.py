@@ -18,11 +18,11 @@ from flows.storage import hot
 from flows.storage.chain import document_and_text, seal_all
 from flows.storage.enqueue import insert_outbox_hot, outbox_rows
 from flows.storage.errors import StoreError, UnknownProcess, VersionConflict
-from flows.storage.model import AuditDraft, AuditEntry, StoredProcess
+from flows.storage.model import AuditDraft, StoredProcess
 from flows.storage.notify_model import Expert, OutboxDraft
 from flows.storage.register import EXPERTS, read_experts
-from flows.storage.sql_base import known
-from flows.storage.tables import audit_log, processes
+from flows.storage.sql_base import APPEND_ONLY, HEAD, UNMOVED, known, write_log
+from flows.storage.tables import processes
 
 _P = processes.c
 _PID = _P.process_id == sa.bindparam("pid")
@@ -40,21 +40,11 @@ GET = sa.select(
 GET_ONE = hot.Statement(GET)
 GET_LOCKED = hot.Statement(GET.with_for_update())
 LIST = hot.Statement(sa.select(*GET.selected_columns).order_by(_P.process_id))
-# The WHERE repeats what the lock already guarantees (belt and braces): a row that moved
-# anyway updates nothing, and commit() refuses.
-_UNMOVED = (_PID, _P.audit_seq == sa.bindparam("old_seq"))
-_HEAD: dict[str, sa.BindParameter[object]] = {
-    "audit_seq": sa.bindparam("new_seq"),
-    "head_hash": sa.bindparam("new_hash"),
-    "updated_at": sa.bindparam("at"),
-}
 ADVANCE = hot.Statement(
     sa.update(processes)
-    .where(*_UNMOVED, _P.version == sa.bindparam("old_version"))
-    .values(state=sa.bindparam("new_state"), version=sa.bindparam("new_version"), **_HEAD)
+    .where(*UNMOVED, _P.version == sa.bindparam("old_version"))
+    .values(state=sa.bindparam("new_state"), version=sa.bindparam("new_version"), **HEAD)
 )
-APPEND_ONLY = hot.Statement(sa.update(processes).where(*_UNMOVED).values(**_HEAD))
-LOG = hot.Statement(sa.insert(audit_log), [c.name for c in audit_log.c])
 # The register read a transition's outbox plan makes (most transitions mail the experts).
 EXPERTS_OF = hot.Statement(EXPERTS)
 _EXPERT_FIELDS = tuple(EXPERTS.selected_columns.keys())
@@ -76,19 +66,6 @@ def stored_process(row: Sequence[object], definition: Definitions) -> StoredProc
         created_at=hot.time_out(created_at),
         updated_at=hot.time_out(updated_at),
     )
-
-
-def log_rows(dialect: sa.Dialect, entries: Sequence[AuditEntry]) -> list[dict[str, object]]:
-    """LOG parameters for sealed entries, as the audit log's column types bind them."""
-    return [
-        {
-            **{"process_id": e.process_id, "seq": e.seq, "at": hot.time_in(dialect, e.at)},
-            **{"actor": e.actor, "kind": e.kind, "trigger": e.trigger, "reason": e.reason},
-            **{"from_state": e.from_state, "to_state": e.to_state, "prev_hash": e.prev_hash},
-            **{"inputs": hot.json_in(e.inputs), "hash": e.hash},
-        }
-        for e in entries
-    ]
 
 
 def _expert(row: Sequence[object]) -> Expert:
@@ -170,9 +147,7 @@ class SqlTransaction:
                 f"Process {self._pid!r} changed while this change was being written, although "
                 "it was locked. Nothing was written; try again."
             )
-        if sealed:
-            rows = log_rows(dialect, sealed)
-            hot.run(self._conn, LOG, rows[0] if len(rows) == 1 else rows)
+        write_log(self._conn, sealed)
         insert_outbox_hot(self._conn, messages)
         return StoredProcess(
             process_id=self._pid,
