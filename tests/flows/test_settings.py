@@ -145,6 +145,5 @@ def test_a_flow_runs_log_reaches_prefect_masked(caplog: pytest.LogCaptureFixture
     finally:
         runs.removeHandler(caplog.handler)
     said = [r.getMessage() for r in caplog.records if "may not act" in r.getMessage()]
-    assert len(said) == 1
-    assert "***@example.br" in said[0]
-    assert "ana.silva" not in said[0]
+    assert said  # seen once through our handler, again through the root's if it propagates
+    assert all("***@example.br" in text and "ana.silva" not in text for text in said)
