@@ -8,13 +8,17 @@ configured from code by flows.storage.schema); these commands say it in plain wo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
 
 from flows.cli.common import Database, app, out
 from flows.settings import load_settings
 from flows.storage import StoreError
 from flows.storage.db import describe, guard, make_engine
-from flows.storage.schema import current, describe_revision, head, revisions
+from flows.storage.schema import Found, current, describe_revision, head, revisions
 from flows.storage.sql_store import SqlStore
 
 db = typer.Typer(help="The database's schema: upgrade it, see where it stands, list changes.",
@@ -31,6 +35,27 @@ def _url(database: str | None) -> str:
     return database or load_settings().database.url
 
 
+def _found(url: str) -> Found:
+    """Where the database at ``url`` stands, read without changing it."""
+    engine = make_engine(url)
+    try:
+        with guard(describe(url)):
+            return current(engine)
+    finally:
+        engine.dispose()
+
+
+def _missing_file(url: str) -> bool:
+    """A SQLite URL naming a file that does not exist (opening it would create it)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # opening it says what is wrong with it
+    path = parsed.database
+    return (parsed.get_backend_name() == "sqlite" and bool(path) and path != ":memory:"
+            and not Path(str(path)).exists())
+
+
 @db.command("upgrade")
 def upgrade(database: Database = None) -> None:
     """Bring the database's schema up to date (a new database is created empty).
@@ -38,12 +63,7 @@ def upgrade(database: Database = None) -> None:
     Example: prepflow db upgrade --database sqlite:///prepflow.db
     """
     url = _url(database)
-    engine = make_engine(url)
-    try:
-        with guard(describe(url)):
-            before = current(engine)
-    finally:
-        engine.dispose()
+    before = _found(url)
     SqlStore(url).close()  # opening upgrades, one opener at a time (flows.storage.schema)
     shown = describe(url)
     if before.revision == head() and not before.legacy:
@@ -63,12 +83,10 @@ def show_current(database: Database = None) -> None:
     Example: prepflow db current
     """
     url = _url(database)
-    engine = make_engine(url)
-    try:
-        with guard(describe(url)):
-            found = current(engine)
-    finally:
-        engine.dispose()
+    if _missing_file(url):
+        raise StoreError(f"There is no database file at {describe(url)} yet; "
+                         "'prepflow db upgrade' creates it. Nothing was created.")
+    found = _found(url)
     if found.revision is None:
         raise StoreError(f"The database {describe(url)} has no prepflow schema yet; "
                          "'prepflow db upgrade' creates it.")

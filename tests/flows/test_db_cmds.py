@@ -23,8 +23,15 @@ def test_db_commands_in_plain_words(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "experts register and the outbox" in lines[-1]
     code, out, err = cli_run(capsys, "db", "current", "--database", url)
     assert code == 2
-    assert "has no prepflow schema yet; 'prepflow db upgrade' creates it" in err
+    assert "There is no database file at" in err
+    assert "'prepflow db upgrade' creates it" in err
     assert "Traceback" not in err
+    assert not (tmp_path / "new.db").exists()  # `current` changes nothing, creates nothing
+    sqlite3.connect(tmp_path / "empty.db").close()
+    code, out, err = cli_run(capsys, "db", "current", "--database",
+                             f"sqlite:///{tmp_path / 'empty.db'}")
+    assert code == 2
+    assert "has no prepflow schema yet; 'prepflow db upgrade' creates it" in err
     code, out, _ = cli_run(capsys, "db", "upgrade", "--database", url)
     assert code == 0
     assert "from an empty database to revision 0004" in out
