@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -122,6 +123,8 @@ def up_cmd(
 
     Example: prepflow up
     """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from flows.orchestration.serve import start_server, stop
 
     database = served_database(database)
@@ -135,21 +138,26 @@ def up_cmd(
         raise KeyboardInterrupt  # SIGTERM (e.g. from a supervisor) stops cleanly like Ctrl-C
 
     signal.signal(signal.SIGTERM, interrupt)
+    stack = contextlib.ExitStack()  # the in-process Prefect settings, until the very end
     try:
-        if not os.environ.get("PREFECT_API_URL"):
+        api = os.environ.get("PREFECT_API_URL")
+        if not api:
             started.append(start_server(Path(".prefect").resolve(), port, say))
-            os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-        api = os.environ["PREFECT_API_URL"]
+            api = f"http://127.0.0.1:{port}/api"
         svc = service(database)
         svc.init(spec)
         svc.store.close()
         command = [sys.executable, "-m", "flows.cli", "serve"]
         if database:
             command += ["--database", database]
-        started.append(subprocess.Popen(command, start_new_session=True))
+        # Prefect's own setting, handed to the child and to this process's client directly:
+        # nothing here is configured by writing os.environ.
+        started.append(subprocess.Popen(command, start_new_session=True,
+                                        env={**os.environ, "PREFECT_API_URL": api}))
         rehearsal_db = Path("rehearsal.db").resolve()
         rehearsal_db.unlink(missing_ok=True)
         say(f"rehearsing {spec.id} (store: {rehearsal_db}) …")
+        stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
         text = run_rehearsal(definition, f"sqlite:///{rehearsal_db}", None, None, 300, 12, None)
         Path("rehearsal.txt").write_text(text, encoding="utf-8")
         ui = api.removesuffix("/api")
@@ -166,6 +174,7 @@ def up_cmd(
         _drain_prefect()  # while the server still answers: at exit it would retry a dead one
         for process in reversed(started):
             stop(process)
+        stack.close()
 
 
 def _drain_prefect(timeout: float = 10.0) -> None:
