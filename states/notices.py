@@ -11,7 +11,7 @@ Every message effect becomes its typed payload (states/messages.py) through
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -85,10 +85,17 @@ def _due_offsets(at: datetime, offsets: tuple[int, ...], now: datetime,
     return sorted(d for d in offsets if days_before(at, d, tz) <= now < at)
 
 
+def _days_left(at: datetime, offset: int, now: datetime) -> int:
+    """Whole days left, rounded up, and never more than the reminder's offset: a tick on time
+    says the offset ("7 days"); a late one, or a deadline moved nearer, the days really left."""
+    return min(offset, -((now - at) // timedelta(days=1)))
+
+
 def _reminders(definition: ProcessDefinition, instance: Instance,
                milestones: dict[str, Milestone], batch: _Batch) -> None:
     """Before each comment deadline and before the forum; a late tick sends only the most
-    urgent reminder, not a burst of stale ones."""
+    urgent reminder, not a burst of stale ones, saying the days really left. Offsets longer
+    than the window are not in ``target.days`` (see ``ReminderTarget``)."""
     tz = zone(definition.timezone)
     for target in reminder_targets(definition, instance, milestones):
         start = target.milestone.start
@@ -102,18 +109,19 @@ def _reminders(definition: ProcessDefinition, instance: Instance,
             batch.quiet(f"{prefix}:{days}d")
         if not due:
             continue
+        left = _days_left(target.at, due[0], batch.now)
         if target.cycle is not None:
             cycle = definition.cycle(target.cycle)
             posted = instance.happened.get(f"post_{cycle.id}")
             batch.emit(f"{prefix}:{due[0]}d", "comment_reminder", "experts",
-                       cycle.id, {"cycle_name": cycle.name, "days": due[0],
+                       cycle.id, {"cycle_name": cycle.name, "days": left,
                                   "document": posted.document if posted else None,
                                   "deadline": target.at.isoformat(),
                                   "deadline_day": start.first_day().isoformat()
                                   if start else None})
         else:
             batch.emit(f"{prefix}:{due[0]}d", "forum_reminder", "experts", None,
-                       {"forum": definition.forum.name, "days": due[0],
+                       {"forum": definition.forum.name, "days": left,
                         "opens_day": start.first_day().isoformat() if start else None,
                         "place": definition.forum.place})
 
