@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from states.dates import zone
+from states.dates import PlanDate, zone
 from states.decision import SYSTEM, Decision, Effect, Record
 from states.definition import ProcessDefinition
 from states.instance import Instance
@@ -167,10 +167,21 @@ def _alerts(definition: ProcessDefinition, instance: Instance, table: Table,
     if result.status is not Status.PASS:
         final = milestones[f"{definition.cycles[-1].id}.posting"].start
         forum = milestones["forum"].start
-        batch.emit(f"rule:{result.rule}:{result.status.value}:{final}:{forum}", "rule_at_risk",
+        head = f"rule:{result.rule}:{result.status.value}"
+        key = f"{head}:{_dated(final)}:{_dated(forum)}"
+        if f"{instance.process_id}:{head}:{final}:{forum}" in batch.seen:
+            # Release 0.1 wrote an unset date as 'None' in this key; the same situation
+            # noticed under that form is not told again under the new one.
+            batch.quiet(key)
+        batch.emit(key, "rule_at_risk",
                    "secretariat", None, {"rule": result.rule, "status": result.status.value,
                                          "message": result.message,
                                          "slack_days": result.slack_days})
+
+
+def _dated(day: PlanDate | None) -> str:
+    """A plan date as a key part: 'unset' while it has no date (never 'None')."""
+    return "unset" if day is None else str(day)
 
 
 # --- Message payloads: from an effect's facts to the typed payload its mail renders ---------

@@ -138,3 +138,24 @@ def test_a_deadline_moved_nearer_is_reminded_with_the_days_really_left() -> None
     (reminder,) = _events(cut.effects, "comment_reminder")
     assert reminder.data["days"] == 4
     assert reminder.key == "wtpf-26:reminder:draft1:2024-08-23:7d"
+
+
+def test_rule_at_risk_key_names_an_unset_forum_date_without_none() -> None:
+    """The undated forum's six-weeks alert has a key saying 'unset', the same on every tick."""
+    definition = wtpf()
+    first = advance(definition, new(definition), utc(2024, 8, 1))
+    (risk,) = _events(first.effects, "rule_at_risk")
+    assert "None" not in risk.key
+    assert risk.key.endswith(":unset")
+    assert not _events(advance(definition, first.after, utc(2024, 8, 2)).effects,
+                       "rule_at_risk")
+
+
+def test_an_old_form_rule_key_on_record_does_not_mail_the_same_situation_again() -> None:
+    """A store written with the '…:None' key form sends no second alert for that situation."""
+    definition = wtpf()
+    (risk,) = _events(advance(definition, new(definition), utc(2024, 8, 1)).effects,
+                      "rule_at_risk")
+    old_key = risk.key.removesuffix(":unset") + ":None"
+    stored = new(definition).model_copy(update={"notices": (old_key,)})
+    assert not _events(advance(definition, stored, utc(2024, 8, 1)).effects, "rule_at_risk")
