@@ -21,7 +21,7 @@ from states.dates import PlanDate, zone
 from states.decision import SYSTEM, Decision, Effect, Record
 from states.definition import ProcessDefinition
 from states.instance import Instance
-from states.invitations import Invitation, next_invitation
+from states.invitations import Invitation, InvitationEvent, next_invitation
 from states.machine import Table
 from states.messages import MODELS, SKIPPED, Message, parse_message
 from states.plan import Milestone
@@ -139,7 +139,8 @@ def _invitations(definition: ProcessDefinition, instance: Instance,
             if f"end_{meeting.id}" in instance.happened:
                 continue
             item = milestones[meeting.id]
-            change = next_invitation(invitations.get(meeting.id), item.start, item.last)
+            previous = invitations.get(meeting.id)
+            change = next_invitation(previous, item.start, item.last)
             if change is None:
                 continue
             invitations[meeting.id] = change.sent
@@ -149,7 +150,16 @@ def _invitations(definition: ProcessDefinition, instance: Instance,
                 "cycle_name": cycle.name, "meeting": meeting.id, "meeting_name": meeting.name,
                 "start_day": first or None, "end_day": final or None,
                 "place": meeting.place, "mode": meeting.mode.value, "sequence": sequence,
-                "timezone": definition.timezone})
+                "timezone": definition.timezone, **_moved_from(change.event, previous)})
+
+
+def _moved_from(event: InvitationEvent, previous: Invitation | None) -> dict[str, str]:
+    """An update's previous days, so its mail says what changed (old → new); none when the
+    meeting was cancelled before (nothing on record to move from)."""
+    if event is not InvitationEvent.UPDATED or previous is None or previous.start is None:
+        return {}
+    return {"previous_start_day": str(previous.start),
+            "previous_end_day": str(previous.end or previous.start)}
 
 
 def _alerts(definition: ProcessDefinition, instance: Instance, table: Table,
@@ -230,7 +240,8 @@ def _meeting(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
     return {"meeting": data.get("meeting"), "meeting_name": data.get("meeting_name"),
             "start": data.get("start_day"), "end": data.get("end_day"),
             "place": data.get("place"), "mode": data.get("mode"),
-            "sequence": data.get("sequence")}
+            "sequence": data.get("sequence"), "previous_start": data.get("previous_start_day"),
+            "previous_end": data.get("previous_end_day")}
 
 
 def _final(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
