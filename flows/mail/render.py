@@ -42,6 +42,7 @@ from flows.mail.fastmime import Calendar, Parts, build_fast
 from flows.mail.wording import (
     RenderError,
     day_text,
+    days_text,
     instant_text,
     known_zone,
     mode_text,
@@ -142,6 +143,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.env.filters["days"] = days_text  # '{{ n | days(lang) }}': '1 day', '3 jours'
 
     @cached_property
     def available(self) -> frozenset[str]:

@@ -107,6 +107,22 @@ def moved_text(previous: tuple[str, str | None], now: tuple[str, str | None], zo
         zone=zone_label(zone))
 
 
+_DAY = {"en": ("day", "days"), "fr": ("jour", "jours")}
+
+
+def days_text(count: float, language: str) -> str:
+    """'1 day', '3 days', '2.5 days' (French: '1 jour', '1,5 jour', '3 jours').
+
+    Whole numbers without a decimal; others to one decimal, so the number shown decides the
+    word (0.96 is '1 day', never '1.0 days'). French is singular below 2, English only at 1.
+    """
+    shown = f"{count:.1f}".removesuffix(".0")
+    singular, plural = _DAY.get(language, _DAY["en"])
+    if language == "fr":
+        return f"{shown.replace('.', ',')} {singular if abs(float(shown)) < 2 else plural}"
+    return f"{shown} {singular if shown in ('1', '-1') else plural}"
+
+
 def mode_text(mode: str, language: str) -> str:
     """'hybrid (in person and online)' for 'hybrid', in the message's language."""
     modes = MODES.get(language, MODES["en"])
