@@ -119,9 +119,13 @@ class MeetingInvitation(_Meeting):
 
 
 class MeetingUpdated(_Meeting):
-    """A meeting moved (METHOD:REQUEST, higher sequence)."""
+    """A meeting moved (METHOD:REQUEST, higher sequence), from its previous days."""
 
     event: Literal["meeting_updated"] = "meeting_updated"
+    previous_start: str | None = None
+    """The days the last invitation named; None in rows queued before they were carried
+    (the mail then says only that the meeting changed, and its new days)."""
+    previous_end: str | None = None
 
 
 class MeetingCancelled(_Meeting):

@@ -11,17 +11,17 @@ Every message effect becomes its typed payload (states/messages.py) through
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from states.dates import zone
+from states.dates import PlanDate, zone
 from states.decision import SYSTEM, Decision, Effect, Record
 from states.definition import ProcessDefinition
 from states.instance import Instance
-from states.invitations import Invitation, next_invitation
+from states.invitations import Invitation, InvitationEvent, next_invitation
 from states.machine import Table
 from states.messages import MODELS, SKIPPED, Message, parse_message
 from states.plan import Milestone
@@ -85,10 +85,17 @@ def _due_offsets(at: datetime, offsets: tuple[int, ...], now: datetime,
     return sorted(d for d in offsets if days_before(at, d, tz) <= now < at)
 
 
+def _days_left(at: datetime, offset: int, now: datetime) -> int:
+    """Whole days left, rounded up, and never more than the reminder's offset: a tick on time
+    says the offset ("7 days"); a late one, or a deadline moved nearer, the days really left."""
+    return min(offset, -((now - at) // timedelta(days=1)))
+
+
 def _reminders(definition: ProcessDefinition, instance: Instance,
                milestones: dict[str, Milestone], batch: _Batch) -> None:
     """Before each comment deadline and before the forum; a late tick sends only the most
-    urgent reminder, not a burst of stale ones."""
+    urgent reminder, not a burst of stale ones, saying the days really left. Offsets longer
+    than the window are not in ``target.days`` (see ``ReminderTarget``)."""
     tz = zone(definition.timezone)
     for target in reminder_targets(definition, instance, milestones):
         start = target.milestone.start
@@ -102,18 +109,19 @@ def _reminders(definition: ProcessDefinition, instance: Instance,
             batch.quiet(f"{prefix}:{days}d")
         if not due:
             continue
+        left = _days_left(target.at, due[0], batch.now)
         if target.cycle is not None:
             cycle = definition.cycle(target.cycle)
             posted = instance.happened.get(f"post_{cycle.id}")
             batch.emit(f"{prefix}:{due[0]}d", "comment_reminder", "experts",
-                       cycle.id, {"cycle_name": cycle.name, "days": due[0],
+                       cycle.id, {"cycle_name": cycle.name, "days": left,
                                   "document": posted.document if posted else None,
                                   "deadline": target.at.isoformat(),
                                   "deadline_day": start.first_day().isoformat()
                                   if start else None})
         else:
             batch.emit(f"{prefix}:{due[0]}d", "forum_reminder", "experts", None,
-                       {"forum": definition.forum.name, "days": due[0],
+                       {"forum": definition.forum.name, "days": left,
                         "opens_day": start.first_day().isoformat() if start else None,
                         "place": definition.forum.place})
 
@@ -131,7 +139,8 @@ def _invitations(definition: ProcessDefinition, instance: Instance,
             if f"end_{meeting.id}" in instance.happened:
                 continue
             item = milestones[meeting.id]
-            change = next_invitation(invitations.get(meeting.id), item.start, item.last)
+            previous = invitations.get(meeting.id)
+            change = next_invitation(previous, item.start, item.last)
             if change is None:
                 continue
             invitations[meeting.id] = change.sent
@@ -141,7 +150,16 @@ def _invitations(definition: ProcessDefinition, instance: Instance,
                 "cycle_name": cycle.name, "meeting": meeting.id, "meeting_name": meeting.name,
                 "start_day": first or None, "end_day": final or None,
                 "place": meeting.place, "mode": meeting.mode.value, "sequence": sequence,
-                "timezone": definition.timezone})
+                "timezone": definition.timezone, **_moved_from(change.event, previous)})
+
+
+def _moved_from(event: InvitationEvent, previous: Invitation | None) -> dict[str, str]:
+    """An update's previous days, so its mail says what changed (old → new); none when the
+    meeting was cancelled before (nothing on record to move from)."""
+    if event is not InvitationEvent.UPDATED or previous is None or previous.start is None:
+        return {}
+    return {"previous_start_day": str(previous.start),
+            "previous_end_day": str(previous.end or previous.start)}
 
 
 def _alerts(definition: ProcessDefinition, instance: Instance, table: Table,
@@ -159,10 +177,21 @@ def _alerts(definition: ProcessDefinition, instance: Instance, table: Table,
     if result.status is not Status.PASS:
         final = milestones[f"{definition.cycles[-1].id}.posting"].start
         forum = milestones["forum"].start
-        batch.emit(f"rule:{result.rule}:{result.status.value}:{final}:{forum}", "rule_at_risk",
+        head = f"rule:{result.rule}:{result.status.value}"
+        key = f"{head}:{_dated(final)}:{_dated(forum)}"
+        if f"{instance.process_id}:{head}:{final}:{forum}" in batch.seen:
+            # Release 0.1 wrote an unset date as 'None' in this key; the same situation
+            # noticed under that form is not told again under the new one.
+            batch.quiet(key)
+        batch.emit(key, "rule_at_risk",
                    "secretariat", None, {"rule": result.rule, "status": result.status.value,
                                          "message": result.message,
                                          "slack_days": result.slack_days})
+
+
+def _dated(day: PlanDate | None) -> str:
+    """A plan date as a key part: 'unset' while it has no date (never 'None')."""
+    return "unset" if day is None else str(day)
 
 
 # --- Message payloads: from an effect's facts to the typed payload its mail renders ---------
@@ -211,7 +240,8 @@ def _meeting(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
     return {"meeting": data.get("meeting"), "meeting_name": data.get("meeting_name"),
             "start": data.get("start_day"), "end": data.get("end_day"),
             "place": data.get("place"), "mode": data.get("mode"),
-            "sequence": data.get("sequence")}
+            "sequence": data.get("sequence"), "previous_start": data.get("previous_start_day"),
+            "previous_end": data.get("previous_end_day")}
 
 
 def _final(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:

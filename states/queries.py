@@ -210,7 +210,14 @@ def days_before(at: datetime, days: int, tz: ZoneInfo) -> datetime:
 @dataclass(frozen=True)
 class ReminderTarget:
     """A moment the current state reminds experts of: a comment deadline (``cycle`` set) or
-    the forum's opening, with the days before it that a reminder goes out."""
+    the forum's opening, with the days before it that a reminder goes out.
+
+    Only the days whose reminder falls after the posting that opened the window are kept: a
+    window shorter than a reminder's offset (posted 3 days before the deadline) skips that
+    reminder rather than send "7 days left" (issue 8). It would be pointless anyway: the
+    posting's own mail, sent on that same tick, already carries the deadline (or the forum's
+    opening) to the same experts.
+    """
 
     milestone: Milestone
     at: datetime
@@ -230,13 +237,25 @@ def reminder_targets(definition: ProcessDefinition, instance: Instance,
         item = milestones.get(f"{cycle.id}.comments")
         if main == f"{cycle.id}.comment_window" and item is not None and item.start \
                 is not None and item.start.exact:
-            found.append(ReminderTarget(item, end_instant(item.start, tz),
-                                        tuple(definition.rules.reminder_days), cycle.id))
+            at = end_instant(item.start, tz)
+            days = _after_opening(instance, cycle.id, at, definition.rules.reminder_days, tz)
+            found.append(ReminderTarget(item, at, days, cycle.id))
     forum = milestones["forum"]
-    if main == f"{definition.cycles[-1].id}.posted" and forum.start and forum.start.exact:
-        found.append(ReminderTarget(forum, start_instant(forum.start, tz),
-                                    tuple(definition.notifications.forum_reminder_days)))
+    last = definition.cycles[-1].id
+    if main == f"{last}.posted" and forum.start and forum.start.exact:
+        at = start_instant(forum.start, tz)
+        found.append(ReminderTarget(forum, at, _after_opening(
+            instance, last, at, definition.notifications.forum_reminder_days, tz)))
     return found
+
+
+def _after_opening(instance: Instance, cycle: str, at: datetime, offsets: list[int],
+                   tz: ZoneInfo) -> tuple[int, ...]:
+    """The offsets whose reminder falls at or after the cycle's posting (all if not posted)."""
+    posted = instance.happened.get(f"post_{cycle}")
+    if posted is None:
+        return tuple(offsets)
+    return tuple(d for d in offsets if days_before(at, d, tz) >= posted.at)
 
 
 def reminder_instants(definition: ProcessDefinition, instance: Instance,

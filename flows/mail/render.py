@@ -10,8 +10,9 @@ The row's context is the event's payload (``states.messages``, one model per eve
 validated back into that model here, and the templates see the model's fields plus what is
 derived for display (never stored): ``recipient_name``, ``zone_label`` ("Geneva"),
 ``<key>_text`` (in the process's zone) and ``<key>_yours`` (in the recipient's zone, or None)
-for each instant in INSTANT_KEYS, ``forum_opens_text``, and for meetings ``when_text`` and
-``mode_text``. Events in SKIPPED have no mail by design (the spec marks them ``?``).
+for each instant in INSTANT_KEYS, ``forum_opens_text``, and for meetings ``when_text``,
+``mode_text`` and ``moved_text`` (an update's old → new days, None when the row lacks
+them). Events in SKIPPED have no mail by design (the spec marks them ``?``).
 
 Header injection: names and subjects are reduced to one line (every run of whitespace, CR/LF
 included, becomes one space) before they reach a header, so "Eve\\r\\nBcc: x@evil" is a
@@ -41,9 +42,11 @@ from flows.mail.fastmime import Calendar, Parts, build_fast
 from flows.mail.wording import (
     RenderError,
     day_text,
+    days_text,
     instant_text,
     known_zone,
     mode_text,
+    moved_text,
     one_line,
     when_text,
     zone_label,
@@ -140,6 +143,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.env.filters["days"] = days_text  # '{{ n | days(lang) }}': '1 day', '3 jours'
 
     @cached_property
     def available(self) -> frozenset[str]:
@@ -180,6 +184,10 @@ class Renderer:
         if item.event in CALENDAR:
             view["when_text"] = when_text(str(view["start"]), _text(view["end"]), zone, language)
             view["mode_text"] = mode_text(str(view["mode"]), language)
+            before = view.get("previous_start")  # an update's old days (None in older rows)
+            view["moved_text"] = moved_text(
+                (str(before), _text(view.get("previous_end"))),
+                (str(view["start"]), _text(view["end"])), zone, language) if before else None
         return view
 
     def render(self, item: Renderable, definition_timezone: str,

@@ -77,8 +77,8 @@ def instant_text(instant: str | datetime, zone: ZoneInfo, language: str) -> str:
     return f"{day_text(local.date(), language)}, {clock} {_abbrev(local)}"
 
 
-def when_text(start: str, end: str | None, zone: ZoneInfo, language: str) -> str:
-    """A meeting's days (and hours, when the plan gives them) in the process's zone."""
+def span_text(start: str, end: str | None, language: str) -> str:
+    """A meeting's days (and hours, when the plan gives them), without the zone."""
     first_date, last_date = PlanDate.parse(start), PlanDate.parse(end or start)
     first = day_text(first_date.first_day(), language)
     last = day_text(last_date.last_day(), language)
@@ -87,7 +87,40 @@ def when_text(start: str, end: str | None, zone: ZoneInfo, language: str) -> str
         days += f", {first_date.at:%H:%M}"
         if last_date.at is not None:
             days += f"–{last_date.at:%H:%M}"
-    return f"{days} ({zone_label(zone)})"
+    return days
+
+
+def when_text(start: str, end: str | None, zone: ZoneInfo, language: str) -> str:
+    """A meeting's days (and hours, when the plan gives them) in the process's zone."""
+    return f"{span_text(start, end, language)} ({zone_label(zone)})"
+
+
+_MOVED = {"en": "moved from {old} to {new} ({zone} time)",
+          "fr": "déplacée du {old} au {new} (heure de {zone})"}
+
+
+def moved_text(previous: tuple[str, str | None], now: tuple[str, str | None], zone: ZoneInfo,
+               language: str) -> str:
+    """'moved from 7 Oct 2024 – 8 Oct 2024 to 14 Oct 2024 – 15 Oct 2024 (Geneva time)'."""
+    return _MOVED.get(language, _MOVED["en"]).format(
+        old=span_text(*previous, language), new=span_text(*now, language),
+        zone=zone_label(zone))
+
+
+_DAY = {"en": ("day", "days"), "fr": ("jour", "jours")}
+
+
+def days_text(count: float, language: str) -> str:
+    """'1 day', '3 days', '2.5 days' (French: '1 jour', '1,5 jour', '3 jours').
+
+    Whole numbers without a decimal; others to one decimal, so the number shown decides the
+    word (0.96 is '1 day', never '1.0 days'). French is singular below 2, English only at 1.
+    """
+    shown = f"{count:.1f}".removesuffix(".0")
+    singular, plural = _DAY.get(language, _DAY["en"])
+    if language == "fr":
+        return f"{shown.replace('.', ',')} {singular if abs(float(shown)) < 2 else plural}"
+    return f"{shown} {singular if shown in ('1', '-1') else plural}"
 
 
 def mode_text(mode: str, language: str) -> str:

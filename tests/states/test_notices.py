@@ -115,3 +115,47 @@ def test_an_extended_deadline_is_reminded_again_at_geneva_time_across_dst() -> N
     (reminder,) = _events(week.effects, "comment_reminder")
     assert reminder.data["days"] == 7
     assert reminder.data["deadline"] == "2024-10-28T23:00:00+00:00"
+
+
+def test_a_window_shorter_than_the_first_reminder_gets_no_seven_day_mail() -> None:
+    """Posted 3 days before the deadline: no '7 days' reminder; the 1-day one still comes."""
+    definition = wtpf()
+    instance = fix_meetings(definition, new(definition))
+    posted = apply(definition, instance, "post_draft1", SEC, utc(2024, 8, 23, 8), document="D")
+    assert _events(posted.effects, "draft_posted")
+    assert not _events(posted.effects, "comment_reminder")
+    assert not _events(advance(definition, posted.after, utc(2024, 8, 24)).effects,
+                       "comment_reminder")
+    day = advance(definition, posted.after, utc(2024, 8, 25, 22))
+    assert [e.data["days"] for e in _events(day.effects, "comment_reminder")] == [1]
+
+
+def test_a_deadline_moved_nearer_is_reminded_with_the_days_really_left() -> None:
+    """Deadline cut to 23 Aug on 20 Aug 13:00Z: the reminder says 4 days (3 d 9 h), not 7."""
+    definition, instance = wtpf(), _posted_draft1()
+    cut = amend(definition, instance, "draft1.comments", "2024-08-23", SEC, "shortened",
+                utc(2024, 8, 20, 13))
+    (reminder,) = _events(cut.effects, "comment_reminder")
+    assert reminder.data["days"] == 4
+    assert reminder.key == "wtpf-26:reminder:draft1:2024-08-23:7d"
+
+
+def test_rule_at_risk_key_names_an_unset_forum_date_without_none() -> None:
+    """The undated forum's six-weeks alert has a key saying 'unset', the same on every tick."""
+    definition = wtpf()
+    first = advance(definition, new(definition), utc(2024, 8, 1))
+    (risk,) = _events(first.effects, "rule_at_risk")
+    assert "None" not in risk.key
+    assert risk.key.endswith(":unset")
+    assert not _events(advance(definition, first.after, utc(2024, 8, 2)).effects,
+                       "rule_at_risk")
+
+
+def test_an_old_form_rule_key_on_record_does_not_mail_the_same_situation_again() -> None:
+    """A store written with the '…:None' key form sends no second alert for that situation."""
+    definition = wtpf()
+    (risk,) = _events(advance(definition, new(definition), utc(2024, 8, 1)).effects,
+                      "rule_at_risk")
+    old_key = risk.key.removesuffix(":unset") + ":None"
+    stored = new(definition).model_copy(update={"notices": (old_key,)})
+    assert not _events(advance(definition, stored, utc(2024, 8, 1)).effects, "rule_at_risk")
