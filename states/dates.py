@@ -193,3 +193,8 @@ def require_aware(instant: datetime, what: str = "time") -> datetime:
             f"{instant.isoformat()}+00:00 or {instant.isoformat()}Z"
         )
     return instant.astimezone(UTC)
+
+
+def days(count: int) -> str:
+    """'1 day', '0 days', '42 days': a count of days as people write it."""
+    return f"{count} day" if abs(count) == 1 else f"{count} days"

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from states.dates import describe, end_instant, human_day, local_day, start_instant
+from states.dates import days, describe, end_instant, human_day, local_day, start_instant
 from states.definition import ProcessDefinition
 from states.errors import Refused, RuleId
 from states.instance import Instance
@@ -124,14 +124,14 @@ def six_weeks(ctx: Context) -> Refused | None:
             overridable=True, dates=(today,),
         )
     opening = forum.first_day()
-    days = (opening - today).days
-    if days >= need:
+    lead = (opening - today).days
+    if lead >= need:
         return None
     latest = opening - timedelta(days=need)
     return Refused(
         RuleId.SIX_WEEKS,
-        f"posting the final report today ({human_day(today)}) puts it {days} days before the "
-        f"forum opens ({forum.human()}); Decision 641 requires {need}: {need - days} days short. "
+        f"posting the final report today ({human_day(today)}) puts it {days(lead)} before the "
+        f"forum opens ({forum.human()}); Decision 641 requires {need}: {days(need - lead)} short. "
         f"The latest allowed posting date was {human_day(latest)}.",
         f"move the forum to {human_day(today + timedelta(days=need))} or later with "
         f"'prepflow amend {ctx.definition.id} forum YYYY-MM-DD', or --override with a --reason.",

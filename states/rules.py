@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from states.dates import PlanDate, human_day, local_day, zone
+from states.dates import PlanDate, days, human_day, local_day, zone
 from states.definition import ProcessDefinition
 from states.errors import RuleId
 from states.instance import Instance
@@ -115,24 +115,24 @@ def six_weeks(definition: ProcessDefinition, index: dict[str, Milestone]) -> Rul
     if worst >= need:
         return RuleResult(
             SIX_WEEKS, subject, title, Status.PASS,
-            f"final report {final_text} → forum {forum_text}: {worst} days, "
-            f"{worst - need} days of slack",
+            f"final report {final_text} → forum {forum_text}: {days(worst)}, "
+            f"{days(worst - need)} of slack",
             worst - need,
         )
     if best >= need:
         return RuleResult(
             SIX_WEEKS, subject, title, Status.UNKNOWN,
             f"final report {final_text} → forum {forum_text}: at risk — between {worst} and "
-            f"{best} days depending on the exact dates, needs {need}; the final report must go "
+            f"{days(best)} depending on the exact dates, needs {need}; the final report must go "
             f"out by {human_day(latest)}.",
             worst - need,
         )
-    where = (f"{worst} days before the forum" if worst >= 0
-             else f"{-worst} days after the forum opens")
+    where = (f"{days(worst)} before the forum" if worst >= 0
+             else f"{days(-worst)} after the forum opens")
     return RuleResult(
         SIX_WEEKS, subject, title, Status.FAIL,
         f"the final report ({final_text}) is {where} ({forum_text}), "
-        f"needs {need}: {need - worst} days short. The latest allowed posting date is "
+        f"needs {need}: {days(need - worst)} short. The latest allowed posting date is "
         f"{human_day(latest)}.",
         worst - need,
     )
@@ -180,7 +180,7 @@ def _order(rule: RuleId, earlier: Milestone, later: Milestone) -> RuleResult:
     text = f"{earlier.label} {earlier.span_text()} → {later.label} {later.span_text()}"
     if worst >= 1:
         return RuleResult(rule, subject, title, Status.PASS,
-                          f"{text}: {worst} days apart", worst - 1)
+                          f"{text}: {days(worst)} apart", worst - 1)
     if best >= 1:
         return RuleResult(rule, subject, title, Status.UNKNOWN,
                           f"{text}: may overlap until the exact dates are fixed", worst - 1)

@@ -166,3 +166,10 @@ def test_consultation_deadline_before_posting_fails() -> None:
     assert results[(SEQUENCE, "zero-draft.posting → zero-draft.consultation")].status is (
         Status.FAIL
     )
+
+
+def test_a_count_of_one_day_is_singular() -> None:
+    """Rule messages say '1 day', never '1 days' (issue 8's known defect)."""
+    from states.dates import days
+
+    assert [days(n) for n in (0, 1, 2, -1)] == ["0 days", "1 day", "2 days", "-1 day"]
