@@ -156,6 +156,15 @@ class Service:
 
         return self._change(process_id, f"amend {milestone}", actor, at, inputs, decide)
 
+    def change(self, process_id: str, action: str, actor: str, inputs: dict[str, Any],
+               decide: Callable[[ProcessDefinition, Instance, datetime], Decision],
+               now: datetime | None = None) -> Outcome:
+        """Any core decision taken at ``now`` (e.g. on Opinions or the forum's agenda), in one
+        transaction; a refusal is audited with ``inputs``, then raised."""
+        at = self.now(now)
+        return self._change(process_id, action, actor, at, inputs,
+                            lambda definition, instance: decide(definition, instance, at))
+
     def _change(self, process_id: str, action: str, actor: str, at: datetime,
                 inputs: dict[str, Any], decide: Decide) -> Outcome:
         # One transaction: the read locks the process (BEGIN IMMEDIATE on SQLite, FOR UPDATE

@@ -119,6 +119,21 @@ class CycleDef(Strict):
         return self.consultation_deadline or self.comment_deadline
 
 
+#: Decision 641, Annex 1: the draft agenda of WTPF-26 (the default of every forum's agenda).
+ANNEX1_AGENDA = (
+    "Inauguration of the seventh World Telecommunication/ICT Policy Forum",
+    "Election of the chair",
+    "Opening remarks and presentations",
+    "Organization of the work of the WTPF",
+    "Presentation of the Secretary-General's report",
+    "Presentation of comments by the membership on the report",
+    "Discussion",
+    "Consideration of draft opinions",
+    "Adoption of the chair's report and opinions",
+    "Other business",
+)
+
+
 class ForumDef(Strict):
     """The forum the process prepares; its dates may be set late (e.g. by Council)."""
 
@@ -127,6 +142,26 @@ class ForumDef(Strict):
     days: int = Field(default=3, ge=1, le=30)
     expected: str | None = Field(default=None, description="free text while undated")
     place: str | None = None
+    agenda: list[str] = Field(default_factory=lambda: list(ANNEX1_AGENDA), min_length=1,
+                              description="the forum's agenda items, in order (its states)")
+    chair_item: int = Field(default=2, ge=1, description="the agenda item electing the chair")
+    opinions_item: int = Field(default=8, ge=1,
+                               description="from this item on, Opinions' outcomes are recorded")
+    adoption_item: int = Field(default=9, ge=1, description="adopting the chair's report")
+    working_groups: Literal["per-opinion", "none"] = "none"
+    remote_participation: bool = False
+
+    @model_validator(mode="after")
+    def _items(self) -> ForumDef:
+        count = len(self.agenda)
+        for name in ("chair_item", "opinions_item", "adoption_item"):
+            if getattr(self, name) > count:
+                raise ValueError(f"{name} is item {getattr(self, name)} but the agenda has "
+                                 f"{count} items")
+        if not self.chair_item < self.opinions_item <= self.adoption_item:
+            raise ValueError("the agenda's items come in order: chair_item, then "
+                             "opinions_item, then adoption_item (or the same as opinions_item)")
+        return self
 
 
 class Member(Strict):
@@ -149,6 +184,8 @@ class Rules(Strict):
     month_warning_days: int = Field(
         default=30, ge=0, description="warn this many days before a month-only milestone's month"
     )
+    citations: dict[str, str] = Field(
+        default_factory=dict, description="rule id → its source, cited in refusals")
 
 
 class Region(Strict):
@@ -195,6 +232,13 @@ class Notifications(Strict):
         return value
 
 
+class Theme(Strict):
+    """A theme of the forum (Council decides them); each draft Opinion is on one."""
+
+    id: Slug
+    name: str = Field(min_length=1)
+
+
 class ProcessDefinition(Strict):
     """A whole preparatory process: forum, cycles in order, deadlines, who may act."""
 
@@ -208,11 +252,20 @@ class ProcessDefinition(Strict):
     rules: Rules = Field(default_factory=Rules)
     notifications: Notifications = Field(default_factory=Notifications)
     cycles: list[CycleDef] = Field(min_length=1)
+    themes: list[Theme] = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
         zone(value)
+        return value
+
+    @field_validator("themes")
+    @classmethod
+    def _themes(cls, value: list[Theme]) -> list[Theme]:
+        ids = [t.id for t in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"theme ids must be unique; got {', '.join(ids)}")
         return value
 
     @model_validator(mode="after")
@@ -256,6 +309,10 @@ class ProcessDefinition(Strict):
             if wanted in (member.id, member.name.casefold(), member.email.casefold()):
                 return member
         return None
+
+    def citation(self, rule: str) -> str:
+        """The source a refusal by ``rule`` cites: the rule's own, else the definition's."""
+        return self.rules.citations.get(rule) or self.source or self.name
 
     def fingerprint(self) -> str:
         """A stable hash of the definition's content: one state machine is built per hash."""

@@ -29,7 +29,7 @@ from states.definition import Member, ProcessDefinition
 from states.errors import InputError, Refused, RuleId
 from states.guards import GUARDS, Context, condition
 from states.instance import Amendment, Happening, Instance, Override
-from states.machine import Due, Engine, Mode, Spec, build_engine
+from states.machine import MAIN, Due, Engine, Mode, Spec, build_engine
 from states.notices import AUDIENCE, notices, with_message
 from states.plan import Kind, Span, by_key, milestone_keys
 from states.queries import due_transitions
@@ -95,7 +95,7 @@ def apply(
     spec = _manual_spec(definition, engine, instance, trigger)
     if override and not (reason and reason.strip()):
         raise InputError("--override needs a --reason saying why the rule is set aside.")
-    if not (document and document.strip()):
+    if spec.needs_document and not (document and document.strip()):
         raise InputError(
             f"'{trigger}' posts a document: give its reference with --document "
             "(e.g. --document WTPF-26/2)."
@@ -111,7 +111,7 @@ def apply(
         for r in refusals
     )
     decision = _step(definition, engine, instance, spec, ctx, member.id, now, None,
-                     document.strip(), reason, overrides)
+                     document.strip() if document else None, reason, overrides)
     return caught_up.then(decision).then(advance(definition, decision.after, now))
 
 
@@ -254,7 +254,8 @@ def _manual_spec(definition: ProcessDefinition, engine: Engine, instance: Instan
     table = engine.table
     spec = table.by_trigger.get(trigger)
     manual_now = tuple(s.trigger for r, st in instance.regions.items()
-                       for s in table.outgoing(r, st) if s.mode is Mode.MANUAL)
+                       for s in table.outgoing(r, st) if s.mode is Mode.MANUAL
+                       and s.while_main in (None, instance.regions.get(MAIN)))
     allowed = ", ".join(manual_now) or "none (only automatic steps are ahead)"
     if spec is None:
         every = ", ".join(s.trigger for s in table.specs if s.mode is Mode.MANUAL)
@@ -273,9 +274,10 @@ def _manual_spec(definition: ProcessDefinition, engine: Engine, instance: Instan
                       dates=(local_day(done.at, tz),), allowed_triggers=manual_now)
     if instance.regions[spec.region] != spec.source:
         here = table.labels[instance.regions[spec.region]]
+        why = ("A cycle is posted only once the previous cycle's expert meetings are done."
+               if spec.region == MAIN else "Its steps are taken in order.")
         raise Refused(RuleId.ORDER, f"'{spec.label}' cannot happen yet: the process is at "
-                      f"'{here}'. A cycle is posted only once the previous cycle's expert "
-                      "meetings are done.", f"manual triggers allowed now: {allowed}.",
+                      f"'{here}'. {why}", f"manual triggers allowed now: {allowed}.",
                       allowed_triggers=manual_now)
     return spec
 

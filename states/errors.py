@@ -59,6 +59,14 @@ class RuleId(StrEnum):
     ORDER = "order"
     PAST = "past"
     CONCURRENT = "concurrent"
+    NEW_OPINION = "no-new-opinions"
+    """Resolution 2, resolves 10: no draft Opinion not presented during the preparation."""
+    OUTCOME_BEFORE_FORUM = "forum-not-open"
+    """An Opinion's outcome, or an agenda item, only while the forum is in session."""
+    OPINION_STAGE = "opinion-stage"
+    """An Opinion's stages move forward, and an outcome is final."""
+    AGENDA = "agenda"
+    """The forum's agenda is taken in order; what an item decides is recorded with it."""
 
 
 class Refused(PrepflowError):

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 from states.dates import days, describe, end_instant, human_day, local_day, start_instant
 from states.definition import ProcessDefinition
 from states.errors import Refused, RuleId
+from states.forum import OUTCOMES, Stage
 from states.instance import Instance
-from states.machine import Due, Spec
+from states.machine import AGENDA, AGENDA_DONE, MAIN, Due, Spec, table_for
 from states.plan import Milestone
 
 
@@ -140,12 +141,61 @@ def six_weeks(ctx: Context) -> Refused | None:
     )
 
 
+def forum_in_session(ctx: Context) -> Refused | None:
+    """The forum's agenda is taken only while the forum is in session."""
+    if ctx.instance.regions.get(MAIN) == "forum":
+        return None
+    rule = RuleId.OUTCOME_BEFORE_FORUM
+    here = table_for(ctx.definition).labels.get(ctx.instance.regions.get(MAIN, ""), "")
+    return Refused(rule, f"'{ctx.spec.label}' happens at the forum, which is not in session "
+                   f"(the process is at '{here}'; "
+                   f"{ctx.definition.citation(rule)}).",
+                   "wait until the forum opens ('prepflow advance' opens it on its date).")
+
+
+def chair_elected(ctx: Context) -> Refused | None:
+    """The chair's election is over only once the chair is named."""
+    if ctx.instance.forum.chair:
+        return None
+    rule = RuleId.AGENDA
+    return Refused(rule, f"the chair's election is recorded with the chair's name "
+                   f"({ctx.definition.citation(rule)}).",
+                   f"'prepflow forum next {ctx.instance.process_id} --chair NAME --by NAME'.")
+
+
+def outcomes_recorded(ctx: Context) -> Refused | None:
+    """The adoption of the chair's report and Opinions closes every Opinion before the forum."""
+    pending = sorted(o.id for o in ctx.instance.opinions.values() if o.stage is Stage.FINAL)
+    if not pending:
+        return None
+    rule = RuleId.AGENDA
+    return Refused(rule, f"the adoption item ends with every Opinion's outcome recorded; "
+                   f"still without one: {', '.join(pending)} ({ctx.definition.citation(rule)}).",
+                   f"'prepflow opinions outcome {ctx.instance.process_id} ID "
+                   f"{'|'.join(o.value for o in OUTCOMES)} --by NAME' for each.")
+
+
+def agenda_done(ctx: Context) -> Refused | None:
+    """The process closes only once the forum's agenda is completed."""
+    if ctx.instance.regions.get(AGENDA) == AGENDA_DONE:
+        return None
+    rule = RuleId.AGENDA
+    return Refused(rule, f"'{ctx.spec.label}' waits for the forum's agenda to be completed "
+                   f"({ctx.definition.citation(rule)}).",
+                   f"'prepflow forum next {ctx.instance.process_id} --by NAME' to the end of "
+                   "the agenda.")
+
+
 GUARDS: dict[str, Guard] = {
     "date_fixed": date_fixed,
     "due": due,
     "posted": posted,
     "window_ahead": window_ahead,
     "six_weeks": six_weeks,
+    "forum_in_session": forum_in_session,
+    "chair_elected": chair_elected,
+    "outcomes_recorded": outcomes_recorded,
+    "agenda_done": agenda_done,
 }
 
 

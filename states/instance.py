@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from states.dates import PlanDate
+from states.forum import ForumRecord, Opinion
 from states.invitations import StoredInvitation
+from states.machine import AGENDA, AGENDA_PENDING
 from states.plan import Span
 
 
@@ -70,6 +72,15 @@ class Instance(Frozen):
     """Keys of every message already decided: nothing is announced twice."""
     invitations: dict[str, StoredInvitation] = Field(default_factory=dict)
     """Per meeting, the last invitation sent (for updates and cancellations, RFC 5545)."""
+    opinions: dict[str, Opinion] = Field(default_factory=dict)
+    """The draft Opinions by id, each with its stage and history."""
+    forum: ForumRecord = Field(default_factory=ForumRecord)
+
+    @field_validator("regions")
+    @classmethod
+    def _agenda(cls, regions: dict[str, str]) -> dict[str, str]:
+        """A document stored before the Forum's agenda was a region reads as not begun."""
+        return regions if AGENDA in regions else {**regions, AGENDA: AGENDA_PENDING}
 
     def spans(self) -> dict[str, Span]:
         """Amended dates by milestone key."""

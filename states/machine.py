@@ -1,10 +1,11 @@
 """The state machine, built from a process definition: one table, in one place.
 
-Two regions run in parallel: ``main`` (drafts, comment windows, expert meetings, the final
-report and the forum) and ``consultation`` (open public consultations, where a cycle asks for
-one). Each transition is either automatic (time-driven, applied by ``advance``) or manual
-(document-driven, applied by a secretariat member). The ``transitions`` machines are built once
-per definition and shared by every process instance: nothing is built per tick.
+Three regions run in parallel: ``main`` (drafts, comment windows, expert meetings, the final
+report and the forum), ``consultation`` (open public consultations, where a cycle asks for
+one) and ``agenda`` (the forum's agenda items, taken in order while the forum is in session).
+Each transition is either automatic (time-driven, applied by ``advance``) or manual
+(document-driven, applied by a secretariat member). The ``transitions`` machines are built
+once per definition and shared by every process instance: nothing is built per tick.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from states.definition import ProcessDefinition
 
 MAIN = "main"
 CONSULTATION = "consultation"
+AGENDA = "agenda"
+AGENDA_PENDING = "agenda.pending"
+AGENDA_DONE = "agenda.done"
 
 
 class Mode(StrEnum):
@@ -53,6 +57,10 @@ class Spec:
     milestone: str | None = None
     due: Due | None = None
     guards: tuple[str, ...] = ()
+    needs_document: bool = True
+    """A manual step posts a document and names it (--document); an agenda item need not."""
+    while_main: str | None = None
+    """Offered only while the main region is at this state (the agenda: 'forum')."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +113,7 @@ def build_table(definition: ProcessDefinition) -> Table:
             closed = state("closed", "Process closed")
             specs.append(Spec("close_forum", MAIN, forum, closed, Mode.AUTOMATIC,
                               f"{definition.forum.name} closed", "forum_closed", None,
-                              "forum", Due.END, ("date_fixed", "due")))
+                              "forum", Due.END, ("date_fixed", "due", "agenda_done")))
             break
         following = cycles[index + 1]
         after_cycle = f"{following.id}.drafting"
@@ -144,8 +152,9 @@ def build_table(definition: ProcessDefinition) -> Table:
             state(after_cycle, f"{following.name}: in preparation")
 
     consultation = _consultation_region(definition, labels, specs)
-    regions = {MAIN: main, CONSULTATION: consultation}
-    initial = {MAIN: main[0], CONSULTATION: "none"}
+    agenda = _agenda_region(definition, labels, specs)
+    regions = {MAIN: main, CONSULTATION: consultation, AGENDA: agenda}
+    initial = {MAIN: main[0], CONSULTATION: "none", AGENDA: AGENDA_PENDING}
     by_source: dict[tuple[str, str], tuple[Spec, ...]] = {}
     for spec in specs:
         by_source[spec.region, spec.source] = (*by_source.get((spec.region, spec.source), ()),
@@ -178,6 +187,45 @@ def _consultation_region(definition: ProcessDefinition, labels: dict[str, str],
                           ("date_fixed", "due")))
         previous = closed_name
     return consultation
+
+
+def agenda_state(number: int, item: str) -> str:
+    """The state of agenda item ``number`` ('agenda.2-election-of-the-chair')."""
+    words = re.findall(r"[a-z0-9]+", item.lower())
+    slug = ""
+    for word in words:
+        if len(slug) + len(word) > 32:
+            break
+        slug = f"{slug}-{word}" if slug else word
+    return f"{AGENDA}.{number}-{slug or 'item'}"
+
+
+def _agenda_region(definition: ProcessDefinition, labels: dict[str, str],
+                   specs: list[Spec]) -> list[str]:
+    """The forum's agenda items as states, one manual step each, only while it is in session:
+    leaving the chair's election needs the chair named, leaving the adoption the chair's
+    report (its reference) and every Opinion's outcome."""
+    forum = definition.forum
+    labels[AGENDA_PENDING] = f"{forum.name} agenda not begun"
+    labels[AGENDA_DONE] = f"{forum.name} agenda completed"
+    names = [AGENDA_PENDING]
+    previous = AGENDA_PENDING
+    for number, item in enumerate([*forum.agenda, None], start=1):
+        dest = AGENDA_DONE if item is None else agenda_state(number, item)
+        if item is not None:
+            labels[dest] = f"{forum.name} agenda item {number}: {item}"
+        guards: tuple[str, ...] = ("forum_in_session",)
+        if number - 1 == forum.chair_item:
+            guards += ("chair_elected",)
+        if number - 1 == forum.adoption_item:
+            guards += ("outcomes_recorded",)
+        trigger = "end_agenda" if item is None else f"agenda_{number}"
+        label = labels[dest] if item is None else f"{forum.name} at agenda item {number}: {item}"
+        specs.append(Spec(trigger, AGENDA, previous, dest, Mode.MANUAL, label, "forum_agenda",
+                          None, None, None, guards, number - 1 == forum.adoption_item, "forum"))
+        names.append(dest)
+        previous = dest
+    return names
 
 
 class Cursor:

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from states.dates import PlanDate, end_instant, local_day, start_instant, zone
 from states.definition import ProcessDefinition
-from states.guards import Context, due_at
+from states.guards import GUARDS, Context, due_at
 from states.instance import Instance
 from states.machine import MAIN, Due, Mode, Spec, table_for
 from states.plan import Milestone, by_key
@@ -100,7 +100,10 @@ def due_transitions(definition: ProcessDefinition, instance: Instance, now: date
                 continue
             ctx = Context(definition, instance, spec, items, tz, now)
             when = due_at(ctx)
-            if when is not None:
+            # one that waits for something other than its time (the forum's close for its
+            # agenda) is not due until that is done
+            if when is not None and not any(GUARDS[g](ctx) is not None for g in spec.guards
+                                            if g not in ("due", "date_fixed")):
                 found.append(DueTransition(when, spec, ctx))
     return found
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict
 
 from states.dates import PlanDate, describe, end_instant, human_day, local_day, start_instant, zone
 from states.definition import ProcessDefinition
+from states.forum import LABELS, Stage
 from states.guards import Context, due_at
 from states.instance import Instance, Override
-from states.machine import CONSULTATION, MAIN, Due, Mode, table_for
+from states.machine import AGENDA, CONSULTATION, MAIN, Due, Mode, table_for
 from states.plan import Kind, Milestone, by_key
 from states.queries import fixing_due_from, overdue_steps
 from states.rules import RuleResult, Status, check, effective_milestones
@@ -85,6 +86,10 @@ class Report:
     warnings: list[StatusWarning]
     overrides: tuple[Override, ...]
     rules: list[RuleResult]
+    opinions: dict[str, int] = field(default_factory=dict)
+    """Draft Opinions by stage (as people read it), in stage order."""
+    agenda: str | None = None
+    """Where the forum's agenda stands, once the forum is in session."""
 
 
 def report(definition: ProcessDefinition, instance: Instance, now: datetime,
@@ -110,9 +115,16 @@ def report(definition: ProcessDefinition, instance: Instance, now: datetime,
     rules = check(definition, items)
     warnings += [_rule_warning(r) for r in rules if r.status is not Status.PASS]
     regions = {r: (instance.regions[r], table.labels[instance.regions[r]]) for r in table.states
-               if not (r == CONSULTATION and len(table.states[r]) == 1)}
+               if not (r == CONSULTATION and len(table.states[r]) == 1) and r != AGENDA}
+    stages = [o.stage for o in instance.opinions.values()]
+    opinions = {LABELS[s]: stages.count(s) for s in Stage if s in stages}
+    agenda = None
+    if instance.regions[MAIN] in ("forum", "closed"):
+        agenda = table.labels[instance.regions[AGENDA]]
+        if instance.forum.chair:
+            agenda += f" (chair: {instance.forum.chair})"
     return Report(instance.process_id, definition.name, now, regions, upcoming[:limit], warnings,
-                  instance.overrides, rules)
+                  instance.overrides, rules, opinions, agenda)
 
 
 def _step_warnings(definition: ProcessDefinition, instance: Instance,

@@ -14,7 +14,9 @@ import typer
 from rich.markup import escape
 
 import flows.cli.db_cmds
+import flows.cli.forum_cmds
 import flows.cli.notify_cmds
+import flows.cli.opinions_cmds
 import flows.cli.orchestration_cmds
 import flows.cli.process_cmds  # noqa: F401 (each import registers its commands)
 from flows.cli.common import _opened, app, err, out

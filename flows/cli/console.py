@@ -52,6 +52,12 @@ def status(console: Console, report: Report, timezone: str) -> None:
     for region, (state, label) in report.regions.items():
         console.print(f"  {region}: [cyan]{escape(label)}[/] ({state})", soft_wrap=True,
                       highlight=False)
+    if report.agenda:
+        console.print(f"  forum: [cyan]{escape(report.agenda)}[/]", soft_wrap=True,
+                      highlight=False)
+    if report.opinions:
+        counts = ", ".join(f"{n} {stage}" for stage, n in report.opinions.items())
+        console.print(f"  draft Opinions: {counts}", soft_wrap=True, highlight=False)
     table = Table(title="Next milestones", title_justify="left")
     for column in ("milestone", "what", "when", "countdown", "how"):
         table.add_column(column)

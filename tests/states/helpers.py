@@ -99,6 +99,23 @@ def wtpf_at_final() -> tuple[ProcessDefinition, Instance, list[Decision]]:
     return definition, decision.after, decisions
 
 
+def walk_agenda(definition: ProcessDefinition, instance: Instance, now: datetime,
+                chair: str = "A. Chair", report: str = "CHAIR-REPORT") -> Decision:
+    """The forum in session takes its whole agenda (the chair named, the report adopted)."""
+    from states.machine import AGENDA, AGENDA_DONE
+    from states.opinions import forum_next
+
+    actor = definition.secretariat[0].id
+    decision = Decision(instance, instance)
+    while decision.after.regions[AGENDA] != AGENDA_DONE:
+        item = decision.after.forum.item
+        decision = decision.then(forum_next(
+            definition, decision.after, actor, now,
+            chair=chair if item == definition.forum.chair_item else None,
+            document=report if item == definition.forum.adoption_item else None))
+    return decision
+
+
 def table_problems(definition: ProcessDefinition) -> list[str]:
     """STYLE habit 1: what is wrong with the table built from a definition (empty when sound)."""
     from states.machine import build_table
@@ -166,6 +183,10 @@ def _spec_problems(spec: Spec, keys: set[str]) -> list[str]:
 
     problems = [f"{spec.trigger}: guard '{g}' is not in GUARDS"
                 for g in spec.guards if g not in GUARDS]
+    if spec.mode is Mode.MANUAL and spec.region == "agenda":  # the forum's items: no date
+        if spec.milestone is not None or spec.while_main != "forum":
+            problems.append(f"agenda step {spec.trigger} is dated or not kept to the forum")
+        return problems
     if spec.mode is Mode.MANUAL:
         if spec.milestone != f"{spec.cycle}.posting" or spec.milestone not in keys:
             problems.append(f"manual {spec.trigger} has no posting milestone")

@@ -17,8 +17,8 @@ from states import (
     parse_definition,
     report,
 )
-from states.machine import CONSULTATION, MAIN, Mode
-from tests.states.helpers import OTHER, WTPF26, new, other, raw, utc, wtpf
+from states.machine import AGENDA, CONSULTATION, MAIN, Mode
+from tests.states.helpers import OTHER, WTPF26, new, other, raw, utc, walk_agenda, wtpf
 
 #: RPD-27 on plan: (when, what the secretariat posts, if anything) and the states after.
 RPD_RUN = [
@@ -37,6 +37,7 @@ RPD_RUN = [
     (utc(2026, 6, 13, 4), None, ("final.drafting", "zero-draft.consultation_closed")),
     (utc(2026, 9, 14, 14), "post_final", ("final.posted", "zero-draft.consultation_closed")),
     (utc(2026, 11, 16, 5), None, ("forum", "zero-draft.consultation_closed")),
+    (utc(2026, 11, 18, 4, 59), "agenda", ("forum", "zero-draft.consultation_closed")),
     (utc(2026, 11, 18, 5), None, ("closed", "zero-draft.consultation_closed")),
 ]
 
@@ -48,7 +49,9 @@ def test_rpd27_runs_end_to_end_through_the_engine() -> None:
     actors = iter(["ana", "Ben Okafor", "ana.lima@example.org"])
     fired: list[str] = []
     for now, trigger, expected in RPD_RUN:
-        if trigger:
+        if trigger == "agenda":
+            decision = walk_agenda(definition, instance, now)
+        elif trigger:
             decision = apply(definition, instance, trigger, next(actors), now,
                              document=f"RPD-27/{trigger}")
         else:
@@ -59,7 +62,8 @@ def test_rpd27_runs_end_to_end_through_the_engine() -> None:
     assert fired == [
         "post_zero-draft", "open_consultation_zero-draft", "close_comments_zero-draft",
         "close_consultation_zero-draft", "start_vm1", "end_vm1", "start_ip1", "end_ip1",
-        "post_revised", "close_comments_revised", "post_final", "open_forum", "close_forum",
+        "post_revised", "close_comments_revised", "post_final", "open_forum",
+        *(s.trigger for s in build_table(definition).specs if s.region == AGENDA), "close_forum",
     ]
     assert set(fired) == {s.trigger for s in build_table(definition).specs}
     assert instance.happened["post_revised"].by == "ben"
@@ -73,6 +77,9 @@ def test_rpd27_each_automatic_step_fires_at_its_instant_not_a_second_before() ->
     instance = new(definition, utc(2026, 1, 1))
     checked = 0
     for now, trigger, _ in RPD_RUN:
+        if trigger == "agenda":
+            instance = walk_agenda(definition, instance, now).after
+            continue
         if trigger:
             instance = apply(definition, instance, trigger, "ana", now, document="D").after
             continue
@@ -105,7 +112,7 @@ def test_rpd27_final_report_uses_its_30_day_lead() -> None:
     """RPD-27's final may go out 30 days before its forum (16 Nov 2026), not 31 days short."""
     definition = other()
     instance = new(definition, utc(2026, 1, 1))
-    for now, trigger, _ in RPD_RUN[:-3]:
+    for now, trigger, _ in RPD_RUN[:-4]:
         instance = (apply(definition, instance, trigger, "ana", now, document="D") if trigger
                     else advance(definition, instance, now)).after
     on_time = apply(definition, instance, "post_final", "ana", utc(2026, 10, 17, 14),
@@ -142,7 +149,7 @@ def test_state_tables_differ_between_the_two_definitions() -> None:
                for s in theirs.specs if s.trigger.startswith("close_comments_"))
     assert len(ours.states[CONSULTATION]) == 3
     assert len(theirs.states[CONSULTATION]) == 5
-    manual = {s.trigger for s in ours.specs if s.mode is Mode.MANUAL}
+    manual = {s.trigger for s in ours.specs if s.mode is Mode.MANUAL and s.region == MAIN}
     assert manual == {"post_zero-draft", "post_revised", "post_final"}
     assert {s.trigger for s in ours.specs} != {s.trigger for s in theirs.specs}
     assert other().rules.final_min_lead_days == 30

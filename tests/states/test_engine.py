@@ -7,9 +7,18 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from states import InputError, Instance, Refused, RuleId, advance, amend, apply, report, start
-from states.machine import CONSULTATION, MAIN
+from states.machine import AGENDA, CONSULTATION, MAIN
 from states.status import WarningKind
-from tests.states.helpers import SEC, fix_meetings, new, post, utc, wtpf, wtpf_at_final
+from tests.states.helpers import (
+    SEC,
+    fix_meetings,
+    new,
+    post,
+    utc,
+    walk_agenda,
+    wtpf,
+    wtpf_at_final,
+)
 
 ONE_SECOND = timedelta(seconds=1)
 
@@ -25,7 +34,8 @@ def test_start_gives_initial_states_and_an_init_record() -> None:
     """start() puts each region at its initial state and records 'init' with the fingerprint."""
     definition = wtpf()
     decision = start(definition, utc(2024, 7, 10))
-    assert decision.after.regions == {MAIN: "draft1.drafting", CONSULTATION: "none"}
+    assert decision.after.regions == {MAIN: "draft1.drafting", CONSULTATION: "none",
+                                      AGENDA: "agenda.pending"}
     (record,) = decision.records
     assert (record.kind, record.to_state) == ("init", "draft1.drafting")
     assert record.inputs["definition"] == definition.fingerprint()
@@ -121,7 +131,8 @@ def test_late_advance_catches_up_in_due_order() -> None:
     assert dues == sorted(dues)
     assert all(r.at == utc(2025, 5, 1) for r in late.records)
     assert late.after.regions == {MAIN: "draft3.drafting",
-                                  CONSULTATION: "draft2.consultation_closed"}
+                                  CONSULTATION: "draft2.consultation_closed",
+                                  AGENDA: "agenda.pending"}
 
 
 def test_posting_after_missed_ticks_catches_up_first() -> None:
@@ -484,6 +495,8 @@ def test_effects_have_idempotency_keys_unique_per_trigger() -> None:
                      utc(2026, 3, 2)).after
     decisions.append(apply(definition, instance, "post_final", SEC, utc(2026, 4, 13, 8),
                            document="F"))
+    decisions.append(advance(definition, decisions[-1].after, utc(2026, 6, 2, 8)))
+    decisions.append(walk_agenda(definition, decisions[-1].after, utc(2026, 6, 3, 8)))
     decisions.append(advance(definition, decisions[-1].after, utc(2026, 6, 10)))
     assert decisions[-1].after.regions[MAIN] == "closed"
     every = [e for d in decisions for e in d.effects]
@@ -498,7 +511,9 @@ def test_effects_have_idempotency_keys_unique_per_trigger() -> None:
     events = [e.event for e in effects]
     assert events.count("draft_posted") == 4
     assert events.count("meeting_started") == events.count("meeting_ended") == 4
-    assert events[-3:] == ["final_posted", "forum_opened", "forum_closed"]
+    agenda = len(definition.forum.agenda) + 1  # each item and the agenda's end
+    assert events[-3 - agenda:] == ["final_posted", "forum_opened", *["forum_agenda"] * agenda,
+                                    "forum_closed"]
 
 
 def test_same_step_decided_twice_gives_the_same_effect_key() -> None:

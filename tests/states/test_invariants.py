@@ -31,7 +31,7 @@ from states import (
 )
 from states.dates import local_day, start_instant, zone
 from states.machine import MAIN, Mode, Table
-from tests.states.helpers import table_problems
+from tests.states.helpers import table_problems, walk_agenda
 
 ZONES = ["Europe/Zurich", "America/New_York", "UTC", "Asia/Tokyo", "Australia/Sydney"]
 
@@ -117,9 +117,9 @@ class Run:
         self.final = f"post_{definition.cycles[-1].id}"
 
     def next_posting(self) -> str | None:
-        """The first manual trigger that has not happened yet."""
-        return next((s.trigger for s in self.table.specs
-                     if s.mode is Mode.MANUAL and s.trigger not in self.instance.happened), None)
+        """The first posting (manual trigger of the main region) that has not happened yet."""
+        return next((s.trigger for s in self.table.specs if s.mode is Mode.MANUAL
+                     and s.region == MAIN and s.trigger not in self.instance.happened), None)
 
     def step(self, action: tuple[Any, ...]) -> None:
         """Move time forward, then do the action; a refusal must leave everything as it was."""
@@ -142,6 +142,8 @@ class Run:
         kind = action[0]
         if kind == "advance":
             return advance(definition, instance, now)
+        if kind == "agenda":
+            return walk_agenda(definition, instance, now)
         if kind in ("post", "post on plan"):
             trigger = self.next_posting()
             if trigger is None:
@@ -249,6 +251,9 @@ def test_on_time_runs_end_where_the_six_week_rule_says(
         if trigger is None:
             if definition.forum.opens is None:
                 break  # the forum never opens by itself while it has no date
+            if run.instance.regions[MAIN] == "forum" and "end_agenda" not in run.instance.happened:
+                run.step(("agenda", 0))  # the forum in session takes its agenda
+                continue
             run.step(("advance", hours))
             continue
         cycle = definition.cycle(trigger.removeprefix("post_"))

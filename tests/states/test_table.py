@@ -10,7 +10,7 @@ import pytest
 import states.machine as machine
 from states import ProcessDefinition, build_table, mermaid
 from states.engine import engine_for
-from states.machine import CONSULTATION, MAIN, Mode
+from states.machine import AGENDA, AGENDA_DONE, CONSULTATION, MAIN, Mode
 from tests.states.helpers import other, table_problems, wtpf
 
 DEFINITIONS = pytest.mark.parametrize("load", [wtpf, other], ids=["wtpf-26", "rpd-27"])
@@ -26,7 +26,7 @@ def test_table_is_sound(load: Callable[[], ProcessDefinition]) -> None:
 def test_exactly_one_initial_state_per_region(load: Callable[[], ProcessDefinition]) -> None:
     """Each region has one initial state, the first declared, which nothing leads back to."""
     table = build_table(load())
-    assert set(table.initial) == {MAIN, CONSULTATION}
+    assert set(table.initial) == {MAIN, CONSULTATION, AGENDA}
     for region, names in table.states.items():
         assert table.initial[region] == names[0]
         entered = {s.dest for s in table.specs if s.region == region}
@@ -35,20 +35,28 @@ def test_exactly_one_initial_state_per_region(load: Callable[[], ProcessDefiniti
 
 @DEFINITIONS
 def test_only_terminal_states_are_dead_ends(load: Callable[[], ProcessDefinition]) -> None:
-    """Only 'closed' (main) and the last consultation state have no way out."""
+    """Only 'closed' (main), the last consultation state and the agenda's end have no way
+    out."""
     table = build_table(load())
     dead = [(r, n) for r, names in table.states.items() for n in names
             if not table.outgoing(r, n)]
-    assert dead == [(MAIN, "closed"), (CONSULTATION, table.states[CONSULTATION][-1])]
+    assert dead == [(MAIN, "closed"), (CONSULTATION, table.states[CONSULTATION][-1]),
+                    (AGENDA, AGENDA_DONE)]
 
 
 @DEFINITIONS
 def test_manual_triggers_are_exactly_the_postings(load: Callable[[], ProcessDefinition]) -> None:
-    """Each cycle has one manual trigger, its posting; everything else is automatic."""
+    """Each cycle has one manual trigger, its posting; the forum's agenda items are manual
+    steps of their own region, one per item and one to end it; everything else is automatic."""
     definition = load()
     table = build_table(definition)
-    manual = [(s.trigger, s.milestone) for s in table.specs if s.mode is Mode.MANUAL]
+    manual = [(s.trigger, s.milestone) for s in table.specs if s.mode is Mode.MANUAL
+              and s.region != AGENDA]
     assert manual == [(f"post_{c.id}", f"{c.id}.posting") for c in definition.cycles]
+    agenda = [s.trigger for s in table.specs if s.region == AGENDA]
+    assert all(s.mode is Mode.MANUAL for s in table.specs if s.region == AGENDA)
+    count = len(definition.forum.agenda)
+    assert agenda == [*(f"agenda_{n}" for n in range(1, count + 1)), "end_agenda"]
 
 
 @DEFINITIONS
@@ -82,7 +90,7 @@ def test_mermaid_draws_every_state_and_trigger(load: Callable[[], ProcessDefinit
     definition = load()
     table = build_table(definition)
     text = "\n".join(mermaid(definition))
-    assert len(mermaid(definition)) == 2
+    assert len(mermaid(definition)) == 3
     for label in table.labels.values():
         assert label in text
     for spec in table.specs:

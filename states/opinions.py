@@ -1,0 +1,268 @@
+"""Decisions on draft Opinions and the Forum's agenda: add, move, outcome, next agenda item.
+
+Each returns a ``Decision`` whose audit record carries the whole new Opinion (or Forum record)
+as JSON, so the log alone rebuilds them; a rule's refusal cites its source from the
+definition (``rules.citations``, else the definition's source).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from states.dates import describe, require_aware, zone
+from states.decision import Decision, Record
+from states.definition import ProcessDefinition
+from states.engine import actor_of, advance, apply
+from states.errors import InputError, Refused, RuleId
+from states.forum import (
+    LABELS,
+    OUTCOMES,
+    PREPARATION,
+    Opinion,
+    OpinionChange,
+    Stage,
+    Where,
+)
+from states.instance import Instance
+from states.machine import AGENDA, AGENDA_DONE, AGENDA_PENDING, MAIN, table_for
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+
+def where(definition: ProcessDefinition, instance: Instance) -> Where:
+    """The cycle the process is in and its expert-group meeting in session or last held."""
+    table = table_for(definition)
+    state = instance.regions[MAIN]
+    names = table.states[MAIN]
+    started = {s.dest: s.milestone for s in table.specs if s.event == "meeting_started"}
+    meeting = None
+    for name in names[: names.index(state) + 1] if state in names else ():
+        meeting = started.get(name, meeting)
+    return Where(cycle=table.cycle_of(state), meeting=meeting)
+
+
+def final_posted(definition: ProcessDefinition, instance: Instance) -> datetime | None:
+    """When the final report was posted, if it was."""
+    return instance.posted_at(definition.cycles[-1].id)
+
+
+def add(definition: ProcessDefinition, instance: Instance, opinion_id: str, title: str,
+        theme: str | None, actor: str, now: datetime, reason: str | None = None) -> Decision:
+    """A draft Opinion is presented (its outline proposed); never once the final report is out."""
+    now = _now(now)
+    member = actor_of(definition, actor)
+    if not _ID.match(opinion_id):
+        raise InputError(f"Opinion id '{opinion_id}': use lower-case letters, digits and dashes "
+                         "(e.g. op-1), at most 40 characters.")
+    if opinion_id in instance.opinions:
+        known = instance.opinions[opinion_id]
+        raise InputError(f"Opinion id '{opinion_id}' is already used (\"{known.title}\", "
+                         f"{known.label}); choose another id.")
+    if not title.strip():
+        raise InputError(f"Opinion '{opinion_id}': --title must not be empty.")
+    _check_theme(definition, opinion_id, theme)
+    posted = final_posted(definition, instance)
+    if posted is not None:
+        rule = RuleId.NEW_OPINION
+        tz = zone(definition.timezone)
+        raise Refused(rule, f"the final report was posted on {describe(posted, tz)}; the forum "
+                      f"considers no draft Opinion not presented during the preparatory period "
+                      f"({definition.citation(rule)}), so '{opinion_id}' cannot be added now.",
+                      "only the Opinions already presented go before the forum; a new one "
+                      "may be proposed for a future forum.", dates=(posted.date(),))
+    here = where(definition, instance)
+    change = OpinionChange(stage=Stage.OUTLINE, where=here, state=instance.regions[MAIN],
+                           at=now, by=member.id, reason=reason)
+    opinion = Opinion(id=opinion_id, title=title.strip(), theme=theme, presented_in=here,
+                      history=(change,))
+    return _record(instance, opinion, "add", member.id, now, reason)
+
+
+def move(definition: ProcessDefinition, instance: Instance, opinion_id: str, stage: str,
+         actor: str, now: datetime, consensus: bool = True,
+         reason: str | None = None) -> Decision:
+    """An Opinion moves forward beside the drafts; without IEG consensus it is marked so."""
+    now = _now(now)
+    member = actor_of(definition, actor)
+    opinion = _opinion(instance, opinion_id)
+    target = _stage(stage)
+    if target in OUTCOMES:
+        raise InputError(f"'{target}' is the forum's outcome: use 'prepflow opinions outcome "
+                         f"{instance.process_id} {opinion_id} {target} --by NAME'.")
+    rule = RuleId.OPINION_STAGE
+    if opinion.stage in OUTCOMES:
+        raise Refused(rule, f"Opinion '{opinion_id}' is {opinion.label}; it changes no more "
+                      f"({definition.citation(rule)}).", "nothing: its outcome stands.")
+    if PREPARATION.index(target) <= PREPARATION.index(opinion.stage):
+        ahead = ", ".join(s for s in PREPARATION[PREPARATION.index(opinion.stage) + 1:])
+        raise Refused(rule, f"Opinion '{opinion_id}' is already {opinion.label}; its stages "
+                      f"move forward only ({definition.citation(rule)}).",
+                      f"a later stage ({ahead or 'none: it is in the final report'}), or "
+                      "'opinions outcome ... withdrawn'.")
+    if target is Stage.FINAL and opinion.presented_after_final:
+        _not_before_forum(definition, opinion)
+    change = OpinionChange(stage=target, where=where(definition, instance),
+                           state=instance.regions[MAIN], at=now, by=member.id, reason=reason,
+                           consensus=consensus)
+    changed = opinion.model_copy(update={"stage": target,
+                                         "consensus": opinion.consensus and consensus,
+                                         "history": (*opinion.history, change)})
+    return _record(instance, changed, "move", member.id, now, reason)
+
+
+def outcome(definition: ProcessDefinition, instance: Instance, opinion_id: str, result: str,
+            actor: str, now: datetime, reason: str | None = None) -> Decision:
+    """The forum's outcome for an Opinion (non-binding), or its withdrawal before one."""
+    now = _now(now)
+    member = actor_of(definition, actor)
+    opinion = _opinion(instance, opinion_id)
+    target = _stage(result)
+    if target not in OUTCOMES:
+        raise InputError(f"outcome '{result}': use one of {', '.join(OUTCOMES)}; stages "
+                         f"before the forum are set with 'prepflow opinions move'.")
+    if opinion.stage in OUTCOMES:
+        rule = RuleId.OPINION_STAGE
+        raise Refused(rule, f"Opinion '{opinion_id}' is already {opinion.label}; an outcome is "
+                      f"recorded once ({definition.citation(rule)}).", "nothing: it stands.")
+    if target is not Stage.WITHDRAWN:
+        _at_forum(definition, instance, opinion)
+    change = OpinionChange(stage=target, where=where(definition, instance),
+                           state=instance.regions[MAIN], at=now, by=member.id, reason=reason)
+    changed = opinion.model_copy(update={"stage": target,
+                                         "history": (*opinion.history, change)})
+    return _record(instance, changed, "outcome", member.id, now, reason)
+
+
+def forum_next(definition: ProcessDefinition, instance: Instance, actor: str, now: datetime,
+               chair: str | None = None, document: str | None = None,
+               reason: str | None = None) -> Decision:
+    """The forum moves to its next agenda item; the chair's election records the chair, the
+    adoption the chair's report (its reference)."""
+    now = _now(now)
+    member = actor_of(definition, actor)
+    tick = advance(definition, instance, now)
+    current = tick.after
+    table = table_for(definition)
+    source = current.regions[AGENDA]
+    steps = table.outgoing(AGENDA, source)
+    if not steps:
+        rule = RuleId.AGENDA
+        raise Refused(rule, f"the forum's agenda is completed ({definition.citation(rule)}).",
+                      "nothing more on the agenda.")
+    spec = steps[0]
+    forum = current.forum
+    leaving_chair = "chair_elected" in spec.guards
+    if chair is not None and not leaving_chair:
+        election = definition.forum.agenda[definition.forum.chair_item - 1]
+        raise InputError(f"--chair is given when leaving item {definition.forum.chair_item} "
+                         f"('{election}'); the forum is at '{table.labels[source]}'.")
+    if leaving_chair:
+        if not (chair and chair.strip()) and not forum.chair:
+            raise InputError("the chair's election ends with the chair's name: give it with "
+                             "--chair NAME.")
+        if chair and chair.strip():
+            forum = forum.model_copy(update={"chair": chair.strip()})
+    if source == AGENDA_PENDING and definition.forum.working_groups == "per-opinion":
+        groups = tuple(sorted(o.id for o in current.opinions.values() if o.stage is Stage.FINAL))
+        forum = forum.model_copy(update={"working_groups": groups})
+    staged = current.model_copy(update={"forum": forum})
+    stepped = apply(definition, staged, spec.trigger, actor, now, document, reason)
+    dest = spec.dest
+    item = len(definition.forum.agenda) + 1 if dest == AGENDA_DONE else \
+        int(dest.removeprefix(f"{AGENDA}.").partition("-")[0])
+    forum = forum.model_copy(update={"item": item})
+    if spec.needs_document and document:
+        forum = forum.model_copy(update={"report": document.strip()})
+    after = stepped.after.model_copy(update={"forum": forum})
+    record = Record(now, member.id, "forum", spec.trigger, source, dest, reason,
+                    {"forum": forum.model_dump(mode="json"), "label": spec.label})
+    records = list(stepped.records)
+    at = next((i + 1 for i, r in enumerate(records) if r.trigger == spec.trigger), len(records))
+    records.insert(at, record)
+    return tick.then(Decision(current, after, tuple(records), stepped.effects))
+
+
+def _at_forum(definition: ProcessDefinition, instance: Instance, opinion: Opinion) -> None:
+    """Adopted or not adopted: only at the forum, while its Opinions are considered, and only
+    for an Opinion in the final report presented during the preparation."""
+    state = instance.regions[MAIN]
+    table = table_for(definition)
+    names = table.states[MAIN]
+    if names.index(state) < names.index("forum"):
+        rule = RuleId.OUTCOME_BEFORE_FORUM
+        raise Refused(rule, f"an Opinion's outcome is recorded at the forum, which has not "
+                      f"opened (the process is at '{table.labels[state]}'; "
+                      f"{definition.citation(rule)}).",
+                      "wait for the forum; before it, only 'withdrawn' (or 'opinions move').")
+    position = instance.forum.item
+    first, last = definition.forum.opinions_item, definition.forum.adoption_item
+    if not first <= position <= last:
+        rule = RuleId.AGENDA
+        items = definition.forum.agenda
+        raise Refused(rule, f"outcomes are recorded during agenda items {first} "
+                      f"('{items[first - 1]}') to {last} ('{items[last - 1]}'); the forum is at "
+                      f"'{table.labels[instance.regions[AGENDA]]}' ({definition.citation(rule)}).",
+                      "'prepflow forum next' to the item first." if position < first else
+                      "nothing: the forum's Opinions were decided.")
+    if opinion.presented_after_final:
+        _not_before_forum(definition, opinion)
+    if opinion.stage is not Stage.FINAL:
+        rule = RuleId.OPINION_STAGE
+        raise Refused(rule, f"Opinion '{opinion.id}' is {opinion.label}, not in the final "
+                      f"report, so it is not before the forum ({definition.citation(rule)}).",
+                      "'withdrawn'.")
+
+
+def _not_before_forum(definition: ProcessDefinition, opinion: Opinion) -> None:
+    rule = RuleId.NEW_OPINION
+    raise Refused(rule, f"Opinion '{opinion.id}' was first presented after the final report "
+                  f"was posted; the forum considers no draft Opinion not presented during the "
+                  f"preparatory period ({definition.citation(rule)}).", "'withdrawn'.")
+
+
+def _check_theme(definition: ProcessDefinition, opinion_id: str, theme: str | None) -> None:
+    ids = [t.id for t in definition.themes]
+    listed = "; ".join(f"{t.id} ({t.name})" for t in definition.themes)
+    if not ids:
+        if theme is not None:
+            raise InputError(f"Opinion '{opinion_id}': {definition.id} defines no themes, so "
+                             "leave out --theme.")
+        return
+    if theme not in ids:
+        said = f"theme '{theme}' is not one of" if theme else "give --theme, one of"
+        raise InputError(f"Opinion '{opinion_id}': {said} {definition.id}'s themes: {listed}.")
+
+
+def _opinion(instance: Instance, opinion_id: str) -> Opinion:
+    found = instance.opinions.get(opinion_id)
+    if found is None:
+        known = ", ".join(sorted(instance.opinions)) or "none yet"
+        raise InputError(f"no Opinion '{opinion_id}' in {instance.process_id}; Opinions: "
+                         f"{known}.")
+    return found
+
+
+def _stage(text: str) -> Stage:
+    try:
+        return Stage(text.strip().lower())
+    except ValueError:
+        every = ", ".join(f"{s.value} ({LABELS[s]})" for s in Stage)
+        raise InputError(f"stage '{text}': use one of {every}.") from None
+
+
+def _record(instance: Instance, opinion: Opinion, action: str, actor: str, now: datetime,
+            reason: str | None) -> Decision:
+    """The new instance and its audit record, carrying the whole Opinion (to rebuild it)."""
+    after = instance.model_copy(update={"opinions": {**instance.opinions, opinion.id: opinion}})
+    state = instance.regions[MAIN]
+    record = Record(now, actor, "opinion", f"opinion {action}", state, state, reason,
+                    {"action": action, "opinion": opinion.model_dump(mode="json")})
+    return Decision(instance, after, (record,))
+
+
+def _now(now: datetime) -> datetime:
+    try:
+        return require_aware(now)
+    except ValueError as exc:
+        raise InputError(f"time: {exc}") from None
