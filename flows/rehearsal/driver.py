@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
@@ -42,8 +43,13 @@ from flows.rehearsal.scenario import Event, fixed_span, load_scenario, local
 from flows.rehearsal.stepping import Rehearsal, Step, local_fold, more_ahead, next_step
 from flows.rehearsal.transcript import describe_entry
 from flows.storage import AuditEntry
+from states import opinions
 from states.dates import local_day, zone
+from states.decision import Decision
+from states.definition import ProcessDefinition
 from states.errors import RuleId
+from states.forum import Stage
+from states.instance import Instance
 from states.machine import Spec
 from states.plan import Milestone, by_key
 from states.rules import effective_milestones
@@ -68,8 +74,35 @@ def perform(r: Rehearsal, step: Step) -> None:
         _post(r, now, payload)
     elif step.kind == "nominations" and isinstance(payload, Milestone):
         _nominations(r, payload)
+    elif step.kind == "agenda":
+        _agenda(r, now)
     _read_back(r)
     _mail(r, now)
+
+
+def _agenda(r: Rehearsal, now: datetime) -> None:
+    """The forum's next agenda item: the chair named at the election, each Opinion in the final
+    report adopted before the chair's report is adopted (its reference given)."""
+    forum = r.definition.forum
+    with service_for(r.database) as service:
+        _, _, instance = service.load(r.pid)
+        item = instance.forum.item
+        if item == forum.adoption_item:
+            for opinion in sorted(o.id for o in instance.opinions.values()
+                                  if o.stage is Stage.FINAL):
+                service.change(r.pid, f"opinions outcome {opinion}", r.actor,
+                               {"opinion": opinion, "outcome": "adopted"},
+                               partial(_adopt, opinion, r.actor), now)
+        chair = "Chair of the forum (rehearsal)" if item == forum.chair_item else None
+        report = f"{forum.name}/CHAIR-REPORT" if item == forum.adoption_item else None
+        service.change(r.pid, "forum next", r.actor, {"chair": chair, "document": report},
+                       lambda d, i, at: opinions.forum_next(d, i, r.actor, at, chair, report),
+                       now)
+
+
+def _adopt(opinion: str, actor: str, definition: ProcessDefinition, instance: Instance,
+           now: datetime) -> Decision:
+    return opinions.outcome(definition, instance, opinion, "adopted", actor, now)
 
 
 def _summer_time_ends(r: Rehearsal, night: date) -> None:

@@ -18,7 +18,7 @@ from flows.rehearsal.scenario import Event, Scenario, local
 from states.dates import local_day, zone
 from states.definition import ProcessDefinition
 from states.instance import Instance
-from states.machine import Spec, table_for
+from states.machine import AGENDA, MAIN, Spec, table_for
 from states.plan import Milestone, by_key
 from states.queries import DueItem, DueKind, due_items
 from states.rules import effective_milestones
@@ -76,6 +76,12 @@ def next_step(r: Rehearsal, instance: Instance, now: datetime) -> Step | None:
     items = by_key(effective_milestones(r.definition, instance))
     steps = [step for due in due_items(r.definition, instance, now)
              if (step := _step_for(r, due, items, now, tz)) is not None]
+    opened = instance.happened.get("open_forum")
+    if opened is not None and instance.regions[MAIN] == "forum" \
+            and table_for(r.definition).outgoing(AGENDA, instance.regions[AGENDA]):
+        # the forum takes its agenda one item an hour from about 09:00 on its first day
+        steps.append(Step(max(now, opened.at + timedelta(hours=9 + instance.forum.item)), 4,
+                          "agenda"))
     for number, event in enumerate(r.scenario.events):
         if number not in r.done_events and event.kind != "post-late":
             steps.append(Step(max(now, local(event.on, event.on.at or time(9), tz)), 0,

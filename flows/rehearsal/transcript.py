@@ -36,6 +36,11 @@ def describe_entry(definition: ProcessDefinition, e: AuditEntry, instance: Insta
         "refusal": f"REFUSED {e.trigger}: {e.reason}",
         "init": f"process {definition.id} created",
         "notice": f"message decided: {e.inputs.get('event')} to {e.inputs.get('audience')}",
+        "opinion": f"Opinion {(e.inputs.get('opinion') or {}).get('id')}: "
+                   f"{(e.inputs.get('opinion') or {}).get('stage')}",
+        "forum": f"forum record: agenda item {(e.inputs.get('forum') or {}).get('item')}, "
+                 f"chair {(e.inputs.get('forum') or {}).get('chair') or '—'}, chair's report "
+                 f"{(e.inputs.get('forum') or {}).get('report') or '—'}",
     }
     text = texts.get(e.kind, f"{e.kind} {e.trigger or ''}".rstrip())
     return [f"{day} {who} {text}"]

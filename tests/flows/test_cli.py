@@ -408,6 +408,15 @@ def test_final_report_needs_forum_date_or_override(run: Run, db_url: str) -> Non
     assert f"six-weeks on 'post_final' by {BY}, 13 Apr 2026 09:00 CEST: {reason}" in status
 
 
+def walk_forum(run: Run, day: str) -> None:
+    """The forum takes its ten agenda items and ends its agenda: the chair is named when its
+    election ends (the 3rd step), the chair's report given when its adoption ends (the 10th)."""
+    for step in range(1, 12):
+        extra = {3: ["--chair", "Ms A. Chair"], 10: ["--document", "WTPF-26/CR"]}.get(step, [])
+        ok(run("forum", "next", "wtpf-26", "--by", BY, "--now", f"{day}T{step + 6:02d}:00Z",
+               *extra))
+
+
 def test_whole_run_timeline_and_calendar(run: Run, db_url: str, tmp_path: Path) -> None:
     """A full run via the CLI: forum set, report posted, forum held; timeline and ICS agree."""
     drive_to_final(run)
@@ -418,6 +427,7 @@ def test_whole_run_timeline_and_calendar(run: Run, db_url: str, tmp_path: Path) 
     # The forum opens at the start of 2 Jun and closes after its 3 days (end of 4 Jun, CEST).
     assert "nothing due." in ok(run("advance", "--now", "2026-06-01T21:59Z")).out
     assert "final.posted → forum" in ok(run("advance", "--now", "2026-06-01T22:00Z")).out
+    walk_forum(run, "2026-06-03")  # the process closes at the forum's end once its agenda is done
     assert "forum → closed" in ok(run("advance", "--now", "2026-06-04T22:00Z")).out
     assert "nothing due." in ok(run("advance", "--now", "2026-06-05T08:00Z")).out
 

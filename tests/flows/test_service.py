@@ -241,7 +241,8 @@ def test_manual_transition_on_a_stale_read_keeps_the_tick(services: Callable[...
     assert outcome.version == svc.store.get("wtpf-26").version
     stored = svc.store.get("wtpf-26")
     assert stored.state["regions"] == {"main": "draft2.comment_window",
-                                       "consultation": "draft2.consultation_open"}
+                                       "consultation": "draft2.consultation_open",
+                                       "agenda": "agenda.pending"}
     log = kinds(svc)
     assert log.count(("transition", "end_ieg1")) == 1
     assert log.count(("transition", "post_draft2")) == 1
@@ -285,7 +286,8 @@ def test_advance_racing_a_manual_transition_loses_nothing(services: Callable[...
 
     stored = svc.store.get("wtpf-26")
     assert stored.state["regions"] == {"main": "draft2.comment_window",
-                                       "consultation": "draft2.consultation_open"}
+                                       "consultation": "draft2.consultation_open",
+                                       "agenda": "agenda.pending"}
     log = kinds(svc)
     for trigger in ("end_ieg1", "post_draft2", "open_consultation_draft2"):
         assert log.count(("transition", trigger)) == 1, (trigger, log)
