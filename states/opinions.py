@@ -42,6 +42,16 @@ def where(definition: ProcessDefinition, instance: Instance) -> Where:
     return Where(cycle=table.cycle_of(state), meeting=meeting)
 
 
+def agenda_item(definition: ProcessDefinition, state: str) -> int:
+    """The agenda item an agenda state stands for: 0 before it begins, one past the last
+    once it is done (the state, not the forum record, so a step taken otherwise counts)."""
+    if state == AGENDA_PENDING:
+        return 0
+    if state == AGENDA_DONE:
+        return len(definition.forum.agenda) + 1
+    return int(state.removeprefix(f"{AGENDA}.").partition("-")[0])
+
+
 def final_posted(definition: ProcessDefinition, instance: Instance) -> datetime | None:
     """When the final report was posted, if it was."""
     return instance.posted_at(definition.cycles[-1].id)
@@ -169,9 +179,7 @@ def forum_next(definition: ProcessDefinition, instance: Instance, actor: str, no
     staged = current.model_copy(update={"forum": forum})
     stepped = apply(definition, staged, spec.trigger, actor, now, document, reason)
     dest = spec.dest
-    item = len(definition.forum.agenda) + 1 if dest == AGENDA_DONE else \
-        int(dest.removeprefix(f"{AGENDA}.").partition("-")[0])
-    forum = forum.model_copy(update={"item": item})
+    forum = forum.model_copy(update={"item": agenda_item(definition, dest)})
     if spec.needs_document and document:
         forum = forum.model_copy(update={"report": document.strip()})
     after = stepped.after.model_copy(update={"forum": forum})
@@ -195,7 +203,7 @@ def _at_forum(definition: ProcessDefinition, instance: Instance, opinion: Opinio
                       f"opened (the process is at '{table.labels[state]}'; "
                       f"{definition.citation(rule)}).",
                       "wait for the forum; before it, only 'withdrawn' (or 'opinions move').")
-    position = instance.forum.item
+    position = agenda_item(definition, instance.regions[AGENDA])
     first, last = definition.forum.opinions_item, definition.forum.adoption_item
     if not first <= position <= last:
         rule = RuleId.AGENDA
@@ -256,8 +264,10 @@ def _record(instance: Instance, opinion: Opinion, action: str, actor: str, now: 
     """The new instance and its audit record, carrying the whole Opinion (to rebuild it)."""
     after = instance.model_copy(update={"opinions": {**instance.opinions, opinion.id: opinion}})
     state = instance.regions[MAIN]
-    record = Record(now, actor, "opinion", f"opinion {action}", state, state, reason,
-                    {"action": action, "opinion": opinion.model_dump(mode="json")})
+    inputs: dict[str, object] = {"action": action, "opinion": opinion.model_dump(mode="json")}
+    if opinion.stage in (Stage.ADOPTED, Stage.NOT_ADOPTED):
+        inputs["non_binding"] = instance.forum.non_binding  # an opinion, not a regulation
+    record = Record(now, actor, "opinion", f"opinion {action}", state, state, reason, inputs)
     return Decision(instance, after, (record,))
 
 

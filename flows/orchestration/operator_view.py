@@ -132,4 +132,9 @@ def status_markdown(current: Report, definition: ProcessDefinition) -> str:
     lines = [f"**{current.process_id}** as of {describe(current.now, tz)}"]
     lines += [f"- ⚠️ {w.text}" for w in current.warnings] or ["- no warnings"]
     lines += [f"- override: {o.rule} on {o.what} by {o.by}: {o.reason}" for o in current.overrides]
+    if current.agenda:
+        lines.append(f"- forum: {current.agenda}")
+    if current.opinions:
+        lines.append("- draft Opinions: " + ", ".join(f"{n} {stage}"
+                                                      for stage, n in current.opinions.items()))
     return "\n".join(lines)

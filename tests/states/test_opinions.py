@@ -3,11 +3,14 @@ agenda as states, and audit records that rebuild what changed."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
-from states import InputError, Instance, Refused, advance, amend, parse_definition
+from states import Decision, InputError, Instance, Refused, advance, amend, parse_definition
 from states.errors import RuleId
 from states.forum import ForumRecord, Opinion, Stage
 from states.instance import Happening
@@ -192,3 +195,66 @@ def test_themes_and_agenda_items_are_checked_in_the_definition() -> None:
         parse_definition(data, "x")
     assert len(wtpf().forum.agenda) == 10
     assert len(wtpf().themes) == 5
+
+
+
+def _actions(kinds: list[str], least: int) -> st.SearchStrategy[list[tuple[str, int, Stage]]]:
+    return st.lists(st.tuples(st.sampled_from(kinds), st.integers(0, 3),
+                              st.sampled_from(list(Stage))), min_size=least, max_size=40)
+
+
+@settings(max_examples=40, deadline=None)
+@given(before=_actions(["add", "move", "move", "outcome"], 16),
+       during=_actions(["add", "move", "outcome", "outcome", "next", "next", "next", "next"],
+                       24))
+def test_random_opinion_changes_keep_the_invariants(
+        before: list[tuple[str, int, Stage]], during: list[tuple[str, int, Stage]]) -> None:
+    """Random adds, moves and outcomes while preparing, then at the forum with its agenda: no
+    Opinion decided that was not presented before the final report and placed in it; each
+    record rebuilds its Opinion; the process closes only after the agenda."""
+    definition, instance, _ = wtpf_at_final()
+    now = utc(2026, 3, 2)
+    instance = amend(definition, instance, "forum", "2026-06-02", SEC, "Council", now).after
+    for phase, actions in ((utc(2026, 3, 2, 8), before), (utc(2026, 6, 2, 7), during)):
+        if phase.month == 6:
+            instance = post(definition, instance, "post_final", utc(2026, 4, 13, 8)).after
+            instance = advance(definition, instance, utc(2026, 6, 2, 6)).after
+        for step, (kind, number, stage) in enumerate(actions):
+            now = phase + timedelta(minutes=30 * step)
+            try:
+                decision = _decide(instance, kind, number, stage, now)
+            except (Refused, InputError):
+                continue
+            for record in decision.records:
+                if record.kind == "opinion":
+                    rebuilt = Opinion.model_validate(record.inputs["opinion"])
+                    assert rebuilt == decision.after.opinions[rebuilt.id]
+            instance = decision.after
+    closed = advance(definition, instance, utc(2026, 6, 5)).after.regions[MAIN]
+    assert (closed == "closed") == (instance.regions[AGENDA] == "agenda.done")
+    decided = [o for o in instance.opinions.values()
+               if o.stage in (Stage.ADOPTED, Stage.NOT_ADOPTED)]
+    event(f"agenda at item {instance.forum.item}; {len(decided)} decided")
+    posted = instance.posted_at("final")
+    for item in decided:
+        assert posted is not None
+        assert item.history[0].at < posted
+        assert item.history[-2].stage is Stage.FINAL
+
+
+def _decide(instance: Instance, kind: str, number: int, stage: Stage,
+            now: datetime) -> Decision:
+    """One random action on WTPF-26 (op-2's moves without IEG consensus)."""
+    definition, opinion = wtpf(), f"op-{number}"
+    if kind == "add":
+        return add(definition, instance, opinion, "T", "space", SEC, now)
+    if kind == "move":
+        return move(definition, instance, opinion, stage, SEC, now, number != 2)
+    if kind == "outcome":
+        return outcome(definition, instance, opinion, stage, SEC, now)
+    if kind == "next":
+        item, forum = instance.forum.item, definition.forum
+        return forum_next(definition, instance, SEC, now,
+                          "Chair" if item == forum.chair_item else None,
+                          "REPORT" if item == forum.adoption_item else None)
+    return post(definition, instance, "post_final", now)
