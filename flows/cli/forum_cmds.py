@@ -61,8 +61,9 @@ def status_cmd(process: Process, database: Database = None) -> None:
     forum = instance.forum
     out.print(f"[bold]{escape(definition.forum.name)}[/]: "
               f"{escape(table.labels[instance.regions[AGENDA]])}", soft_wrap=True)
+    position = opinions.agenda_item(definition, instance.regions[AGENDA])
     for number, item in enumerate(definition.forum.agenda, start=1):
-        mark = "→" if number == forum.item else ("✓" if number < forum.item else " ")
+        mark = "→" if number == position else ("✓" if number < position else " ")
         out.print(f"  {mark} {number}. {escape(item)}", soft_wrap=True, highlight=False)
     out.print(f"chair: {escape(forum.chair or '—')}; chair's report: "
               f"{escape(forum.report or '—')}; remote participation: "

@@ -50,7 +50,7 @@ from states.definition import ProcessDefinition
 from states.errors import RuleId
 from states.forum import Stage
 from states.instance import Instance
-from states.machine import Spec
+from states.machine import AGENDA, Spec
 from states.plan import Milestone, by_key
 from states.rules import effective_milestones
 
@@ -86,7 +86,7 @@ def _agenda(r: Rehearsal, now: datetime) -> None:
     forum = r.definition.forum
     with service_for(r.database) as service:
         _, _, instance = service.load(r.pid)
-        item = instance.forum.item
+        item = opinions.agenda_item(r.definition, instance.regions[AGENDA])
         if item == forum.adoption_item:
             for opinion in sorted(o.id for o in instance.opinions.values()
                                   if o.stage is Stage.FINAL):
