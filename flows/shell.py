@@ -26,7 +26,7 @@ from flows.storage import (
     UnknownProcess,
     VersionConflict,
 )
-from states import engine
+from states import engine, revision
 from states.dates import require_aware
 from states.definition import ProcessDefinition
 from states.engine import Decision, Record
@@ -36,6 +36,8 @@ from states.status import Report, report
 
 #: A decision taken on a process's definition and current instance (may raise Refused).
 Decide = Callable[[ProcessDefinition, Instance], Decision]
+#: The next version of a process's definition, built from the one in force (InputError if not).
+Reshape = Callable[[ProcessDefinition], ProcessDefinition]
 
 
 @dataclass(frozen=True)
@@ -99,16 +101,25 @@ class Service:
         except UnknownProcess:
             existing = None
         if existing is not None:
-            if existing.definition_hash != fingerprint:
+            if existing.definition_hash != fingerprint and not self._same(existing, definition):
                 raise InputError(
-                    f"process '{process_id}' already exists, created from a different "
-                    "version of its definition. Dates are changed with 'prepflow amend'; a "
-                    "different process needs a different id."
+                    f"process '{process_id}' already exists and runs on a different version "
+                    "of its definition. To move it to this file's version: 'prepflow revise "
+                    f"{process_id} FILE.yaml --by NAME --reason WHY'; dates alone change with "
+                    "'prepflow amend'; a different process needs a different id."
                 )
             return False
         decision = engine.start(definition, at, process_id)
         return self.store.create(process_id, definition.model_dump(mode="json"), fingerprint,
                                  decision.after.to_doc(), _draft(decision.records[0]))
+
+    def _same(self, stored: StoredProcess, definition: ProcessDefinition) -> bool:
+        """The stored definition, read by this release, says what the file says (a field
+        added with a default since it was stored changes its hash, not its meaning)."""
+        try:
+            return self.definition(stored) == definition
+        except (ValidationError, ValueError, TypeError):
+            return False
 
     def load(self, process_id: str) -> tuple[StoredProcess, ProcessDefinition, Instance]:
         """A stored process with its definition and core instance."""
@@ -156,8 +167,31 @@ class Service:
 
         return self._change(process_id, f"amend {milestone}", actor, at, inputs, decide)
 
+    def revise(self, process_id: str, reshape: Reshape, actor: str, reason: str,
+               override: bool = False, now: datetime | None = None,
+               action: str = "revise", inputs: dict[str, Any] | None = None) -> Outcome:
+        """Move a running process to the next version of its definition (``reshape`` builds it
+        from the one in force): history kept, rules re-checked, experts told; the new
+        definition is stored in the same transaction as the decision."""
+        at = self.now(now)
+
+        def decide(definition: ProcessDefinition,
+                   instance: Instance) -> tuple[Decision, ProcessDefinition]:
+            new = reshape(definition)
+            return revision.revise(definition, new, instance, actor, reason, at, override), new
+
+        return self._change_to(process_id, action, actor, at,
+                               {**(inputs or {}), "override": override}, decide)
+
     def _change(self, process_id: str, action: str, actor: str, at: datetime,
                 inputs: dict[str, Any], decide: Decide) -> Outcome:
+        return self._change_to(process_id, action, actor, at, inputs,
+                               lambda d, i: (decide(d, i), d))
+
+    def _change_to(self, process_id: str, action: str, actor: str, at: datetime,
+                   inputs: dict[str, Any],
+                   decide: Callable[[ProcessDefinition, Instance],
+                                    tuple[Decision, ProcessDefinition]]) -> Outcome:
         # One transaction: the read locks the process (BEGIN IMMEDIATE on SQLite, FOR UPDATE
         # on PostgreSQL), so no other change can land between our read and our write.
         refused: Refused | None = None
@@ -165,15 +199,18 @@ class Service:
             stored = self._read(tx.get, process_id)
             definition, instance = self.decode(stored)
             try:
-                decision = decide(definition, instance)
+                decision, in_force = decide(definition, instance)
             except Refused as exc:
                 record = engine.refusal_record(definition, instance, action, actor, at, exc,
                                                inputs)
                 tx.commit(None, [_draft(record)])  # the refusal is audited, then raised
                 refused = exc
             else:
+                revised = None if in_force is definition else (
+                    in_force.model_dump(mode="json"), in_force.fingerprint())
                 saved = tx.commit(decision.after.to_doc(), [_draft(r) for r in decision.records],
-                                  self._outbox(definition, decision, at, tx.experts))
+                                  self._outbox(in_force, decision, at, tx.experts),
+                                  definition=revised)
         if refused is not None:
             raise refused
         return Outcome(process_id, decision, saved.version)
@@ -247,12 +284,23 @@ class Service:
             except DamagedState as exc:
                 problems.append(str(exc))
                 continue
+            # Replayed on the definition in force: a revision keeps every fired step in it.
             table = engine.engine_for(definition).table
             regions, fired = dict(table.initial), set()
+            in_force: str | None = None
             for entry in self.store.audit(stored.process_id):
                 if entry.kind == "transition" and entry.trigger in table.by_trigger:
                     regions[table.by_trigger[entry.trigger].region] = str(entry.to_state)
                     fired.add(entry.trigger)
+                elif entry.kind == "init":
+                    in_force = str(entry.inputs.get("definition", "")) or None
+                elif entry.kind == "revision":
+                    in_force = str(entry.inputs.get("to", "")) or None
+            if in_force is not None and in_force != stored.definition_hash:
+                problems.append(
+                    f"{stored.process_id}: the process runs on definition "
+                    f"{stored.definition_hash[:12]}…, but its audit log last put it on "
+                    f"{in_force[:12]}…: the definition was changed outside prepflow")
             if regions != instance.regions or fired != set(instance.happened):
                 problems.append(
                     f"{stored.process_id}: the stored state ({instance.regions}, "

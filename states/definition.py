@@ -7,6 +7,7 @@ in code. Reading the file (YAML) happens at the edge; this module validates the 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -55,28 +56,73 @@ class Strict(BaseModel):
 
 
 class Mode(StrEnum):
-    """How an expert-group meeting is held."""
+    """How an expert-group meeting is held ("physical" is read as in-person: same thing)."""
 
     IN_PERSON = "in-person"
     VIRTUAL = "virtual"
     HYBRID = "hybrid"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Mode | None:
+        """'physical' (the issue's word, and Decision 641's 'physical meeting') is in-person."""
+        return cls.IN_PERSON if str(value).strip().lower() in ("physical", "in person") else None
+
 
 class MeetingDef(Strict):
-    """An expert-group meeting; its dates may be known only to the month while unfixed."""
+    """An expert-group meeting; its dates may be known only to the month while unfixed.
+
+    ``days`` lists the exact days of a meeting held on non-contiguous days (start and end are
+    then its first and last day, filled in when not given). An ``informal`` session (e.g. an
+    informal virtual session split off an IEG meeting, or one held after the final report) is
+    not a state of the machine: it gates nothing and no rule orders it, so it can be recorded
+    at any point of a running process, even after the final report is posted; it lives in the
+    plan and timeline, gets invitations, and is shown as not changing the report.
+    """
 
     id: Slug
     name: str = Field(min_length=1)
     start: PlanDate
     end: PlanDate | None = None
+    days: list[PlanDate] | None = None
     place: str | None = None
     mode: Mode = Mode.IN_PERSON
+    informal: bool = False
+    remote_participation: bool | None = Field(
+        default=None, description="remote participation offered; default: unless in-person")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_days(cls, data: object) -> object:
+        """A meeting given by its days alone starts on the first and ends on the last."""
+        if isinstance(data, dict) and data.get("days") and data.get("start") is None:
+            days = sorted(PlanDate.parse(d) for d in data["days"])
+            data = {**data, "start": days[0]}
+            if len(days) > 1 and data.get("end") is None:
+                data["end"] = days[-1]
+        return data
 
     @model_validator(mode="after")
     def _end_after_start(self) -> MeetingDef:
         if self.end is not None and self.end.last_day() < self.start.first_day():
             raise ValueError(f"meeting ends ({self.end}) before it starts ({self.start})")
+        if self.days is not None:
+            days = self.days
+            if not days or any(not d.exact for d in days):
+                raise ValueError("days: give each day exactly, like 2026-01-20")
+            if any(b.first_day() <= a.first_day() for a, b in itertools.pairwise(days)):
+                raise ValueError("days: give each day once, in order")
+            if days[0] != self.start or days[-1] != (self.end or self.start):
+                raise ValueError(f"days run {days[0]} .. {days[-1]}, but start/end say "
+                                 f"{self.start} .. {self.end or self.start}; leave start and "
+                                 "end out, or make them the first and last day")
         return self
+
+    @property
+    def remote(self) -> bool:
+        """Whether experts may take part remotely (said, or implied by a virtual/hybrid mode)."""
+        if self.remote_participation is not None:
+            return self.remote_participation
+        return self.mode is not Mode.IN_PERSON
 
     @property
     def last(self) -> PlanDate:
@@ -127,6 +173,7 @@ class ForumDef(Strict):
     days: int = Field(default=3, ge=1, le=30)
     expected: str | None = Field(default=None, description="free text while undated")
     place: str | None = None
+    mode: Mode | None = None
 
 
 class Member(Strict):
@@ -236,7 +283,7 @@ class ProcessDefinition(Strict):
         dates = [self.nominations_deadline, self.forum.opens]
         for cycle in self.cycles:
             dates += [cycle.posting, cycle.comment_deadline, cycle.consultation_deadline]
-            dates += [d for m in cycle.meetings for d in (m.start, m.end)]
+            dates += [d for m in cycle.meetings for d in (m.start, m.end, *(m.days or []))]
         for value in dates:  # every date: a skipped or doubled local time is refused anywhere
             if value is not None:
                 value.check_local_time(tz)

@@ -93,6 +93,8 @@ def build_table(definition: ProcessDefinition) -> Table:
     cycles = definition.cycles
     current = state(f"{cycles[0].id}.drafting", f"{cycles[0].name}: in preparation")
     for index, cycle in enumerate(cycles):
+        # Informal sessions are not states: they gate nothing (see MeetingDef).
+        meetings = [m for m in cycle.meetings if not m.informal]
         if cycle.kind == "final":
             posted = state(f"{cycle.id}.posted", f"{cycle.name} posted; forum ahead")
             specs.append(Spec(f"post_{cycle.id}", MAIN, current, posted, Mode.MANUAL,
@@ -114,8 +116,8 @@ def build_table(definition: ProcessDefinition) -> Table:
         specs.append(Spec(f"post_{cycle.id}", MAIN, current, window, Mode.MANUAL,
                           f"{cycle.name} posted", "draft_posted", cycle.id,
                           f"{cycle.id}.posting", None, ("window_ahead",)))
-        if cycle.meetings:
-            waiting = f"{cycle.name}: comments closed, awaiting {cycle.meetings[0].name}"
+        if meetings:
+            waiting = f"{cycle.name}: comments closed, awaiting {meetings[0].name}"
             closed_state = state(f"{cycle.id}.comments_closed", waiting)
         else:
             closed_state = after_cycle
@@ -124,16 +126,16 @@ def build_table(definition: ProcessDefinition) -> Table:
                           "comments_closed", cycle.id, f"{cycle.id}.comments", Due.END,
                           ("date_fixed", "due")))
         current = closed_state
-        for number, meeting in enumerate(cycle.meetings):
+        for number, meeting in enumerate(meetings):
             in_session = state(f"{cycle.id}.{meeting.id}", f"{meeting.name} in session")
             specs.append(Spec(f"start_{meeting.id}", MAIN, current, in_session, Mode.AUTOMATIC,
                               f"{meeting.name} started", "meeting_started", cycle.id,
                               meeting.id, Due.START, ("date_fixed", "due")))
-            last = number == len(cycle.meetings) - 1
+            last = number == len(meetings) - 1
             if last:
                 after = after_cycle
             else:
-                upcoming = cycle.meetings[number + 1].name
+                upcoming = meetings[number + 1].name
                 after = state(f"{cycle.id}.after_{meeting.id}",
                               f"{meeting.name} done; awaiting {upcoming}")
             specs.append(Spec(f"end_{meeting.id}", MAIN, in_session, after, Mode.AUTOMATIC,

@@ -110,6 +110,13 @@ class _Meeting(_CycleMessage):
     mode: Literal["in-person", "virtual", "hybrid"] = "in-person"
     changes: str | None = None
     reason: str | None = None
+    days: tuple[str, ...] | None = None
+    """The exact days of a meeting held on non-contiguous days (plan dates as text)."""
+    informal: bool = False
+    """An informal session (not a step of the process: see states.definition.MeetingDef)."""
+    after_final: bool = False
+    """Held after the final report was posted: it does not change the report."""
+    remote_participation: bool | None = None
 
 
 class MeetingInvitation(_Meeting):
@@ -126,6 +133,10 @@ class MeetingUpdated(_Meeting):
     """The days the last invitation named; None in rows queued before they were carried
     (the mail then says only that the meeting changed, and its new days)."""
     previous_end: str | None = None
+    previous_place: str | None = None
+    """The place and mode the last invitation named, when on record (else None)."""
+    previous_mode: str | None = None
+    previous_days: tuple[str, ...] | None = None
 
 
 class MeetingCancelled(_Meeting):

@@ -142,7 +142,9 @@ def _pairs(definition: ProcessDefinition, index: dict[str, Milestone]) -> Iterat
     tuple[RuleId, Milestone, Milestone, bool]
 ]:
     """(rule, earlier, later, compare earlier's last day) pairs that must be in order."""
-    first_meeting = next((m for c in definition.cycles for m in c.meetings), None)
+    # Informal sessions are outside the sequence (they gate nothing: see MeetingDef).
+    first_meeting = next((m for c in definition.cycles for m in c.meetings if not m.informal),
+                         None)
     if "nominations" in index and first_meeting is not None:
         yield NOMINATIONS, index["nominations"], index[first_meeting.id], True
     for number, cycle in enumerate(definition.cycles):
@@ -153,7 +155,7 @@ def _pairs(definition: ProcessDefinition, index: dict[str, Milestone]) -> Iterat
         if cycle.public_consultation:
             yield SEQUENCE, posting, index[f"{cycle.id}.consultation"], True
         previous = comments
-        for meeting in cycle.meetings:
+        for meeting in (m for m in cycle.meetings if not m.informal):
             yield SEQUENCE, previous, index[meeting.id], True
             previous = index[meeting.id]
         following = definition.cycles[number + 1]

@@ -16,6 +16,7 @@ from flows.storage import AuditEntry
 from states.dates import describe, zone
 from states.definition import ProcessDefinition
 from states.instance import Instance
+from states.notices import after_final
 from states.plan import Milestone
 from states.queries import history
 from states.rules import RuleResult, Status
@@ -86,10 +87,14 @@ def timeline(console: Console, definition: ProcessDefinition, plan: list[Milesto
     table = Table(title=f"{definition.id}: plan vs actual", title_justify="left")
     for column in ("milestone", "what", "planned", "now planned", "happened"):
         table.add_column(column)
+    index = {m.key: m for m in effective}
     for item in effective:
         original = planned[item.key].span_text()
         current = item.span_text() if item.amended else "="
-        table.add_row(item.key, escape(item.label), original, current,
+        label = item.label + (" (informal; does not change the report)"
+                              if after_final(definition, index, item) else
+                              " (informal)" if item.informal else "")
+        table.add_row(item.key, escape(label), original, current,
                       escape("; ".join(by_milestone.get(item.key, [])) or "—"))
     console.print(table)
 

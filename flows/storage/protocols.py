@@ -40,11 +40,14 @@ class ProcessTransaction(Protocol):
         outbox: Sequence[OutboxDraft] = (),
         *,
         expected_version: int | None = None,
+        definition: tuple[Mapping[str, object], str] | None = None,
     ) -> StoredProcess:
         """Write the state (if given) and the entries and messages; once per transaction.
 
         ``expected_version`` (default: the version ``get`` read) is checked against the row:
         VersionConflict, nothing written, when someone else moved it meanwhile.
+        ``definition`` (body, hash), with a state: the process runs on this definition from
+        now on (a revision); the body is kept once per hash, shared like any other.
         """
         ...
 
