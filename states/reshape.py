@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from states.dates import PlanDate
-from states.definition import MeetingDef, Mode, ProcessDefinition, parse_definition
+from states.definition import Mode, ProcessDefinition, parse_definition
 from states.errors import InputError
 
 SESSION_FORM = ("[informal ]MODE:DATES[@PLACE][ as ID], MODE one of physical, in-person, "
@@ -189,8 +189,3 @@ def change_forum(definition: ProcessDefinition, mode: Mode | None = None,
         doc["forum"]["place"] = place or None
     return _rebuilt(doc)
 
-
-def informal_note(meeting: MeetingDef) -> str:
-    """How a timeline or status says what an informal session is."""
-    return "informal session: recorded; it does not change the report" if meeting.informal \
-        else ""

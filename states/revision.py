@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from states.dates import describe, local_day, start_instant, zone
 from states.decision import Decision, Effect, Record
 from states.definition import MeetingDef, ProcessDefinition
-from states.engine import actor_of, engine_for
+from states.engine import actor_of, advance, engine_for
 from states.errors import InputError, Refused, RuleId
 from states.instance import Instance, Override
 from states.machine import MAIN, Table
@@ -42,8 +42,6 @@ def revise(old: ProcessDefinition, new: ProcessDefinition, instance: Instance, a
     member = actor_of(old, actor)
     if not reason.strip():
         raise InputError("a revision needs a --reason, recorded in the audit log.")
-    if override and not reason.strip():
-        raise InputError("--override needs a --reason saying why the rule is set aside.")
     if new.id != old.id:
         raise InputError(f"the new definition is for '{new.id}', this process runs '{old.id}': "
                          "a revision keeps the definition's id (another process needs init).")
@@ -51,6 +49,10 @@ def revise(old: ProcessDefinition, new: ProcessDefinition, instance: Instance, a
     if not listed:
         raise InputError("the new definition is the same as the one in force: nothing to "
                          "revise.")
+    # What fell due before now happens first (as for a posting): a meeting whose start
+    # passed while no tick ran has started, and the history rules must see it so.
+    caught_up = advance(old, instance, now)
+    instance = caught_up.after
     old_table, new_table = engine_for(old).table, engine_for(new).table
     _keep_meeting_history(old, new, instance, now)
     _keep_machine_history(old, new, instance, old_table, new_table)
@@ -58,7 +60,7 @@ def revise(old: ProcessDefinition, new: ProcessDefinition, instance: Instance, a
     before_items = effective_milestones(old, instance)
     after_instance = instance.model_copy(update={
         "amendments": kept,
-        "invitations": _with_details(old, instance, before_items)})
+        "invitations": _with_details(instance, before_items)})
     after_items = effective_milestones(new, after_instance)
     _not_into_past(old, new, before_items, after_items, now)
     broken = newly_broken(check(old, before_items), check(new, after_items))
@@ -87,7 +89,7 @@ def revise(old: ProcessDefinition, new: ProcessDefinition, instance: Instance, a
                 for e in effects]
     decision = Decision(instance, after, tuple(records), tuple(effects))
     told = notices(new, after, new_table, by_key(effective_milestones(new, after)), now)
-    return decision.then(told)
+    return caught_up.then(decision).then(told)
 
 
 def _keep_machine_history(old: ProcessDefinition, new: ProcessDefinition, instance: Instance,
@@ -200,8 +202,7 @@ def _not_into_past(old: ProcessDefinition, new: ProcessDefinition,
                           "give meetings days still ahead.", dates=(local_day(now, tz),))
 
 
-def _with_details(old: ProcessDefinition, instance: Instance,
-                  items: list[Milestone]) -> dict[str, Any]:
+def _with_details(instance: Instance, items: list[Milestone]) -> dict[str, Any]:
     """Invitations sent before they recorded place and mode named the old definition's: say
     so, so that a changed place or mode is an update."""
     index = by_key(items)

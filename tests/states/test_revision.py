@@ -112,3 +112,14 @@ def test_stored_invitations_read_in_both_forms() -> None:
     detailed = old.with_details("Geneva", "in-person", None)
     again = Invitation.model_validate(Invitation.parse(detailed.stored()))
     assert again == detailed
+
+
+def test_a_meeting_under_way_without_a_tick_is_still_history() -> None:
+    """ieg1 began at 09:30 but no tick recorded it: the revision catches up, then refuses."""
+    definition = wtpf()
+    instance = fix_meetings(definition, new(definition))
+    instance = post(definition, instance, "post_draft1", utc(2024, 8, 5, 8)).after
+    with pytest.raises(Refused, match="already started") as refused:
+        revise(definition, cancel_meeting(definition, "ieg1"), instance, SEC, "x",
+               utc(2024, 10, 7, 12))
+    assert refused.value.rule == RuleId.HISTORY
