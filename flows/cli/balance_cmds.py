@@ -12,7 +12,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.balance_report import (
+from flows.cli.common import Database, err, out, service
+from flows.cli.notify_cmds import Process, _process, experts_app
+from flows.orchestration.balance_view import (
     CSV_COLUMNS,
     REGION_HEADER,
     compute,
@@ -24,8 +26,6 @@ from flows.balance_report import (
     share_cells,
     source_line,
 )
-from flows.cli.common import Database, err, out, service
-from flows.cli.notify_cmds import Process, _process, experts_app
 from states.balance import Balance
 from states.definition import ProcessDefinition
 from states.errors import InputError

@@ -14,8 +14,8 @@ from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.balance_report import compute, markdown
 from flows.orchestration import operator_view as view
+from flows.orchestration.balance_view import compute, markdown
 from flows.shell import Service
 from flows.storage import Expert
 from states.dates import zone

@@ -13,12 +13,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.states import State
 
-from flows.balance_report import compute, markdown
 from flows.clock import FixedClock
-from flows.country_file import load_countries
 from flows.definition_file import load_definition
 from flows.nominations import check_row
 from flows.orchestration.advance import advance
+from flows.orchestration.balance_view import compute, load_countries, markdown
 from flows.rehearsal.register_gen import nomination_rows
 from flows.shell import Service
 from flows.storage import open_store

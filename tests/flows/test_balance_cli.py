@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from flows.cli import app as cli
-from flows.country_file import load_countries
 from flows.definition_file import load_definition, load_yaml
+from flows.orchestration.balance_view import load_countries
 from flows.rehearsal.register_gen import nomination_rows, write_csv
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.country_file import countries_path, load_countries
 from flows.definition_file import load_definition
+from flows.orchestration.balance_view import countries_path, load_countries
 from states.definition import ProcessDefinition, parse_definition
 from states.errors import InputError
 
@@ -105,5 +105,5 @@ def test_a_missing_or_broken_list_names_the_file(tmp_path: Path) -> None:
     broken.write_text("source: x\nas_of: 2024-12-13\nregions: [A]\nldc_count: 3\ncountries:\n"
                       "  - {code: AR, name: Argentina, region: A, developing: true}\n",
                       encoding="utf-8")
-    with pytest.raises(InputError, match="0 countries are marked ldc but ldc_count says 3"):
+    with pytest.raises(InputError, match=": 0 countries are marked ldc but ldc_count says 3"):
         load_countries(wtpf_with(countries=str(broken), regions=[{"id": "A", "name": "A"}]))

@@ -1,18 +1,64 @@
-"""The expert group's balance at the edge: the register and the country list read, the core's
-Balance computed, and that Balance written out as markdown or CSV rows. One place, so the
-command (`prepflow experts balance`) and the Prefect artifact (`<process>-balance`) show the
-same numbers. Only counts leave here: no names or addresses (the artifact is in Prefect).
+"""The expert group's balance at the edge: the process's country list read, the core's Balance
+computed from the register, and written out as markdown or CSV rows. One place, so the command
+(`prepflow experts balance`) and the Prefect artifact (`<process>-balance`) show the same
+numbers. Only counts leave here: no names or addresses (the artifact is in Prefect).
+
+The definition names the country list (``notifications.countries``, default
+``config/countries.yaml``), relative to the prepflow checkout: like the templates, it is data
+shipped with the application, so the CLI and a Prefect worker started elsewhere read the same
+file. It lives in the definition, not in the settings, because its region scheme must be the
+definition's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
-from flows.country_file import load_countries
+from pydantic import ValidationError
+
+from flows.definition_file import load_yaml
 from flows.storage import Expert
-from states.balance import Balance, RegionShare, Share, balance
+from states.balance import Balance, CountryList, RegionShare, Share, balance, check_scheme
 from states.definition import ProcessDefinition
-from states.errors import InputError
+from states.errors import DefinitionError, InputError
+
+#: The prepflow checkout: relative country-list paths are read from here.
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def countries_path(definition: ProcessDefinition) -> Path:
+    """Where the definition's country list is (absolute paths are kept as they are)."""
+    path = Path(definition.notifications.countries)
+    return path if path.is_absolute() else ROOT / path
+
+
+def load_countries(definition: ProcessDefinition) -> CountryList:
+    """The validated country list of this process; InputError naming the file and the fix when
+    it is missing, malformed, inconsistent, or of another region scheme than the definition's."""
+    path = countries_path(definition)
+    shown = definition.notifications.countries
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"country list {shown} (notifications.countries of {definition.id}) "
+                         f"cannot be read: {exc}.") from None
+    try:
+        data = load_yaml(text, shown)
+        countries = CountryList.model_validate(data)
+    except DefinitionError as exc:
+        raise InputError(f"country list {shown}: {'; '.join(map(str, exc.problems))}.") from None
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc'])) or '(top level)'}: "
+                    + e["msg"].removeprefix("Value error, ") for e in exc.errors()]
+        raise InputError(f"country list {shown}: {len(problems)} problem(s): "
+                         + "; ".join(problems) + ".") from None
+    try:
+        check_scheme(countries, definition.notifications.regions, shown)
+    except ValueError as exc:
+        raise InputError(f"{exc}.") from None
+    return countries
+
 
 CSV_COLUMNS = ("dimension", "group", "name", "experts", "share_percent", "member_states",
                "member_share_percent", "gap_points")
@@ -22,11 +68,9 @@ def compute(definition: ProcessDefinition, experts: Sequence[Expert]) -> Balance
     """The balance of ``experts`` (the register's rows) under the process's country list."""
     countries = load_countries(definition)
     settings = definition.notifications
-    try:
-        return balance(experts, countries, settings.regions, settings.stakeholder_types,
-                       settings.balance_warnings)
-    except ValueError as exc:  # the scheme was checked on load; kept for a direct caller
-        raise InputError(f"{exc}.") from None
+    # load_countries checked the region scheme, so the core's ValueError cannot happen here.
+    return balance(experts, countries, settings.regions, settings.stakeholder_types,
+                   settings.balance_warnings)
 
 
 def points(value: float) -> str:
