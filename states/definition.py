@@ -217,6 +217,24 @@ class FocalPoint(Strict):
 OFFICIAL_LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
 
 
+class BalanceWarnings(Strict):
+    """When `prepflow experts balance` warns. Warnings only: Res. 2 asks for a *balanced* group
+    of experts and sets no quota, so nothing is ever refused on these. ``null`` turns one off."""
+
+    region_gap_points: float | None = Field(
+        default=10, ge=0, description="a region's share of experts differs from its share of the "
+        "Member States by more than this many percentage points")
+    min_share_gender: float | None = Field(
+        default=30, ge=0, le=100, description="women or men are below this percentage of the "
+        "experts whose gender is given")
+    min_share_developing: float | None = Field(
+        default=50, ge=0, le=100, description="experts from developing countries are below this "
+        "percentage")
+    min_share_ldc: float | None = Field(
+        default=10, ge=0, le=100, description="experts from least developed countries are below "
+        "this percentage")
+
+
 class Notifications(Strict):
     """Who is told what, in which languages; addresses of people live in the store, not here."""
 
@@ -231,6 +249,10 @@ class Notifications(Strict):
     forum_reminder_days: list[int] = Field(default_factory=lambda: [14])
     document_url: str | None = Field(default=None,
                                      description="link to a posted document, with {document}")
+    countries: str = Field(default="config/countries.yaml", min_length=1, description=(
+        "the Member States list for the balance (regions, LDCs, developing): a path relative to "
+        "the prepflow checkout, or absolute; its region ids must be this scheme's"))
+    balance_warnings: BalanceWarnings = Field(default_factory=BalanceWarnings)
 
     @field_validator("languages")
     @classmethod

@@ -13,6 +13,7 @@ import sys
 import typer
 from rich.markup import escape
 
+import flows.cli.balance_cmds
 import flows.cli.db_cmds
 import flows.cli.meetings_cmds
 import flows.cli.notify_cmds
