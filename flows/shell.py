@@ -26,7 +26,7 @@ from flows.storage import (
     UnknownProcess,
     VersionConflict,
 )
-from states import engine
+from states import engine, versions
 from states.dates import require_aware
 from states.definition import ProcessDefinition
 from states.engine import Decision, Record
@@ -155,6 +155,19 @@ class Service:
                                 override)
 
         return self._change(process_id, f"amend {milestone}", actor, at, inputs, decide)
+
+    def post_version(self, process_id: str, cycle: str, document: str, label: str,
+                     actor: str, reason: str | None = None,
+                     now: datetime | None = None) -> Outcome:
+        """A further version of a posted draft (e.g. 'revised'); the experts are told."""
+        at = self.now(now)
+        inputs = {"cycle": cycle, "document": document, "label": label}
+
+        def decide(definition: ProcessDefinition, instance: Instance) -> Decision:
+            return versions.post_version(definition, instance, cycle, document, label, actor,
+                                         reason, at)
+
+        return self._change(process_id, f"version {cycle}", actor, at, inputs, decide)
 
     def _change(self, process_id: str, action: str, actor: str, at: datetime,
                 inputs: dict[str, Any], decide: Decide) -> Outcome:

@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 import flows.cli.db_cmds
+import flows.cli.drafts_cmds
 import flows.cli.notify_cmds
 import flows.cli.orchestration_cmds
 import flows.cli.process_cmds  # noqa: F401 (each import registers its commands)

@@ -20,6 +20,7 @@ from states.plan import Milestone
 from states.queries import history
 from states.rules import RuleResult, Status
 from states.status import Report
+from states.versions import stories
 
 MARK = {Status.PASS: "[green]PASS[/]", Status.FAIL: "[bold red]FAIL[/]",
         Status.UNKNOWN: "[yellow]RISK[/]"}
@@ -92,6 +93,21 @@ def timeline(console: Console, definition: ProcessDefinition, plan: list[Milesto
         table.add_row(item.key, escape(item.label), original, current,
                       escape("; ".join(by_milestone.get(item.key, [])) or "—"))
     console.print(table)
+    changed = [s for s in stories(definition, instance) if s.changes]
+    if changed:
+        console.print("[bold]Changes[/] (plan → each change → actual)")
+    for story in changed:
+        console.print(f"  [bold]{escape(story.current.key)}[/] {escape(story.current.label)}",
+                      soft_wrap=True, highlight=False)
+        console.print(f"    plan      {story.planned.span_text()}", highlight=False)
+        for number, change in enumerate(story.changes, 1):
+            span = change.start.human() + (f" – {change.end.human()}" if change.end else "")
+            console.print(escape(f"    change {number}  {span}  ({describe(change.at, tz)}, "
+                                 f"by {change.by}: {change.reason})"), soft_wrap=True,
+                          highlight=False)
+        actual = "; ".join(describe(o.when, tz) + (f" ({o.document})" if o.document else "")
+                           for o in story.actual) or "not yet"
+        console.print(escape(f"    actual    {actual}"), soft_wrap=True, highlight=False)
 
 
 def audit(console: Console, entries: Sequence[AuditEntry], timezone: str | None) -> None:
