@@ -94,12 +94,13 @@ class Refused(PrepflowError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        source = f" (source: {self.citation})" if self.citation else ""
-        text = f"Refused by rule '{self.rule}'{source}: {self.message}"
+        text = f"Refused by rule '{self.rule}': {self.message}"
         if self.allowed:
             text += f" Allowed instead: {self.allowed}"
         if self.overridable:
             text += " (This rule can be overridden with --override and a --reason.)"
+        if self.citation:
+            text += f" (source: {self.citation})"
         return text
 
     def __repr__(self) -> str:
