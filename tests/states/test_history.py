@@ -4,9 +4,12 @@ comment window, and rule citations taken from the definition."""
 from __future__ import annotations
 
 import pickle
+from datetime import timedelta
 from functools import cache
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from states import (
     DefinitionError,
@@ -20,6 +23,7 @@ from states import (
     check,
     effective_milestones,
 )
+from states.dates import start_instant, zone
 from states.definition import ProcessDefinition, parse_definition
 from states.machine import MAIN, build_table
 from states.messages import DraftPosted, DraftRevised
@@ -38,6 +42,7 @@ from tests.states.helpers import (
     wtpf,
     wtpf_at_final,
 )
+from tests.states.test_invariants import definitions
 
 WINDOWLESS = ROOT / "tests" / "definitions" / "windowless.yaml"
 
@@ -220,6 +225,45 @@ def test_a_windowless_run_reaches_the_forum_with_no_reminder() -> None:
     instance = apply(definition, instance, "post_final", "sam", utc(2028, 4, 24, 8),
                      document="F").after
     assert advance(definition, instance, utc(2028, 6, 14)).after.regions[MAIN] == "closed"
+
+
+@settings(max_examples=40, deadline=None)
+@given(definition=definitions(), data=st.data())
+def test_generated_rounds_without_a_window_build_sound_tables_and_run_on_plan(
+    definition: ProcessDefinition, data: st.DataObject
+) -> None:
+    """Any draft round may go without its window: the table stays sound, the plan's order
+    holds, and a run posting every cycle on its planned day closes once the forum is held."""
+    raw_data = definition.model_dump(mode="json")
+    for cycle in raw_data["cycles"][:-1]:
+        if data.draw(st.booleans()):
+            deadline = cycle.pop("comment_deadline")
+            cycle["comments"] = False
+            if cycle["public_consultation"] and cycle["consultation_deadline"] is None:
+                cycle["consultation_deadline"] = deadline
+    changed = parse_definition(raw_data, "windowless")
+    assert table_problems(changed) == []
+    table = build_table(changed)
+    windowless_ids = {c.id for c in changed.cycles if c.kind == "draft" and not c.comments}
+    assert not {f"close_comments_{c}" for c in windowless_ids} & set(table.by_trigger)
+    broken = [r for r in check(changed, effective_milestones(changed)) if r.status.value ==
+              "fail" and r.rule is not RuleId.SIX_WEEKS]
+    assert broken == []  # the plan's order holds without the comment deadlines
+    tz = zone(changed.timezone)
+    first = start_instant(changed.cycles[0].posting, tz) - timedelta(days=1)
+    instance = new(changed, first)
+    for cycle in changed.cycles:
+        at = start_instant(cycle.posting, tz) + timedelta(hours=12)
+        instance = advance(changed, instance, at).after
+        instance = apply(changed, instance, f"post_{cycle.id}", "sec-a", at, document="D",
+                         reason="on plan", override=True).after
+        if cycle.id in windowless_ids:
+            assert instance.regions[MAIN] == table.by_trigger[f"post_{cycle.id}"].dest
+    forum = changed.forum.opens
+    if forum is not None:
+        instance = advance(changed, instance, start_instant(forum, tz)
+                           + timedelta(days=changed.forum.days + 1)).after
+        assert instance.regions[MAIN] == "closed"
 
 
 @pytest.mark.parametrize(("change", "message"), [
