@@ -84,6 +84,9 @@ def timeline(console: Console, definition: ProcessDefinition, plan: list[Milesto
         if occurrence.document:
             mark += f" ({occurrence.document})"
         by_milestone.setdefault(occurrence.milestone, []).append(mark)
+    for cycle, versions in instance.versions.items():  # a draft posted in versions
+        by_milestone.setdefault(f"{cycle}.posting", []).extend(
+            f"{v.label}: {describe(v.at, tz)} ({v.document})" for v in versions)
     table = Table(title=f"{definition.id}: plan vs actual", title_justify="left")
     for column in ("milestone", "what", "planned", "now planned", "happened"):
         table.add_column(column)

@@ -44,9 +44,9 @@ def version_cmd(
     """
     outcome = service(database).post_version(process, cycle, document, label, by, reason,
                                              parse_now(now))
+    told = ", ".join(sorted({e.event for e in outcome.decision.effects})) or "none"
     out.print(f"{escape(cycle)}: version '{escape(label)}' ({escape(document)}) recorded; "
-              f"{len(outcome.decision.effects)} message(s) decided for the experts.",
-              soft_wrap=True)
+              f"message decided: {told} to experts.", soft_wrap=True)
 
 
 @drafts_app.command("list")

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from states.dates import PlanDate, describe, zone
+from states.dates import PlanDate, describe, local_day, zone
 from states.definition import ProcessDefinition
 from states.instance import Amendment, Instance
 from states.machine import mermaid, table_for
@@ -70,6 +70,11 @@ def gantt(definition: ProcessDefinition, instance: Instance) -> str:
     for story in stories(definition, instance):
         item = story.current
         bars = _bars(story, done.get(item.key), definition.forum.days)
+        if item.kind is Kind.POSTING and item.cycle in instance.versions:  # later versions
+            tz = zone(definition.timezone)
+            bars += [f"    {_gantt_name(item.label)} ({_gantt_name(v.label)}) :done, milestone, "
+                     f"{local_day(v.at, tz).isoformat()}, 0d"
+                     for v in instance.versions[item.cycle]]
         if not bars:
             continue
         section = _section(definition, item)

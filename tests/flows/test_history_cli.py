@@ -81,7 +81,11 @@ def test_a_revised_draft_is_recorded_listed_and_mailed(run: Run, db_url: str) ->
                     "--label", "revised", "--by", BY, "--reason", "annex corrected",
                     "--now", "2024-08-12T08:00Z"))
     shown = " ".join(result.out.split())
-    assert "draft1: version 'revised' (WTPF-26/1(Rev.1)) recorded" in shown
+    assert "draft1: version 'revised' (WTPF-26/1(Rev.1)) recorded; message decided: " \
+        "draft_revised to experts." in shown
+    timeline = " ".join(ok(run("timeline", "wtpf-26")).out.split())
+    assert "5 Aug 2024 10:00 CEST (WTPF-26/1); revised: 12 Aug 2024 10:00 CEST " \
+        "(WTPF-26/1(Rev.1))" in timeline
     entry = audit(db_url)[-1]
     assert (entry.kind, entry.inputs["cycle"], entry.inputs["version"]["document"]) == (
         "draft_version", "draft1", "WTPF-26/1(Rev.1)")
@@ -100,6 +104,13 @@ def test_a_revised_draft_is_recorded_listed_and_mailed(run: Run, db_url: str) ->
         "Why: annex corrected" in texts["en"]
     assert "Deadline: 26 Aug 2024, 24:00 CEST (Geneva time)" in texts["en"]
     assert "Une nouvelle version du document « First Draft »" in texts["fr"]
+    store = SqlStore(db_url)
+    try:
+        _, definition, instance = Service(store).load("wtpf-26")
+    finally:
+        store.close()
+    assert "First Draft posted (revised) :done, milestone, 2024-08-12, 0d" in gantt(
+        definition, instance)
     listed = [" ".join(line.split()) for line in ok(run("drafts", "list", "wtpf-26")).out
               .splitlines()]
     assert any("draft1 │ posted │ WTPF-26/1 │ 5 Aug 2024 10:00 CEST" in line for line in listed)
