@@ -26,7 +26,7 @@ from flows.storage import (
     UnknownProcess,
     VersionConflict,
 )
-from states import engine, revision
+from states import engine, revision, versions
 from states.dates import require_aware
 from states.definition import ProcessDefinition
 from states.engine import Decision, Record
@@ -182,6 +182,19 @@ class Service:
 
         return self._change_to(process_id, action, actor, at,
                                {**(inputs or {}), "override": override}, decide)
+
+    def post_version(self, process_id: str, cycle: str, document: str, label: str,
+                     actor: str, reason: str | None = None,
+                     now: datetime | None = None) -> Outcome:
+        """A further version of a posted draft (e.g. 'revised'); the experts are told."""
+        at = self.now(now)
+        inputs = {"cycle": cycle, "document": document, "label": label}
+
+        def decide(definition: ProcessDefinition, instance: Instance) -> Decision:
+            return versions.post_version(definition, instance, cycle, document, label, actor,
+                                         reason, at)
+
+        return self._change(process_id, f"version {cycle}", actor, at, inputs, decide)
 
     def _change(self, process_id: str, action: str, actor: str, at: datetime,
                 inputs: dict[str, Any], decide: Decide) -> Outcome:

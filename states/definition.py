@@ -25,7 +25,7 @@ from pydantic.networks import validate_email
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from states.dates import PlanDate, zone
-from states.errors import DefinitionError, Problem
+from states.errors import DefinitionError, Problem, RuleId
 
 Slug = Annotated[
     str,
@@ -131,12 +131,17 @@ class MeetingDef(Strict):
 
 
 class CycleDef(Strict):
-    """One round: a draft posted for comment, then expert meetings; or the final report."""
+    """One round: a draft posted for comment, then expert meetings; or the final report.
+
+    ``comments: false`` marks a draft round without a comment window (posted straight to its
+    meetings); it must be said, so a forgotten comment_deadline is still an error.
+    """
 
     id: Slug
     name: str = Field(min_length=1)
     kind: Literal["draft", "final"] = "draft"
     posting: PlanDate
+    comments: bool = True
     comment_deadline: PlanDate | None = None
     public_consultation: bool = False
     consultation_deadline: PlanDate | None = None
@@ -145,8 +150,17 @@ class CycleDef(Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> CycleDef:
-        if self.kind == "draft" and self.comment_deadline is None:
-            raise ValueError("a draft cycle needs a comment_deadline")
+        if self.kind == "draft" and self.comments and self.comment_deadline is None:
+            raise ValueError("a draft cycle needs a comment_deadline (or comments: false for "
+                             "a round without a comment window)")
+        if not self.comments and self.comment_deadline is not None:
+            raise ValueError("comments: false, yet a comment_deadline is given; remove one")
+        if not self.comments and self.kind == "final":
+            raise ValueError("comments: false is for draft cycles (the final has no window)")
+        if not self.comments and self.public_consultation \
+                and self.consultation_deadline is None:
+            raise ValueError("a public consultation on a draft without a comment window needs "
+                             "its own consultation_deadline")
         if self.kind == "final" and (
             self.comment_deadline or self.meetings or self.public_consultation
         ):
@@ -188,7 +202,8 @@ class Rules(Strict):
     """Tunable rule parameters, each with its source."""
 
     final_min_lead_days: int = Field(
-        default=42, ge=0, description="Decision 641 decides 6 d: six weeks before the opening"
+        default=42, ge=0, description="the final report's least lead before the forum opens "
+        "(WTPF-26: six weeks, Council Decision 641, decides 6 d)"
     )
     reminder_days: list[int] = Field(
         default_factory=lambda: [7, 1], description="reminders before each comment deadline"
@@ -196,6 +211,20 @@ class Rules(Strict):
     month_warning_days: int = Field(
         default=30, ge=0, description="warn this many days before a month-only milestone's month"
     )
+    citations: dict[str, str] = Field(
+        default_factory=dict,
+        description="where each rule comes from, by rule id (e.g. six-weeks: Council Decision "
+                    "641, decides 6 d); refusals cite it")
+
+    @field_validator("citations")
+    @classmethod
+    def _known_rules(cls, value: dict[str, str]) -> dict[str, str]:
+        known = {r.value for r in RuleId}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"citations for unknown rules {', '.join(unknown)}; rules are "
+                             f"{', '.join(sorted(known))}")
+        return value
 
 
 class Region(Strict):
@@ -317,6 +346,11 @@ class ProcessDefinition(Strict):
             if cycle.id == cycle_id:
                 return cycle
         raise KeyError(cycle_id)
+
+    def citation(self, rule: str) -> str:
+        """Where a rule comes from, as refusals cite it: the definition's citation for the rule,
+        else its source, else 'the process definition' (never another forum's texts)."""
+        return self.rules.citations.get(rule) or self.source or "the process definition"
 
     def member(self, actor: str) -> Member | None:
         """The secretariat member with this id, name or email (None when not listed)."""

@@ -37,6 +37,11 @@ class Context:
 Guard = Callable[[Context], Refused | None]
 
 
+def _cite(ctx: Context, rule: RuleId) -> str:
+    """The rule's source as the process's own definition cites it."""
+    return ctx.definition.citation(rule)
+
+
 
 def due_at(ctx: Context) -> datetime | None:
     """When an automatic transition falls due; None while its date is unknown or unfixed."""
@@ -64,6 +69,7 @@ def date_fixed(ctx: Context) -> Refused | None:
         f"the date of '{item.label}' is {known}, so it cannot happen automatically.",
         f"fix the date with 'prepflow amend {ctx.definition.id} {item.key} YYYY-MM-DD'.",
         dates=(value.first_day(),) if value else (),
+        citation=_cite(ctx, RuleId.DATE_FIXED),
     )
 
 
@@ -73,14 +79,15 @@ def due(ctx: Context) -> Refused | None:
     if when is not None and ctx.now >= when:
         return None
     if when is None:
-        return Refused(RuleId.DUE, f"'{ctx.spec.label}' has no date yet.", "wait for its date.")
+        return Refused(RuleId.DUE, f"'{ctx.spec.label}' has no date yet.", "wait for its date.",
+                       citation=_cite(ctx, RuleId.DUE))
     return Refused(
         RuleId.DUE,
         f"'{ctx.spec.label}' is due at {describe(when, ctx.tz)}; it is now "
         f"{describe(ctx.now, ctx.tz)}.",
         "wait until then; 'prepflow advance' applies it automatically.",
         dates=(local_day(when, ctx.tz), local_day(ctx.now, ctx.tz)),
-        allowed_date=local_day(when, ctx.tz),
+        allowed_date=local_day(when, ctx.tz), citation=_cite(ctx, RuleId.DUE),
     )
 
 
@@ -88,7 +95,8 @@ def posted(ctx: Context) -> Refused | None:
     """A public consultation opens only once its draft is online."""
     if ctx.spec.cycle and ctx.instance.posted_at(ctx.spec.cycle) is not None:
         return None
-    return Refused(RuleId.POSTED, f"'{ctx.spec.label}' waits for the draft to be posted.", "")
+    return Refused(RuleId.POSTED, f"'{ctx.spec.label}' waits for the draft to be posted.", "",
+                   citation=_cite(ctx, RuleId.POSTED))
 
 
 def window_ahead(ctx: Context) -> Refused | None:
@@ -106,11 +114,13 @@ def window_ahead(ctx: Context) -> Refused | None:
         f"first set a new deadline with 'prepflow amend {ctx.definition.id} {item.key} "
         "YYYY-MM-DD --reason ...', then post.",
         dates=(item.start.first_day(), local_day(ctx.now, ctx.tz)),
+        citation=_cite(ctx, RuleId.COMMENT_WINDOW),
     )
 
 
 def six_weeks(ctx: Context) -> Refused | None:
-    """Decision 641 decides 6 d: the final report is circulated ≥ six weeks before the opening."""
+    """The final report is circulated ≥ ``final_min_lead_days`` before the opening (WTPF-26:
+    six weeks, Council Decision 641, decides 6 d; the citation comes from the definition)."""
     need = ctx.definition.rules.final_min_lead_days
     today = local_day(ctx.now, ctx.tz)
     forum = ctx.milestones["forum"].start
@@ -121,7 +131,7 @@ def six_weeks(ctx: Context) -> Refused | None:
             f"for posting the final report today ({human_day(today)}).",
             f"set the forum date first ('prepflow amend {ctx.definition.id} forum YYYY-MM-DD'),"
             " or post with --override and a --reason (recorded and shown in status).",
-            overridable=True, dates=(today,),
+            overridable=True, dates=(today,), citation=_cite(ctx, RuleId.SIX_WEEKS),
         )
     opening = forum.first_day()
     lead = (opening - today).days
@@ -131,12 +141,13 @@ def six_weeks(ctx: Context) -> Refused | None:
     return Refused(
         RuleId.SIX_WEEKS,
         f"posting the final report today ({human_day(today)}) puts it {days(lead)} before the "
-        f"forum opens ({forum.human()}); Decision 641 requires {need}: {days(need - lead)} short. "
+        f"forum opens ({forum.human()}); the rule requires {days(need)}: "
+        f"{days(need - lead)} short. "
         f"The latest allowed posting date was {human_day(latest)}.",
         f"move the forum to {human_day(today + timedelta(days=need))} or later with "
         f"'prepflow amend {ctx.definition.id} forum YYYY-MM-DD', or --override with a --reason.",
         overridable=True, dates=(today, opening, latest),
-        allowed_date=today + timedelta(days=need),
+        allowed_date=today + timedelta(days=need), citation=_cite(ctx, RuleId.SIX_WEEKS),
     )
 
 

@@ -58,7 +58,23 @@ class DraftPosted(_CycleMessage):
     document: str
     document_url: str | None = None
     deadline: AwareDatetime | None = None
+    comments: bool = True
+    """False for a round without a comment window (the mail then asks for no comments)."""
     public_consultation: bool = False
+
+
+class DraftRevised(_CycleMessage):
+    """A further version of a posted draft (e.g. 'revised') replaces the one experts read."""
+
+    event: Literal["draft_revised"] = "draft_revised"
+    document: str
+    label: str
+    previous_document: str | None = None
+    previous_label: str | None = None
+    reason: str | None = None
+    document_url: str | None = None
+    deadline: AwareDatetime | None = None
+    """The comment deadline, while the draft's comment window is open."""
 
 
 class CommentReminder(_CycleMessage):
@@ -206,7 +222,7 @@ class DeliveryFailures(_Message):
 
 
 Message = Annotated[
-    NominationAcknowledged | DraftPosted | CommentReminder | CommentsClosed
+    NominationAcknowledged | DraftPosted | DraftRevised | CommentReminder | CommentsClosed
     | ConsultationOpened | ConsultationClosed | MeetingInvitation | MeetingUpdated
     | MeetingCancelled | FinalPosted | ForumReminder | StepOverdue | RuleAtRisk
     | DeliveryFailures,
@@ -216,7 +232,8 @@ MESSAGE: TypeAdapter[Message] = TypeAdapter(Message)
 #: event name → its model.
 MODELS: dict[str, type[_Message]] = {
     model.model_fields["event"].default: model
-    for model in (NominationAcknowledged, DraftPosted, CommentReminder, CommentsClosed,
+    for model in (NominationAcknowledged, DraftPosted, DraftRevised, CommentReminder,
+                  CommentsClosed,
                   ConsultationOpened, ConsultationClosed, MeetingInvitation, MeetingUpdated,
                   MeetingCancelled, FinalPosted, ForumReminder, StepOverdue, RuleAtRisk,
                   DeliveryFailures)

@@ -30,7 +30,7 @@ from states.rules import Status, six_weeks
 
 #: What each transition's event tells whom ("none": no message).
 AUDIENCE = {
-    "draft_posted": "experts", "comments_closed": "experts",
+    "draft_posted": "experts", "draft_revised": "experts", "comments_closed": "experts",
     "consultation_opened": "experts", "consultation_closed": "experts",
     "final_posted": "experts", "meeting_started": "none", "meeting_ended": "none",
     "forum_opened": "none", "forum_closed": "none",
@@ -235,8 +235,16 @@ _Facts = dict[str, object]
 
 
 def _draft(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
-    return {"deadline": e.data.get("deadline"),
-            "public_consultation": d.cycle(e.cycle or "").public_consultation}
+    cycle = d.cycle(e.cycle or "")
+    return {"deadline": e.data.get("deadline"), "comments": cycle.comments,
+            "public_consultation": cycle.public_consultation}
+
+
+def _revised(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    data = e.data
+    return {"label": data.get("label"), "previous_document": data.get("previous_document"),
+            "previous_label": data.get("previous_label"), "reason": data.get("reason"),
+            "deadline": data.get("deadline")}
 
 
 def _reminder(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
@@ -287,7 +295,8 @@ def _rule(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
 
 #: Each event's own fields, from the facts the engine or a notice recorded in the effect.
 _SPECIFIC = {
-    "draft_posted": _draft, "comment_reminder": _reminder, "forum_reminder": _reminder,
+    "draft_posted": _draft, "draft_revised": _revised, "comment_reminder": _reminder,
+    "forum_reminder": _reminder,
     "comments_closed": _closed, "consultation_opened": _consultation,
     "consultation_closed": _consultation, "meeting_invitation": _meeting,
     "meeting_updated": _meeting, "meeting_cancelled": _meeting, "final_posted": _final,

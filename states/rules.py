@@ -95,12 +95,14 @@ def check(definition: ProcessDefinition, milestones: list[Milestone]) -> list[Ru
 
 
 def six_weeks(definition: ProcessDefinition, index: dict[str, Milestone]) -> RuleResult:
-    """Decision 641 decides 6 d: the final report goes out ≥ six weeks before the opening."""
+    """The final report goes out ≥ ``final_min_lead_days`` before the opening (WTPF-26: six
+    weeks, Council Decision 641, decides 6 d; the title cites the definition's source)."""
     need = definition.rules.final_min_lead_days
     final = index[f"{definition.cycles[-1].id}.posting"]
     forum = index["forum"]
     subject = f"{final.key} → forum"
-    title = f"Final report at least {need} days before the forum (Decision 641, decides 6 d)"
+    title = (f"Final report at least {days(need)} before the forum "
+             f"({definition.citation(SIX_WEEKS)})")
     if forum.start is None or final.start is None:
         return RuleResult(
             SIX_WEEKS, subject, title, Status.UNKNOWN,
@@ -150,11 +152,13 @@ def _pairs(definition: ProcessDefinition, index: dict[str, Milestone]) -> Iterat
     for number, cycle in enumerate(definition.cycles):
         if cycle.kind == "final":
             break
-        posting, comments = index[f"{cycle.id}.posting"], index[f"{cycle.id}.comments"]
-        yield SEQUENCE, posting, comments, True
+        posting = index[f"{cycle.id}.posting"]
+        previous = posting  # a round without a comment window goes on from its posting
+        if cycle.comments:
+            previous = index[f"{cycle.id}.comments"]
+            yield SEQUENCE, posting, previous, True
         if cycle.public_consultation:
             yield SEQUENCE, posting, index[f"{cycle.id}.consultation"], True
-        previous = comments
         for meeting in (m for m in cycle.meetings if not m.informal):
             yield SEQUENCE, previous, index[meeting.id], True
             previous = index[meeting.id]

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 import flows.cli.balance_cmds
 import flows.cli.db_cmds
+import flows.cli.drafts_cmds
 import flows.cli.meetings_cmds
 import flows.cli.notify_cmds
 import flows.cli.orchestration_cmds

@@ -21,6 +21,7 @@ from states.plan import Milestone
 from states.queries import history
 from states.rules import RuleResult, Status
 from states.status import Report
+from states.versions import stories
 
 MARK = {Status.PASS: "[green]PASS[/]", Status.FAIL: "[bold red]FAIL[/]",
         Status.UNKNOWN: "[yellow]RISK[/]"}
@@ -84,6 +85,9 @@ def timeline(console: Console, definition: ProcessDefinition, plan: list[Milesto
         if occurrence.document:
             mark += f" ({occurrence.document})"
         by_milestone.setdefault(occurrence.milestone, []).append(mark)
+    for cycle, versions in instance.versions.items():  # a draft posted in versions
+        by_milestone.setdefault(f"{cycle}.posting", []).extend(
+            f"{v.label}: {describe(v.at, tz)} ({v.document})" for v in versions)
     table = Table(title=f"{definition.id}: plan vs actual", title_justify="left")
     for column in ("milestone", "what", "planned", "now planned", "happened"):
         table.add_column(column)
@@ -97,6 +101,21 @@ def timeline(console: Console, definition: ProcessDefinition, plan: list[Milesto
         table.add_row(item.key, escape(label), original, current,
                       escape("; ".join(by_milestone.get(item.key, [])) or "—"))
     console.print(table)
+    changed = [s for s in stories(definition, instance) if s.changes]
+    if changed:
+        console.print("[bold]Changes[/] (plan → each change → actual)")
+    for story in changed:
+        console.print(f"  [bold]{escape(story.current.key)}[/] {escape(story.current.label)}",
+                      soft_wrap=True, highlight=False)
+        console.print(f"    plan      {story.planned.span_text()}", highlight=False)
+        for number, change in enumerate(story.changes, 1):
+            span = change.start.human() + (f" – {change.end.human()}" if change.end else "")
+            console.print(escape(f"    change {number}  {span}  ({describe(change.at, tz)}, "
+                                 f"by {change.by}: {change.reason})"), soft_wrap=True,
+                          highlight=False)
+        actual = "; ".join(describe(o.when, tz) + (f" ({o.document})" if o.document else "")
+                           for o in story.actual) or "not yet"
+        console.print(escape(f"    actual    {actual}"), soft_wrap=True, highlight=False)
 
 
 def audit(console: Console, entries: Sequence[AuditEntry], timezone: str | None) -> None:
