@@ -193,7 +193,8 @@ def amend(
         "amendments": {**instance.amendments, key: amendment},
         "overrides": instance.overrides + overrides,
     })
-    inputs = {"milestone": key, "from": item.span_text(), "to": _span_text(span)}
+    inputs = {"milestone": key, "from": item.span_text(), "to": _span_text(span),
+              "amendment": amendment.model_dump(mode="json")}  # rebuilt by states.replay
     records = [Record(now, member.id, "amendment", None, None, None, reason, inputs)]
     records += [Record(now, member.id, "override", None, None, None, reason,
                        {"rule": o.rule, "what": o.what, "message": o.message}) for o in overrides]
