@@ -3,8 +3,10 @@
 The clock jumps from one instant that matters to the next (a deadline, a meeting day, a
 posting day, a scenario event, the night summer time ends), so ~20 months run in about a
 minute. A scripted secretariat answers each manual step through the ``secretariat-action`` and
-``secretariat-amend`` flows; the ``advance`` flow applies what falls due. The transcript is
-read back from the audit log and depends only on the inputs: two runs give identical bytes.
+``secretariat-amend`` flows; the ``advance`` flow applies what falls due. What it does at a
+stage beyond the postings (dating an undated forum before the final report, ...) are stage
+actions, registered in ``flows.rehearsal.stages``. The transcript is read back from the audit
+log and depends only on the inputs: two runs give identical bytes.
 """
 
 from __future__ import annotations
