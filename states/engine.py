@@ -196,7 +196,7 @@ def amend(
         "overrides": instance.overrides + overrides,
     })
     inputs = {"milestone": key, "from": item.span_text(), "to": _span_text(span),
-              "amendment": amendment.model_dump(mode="json")}
+              "amendment": amendment.model_dump(mode="json")}  # rebuilt by states.replay
     records = [Record(now, member.id, "amendment", None, None, None, reason, inputs)]
     records += [Record(now, member.id, "override", None, None, None, reason,
                        {"rule": o.rule, "what": o.what, "message": o.message}) for o in overrides]
