@@ -59,6 +59,9 @@ class RuleId(StrEnum):
     ORDER = "order"
     PAST = "past"
     CONCURRENT = "concurrent"
+    CONTRIBUTION = "contribution"
+    """Res. 2 / CL-24/44: comments while a draft's window opened; the public only while a
+    public consultation on it is open."""
 
 
 class Refused(PrepflowError):

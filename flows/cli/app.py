@@ -13,6 +13,7 @@ import sys
 import typer
 from rich.markup import escape
 
+import flows.cli.comments_cmds
 import flows.cli.db_cmds
 import flows.cli.notify_cmds
 import flows.cli.orchestration_cmds
