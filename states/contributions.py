@@ -246,17 +246,22 @@ def _closing(definition: ProcessDefinition, decision: Decision) -> list[tuple[st
 def with_summaries(definition: ProcessDefinition, decision: Decision,
                    contributions: Sequence[Contribution]) -> Decision:
     """``decision`` plus, for each window it closes, the window's summary: kept in the
-    instance and recorded (kind window-summary, the summary as inputs) at the close."""
-    closing = _closing(definition, decision)
+    instance and recorded (kind window-summary, the summary as inputs) right after the close."""
+    closing = {id(record): cycle for cycle, record in _closing(definition, decision)}
     if not closing:
         return decision
     summaries = dict(decision.after.summaries)
-    records = list(decision.records)
-    for cycle, close in closing:
-        summary = summarize(contributions, cycle)
-        summaries[cycle] = summary
-        records.append(Record(close.at, SYSTEM, WINDOW_SUMMARY, close.trigger, close.to_state,
-                              close.to_state,
+    records: list[Record] = []
+    for record in decision.records:
+        records.append(record)
+        cycle = closing.get(id(record))
+        if cycle is None:
+            continue
+        summary = summaries[cycle] = summarize(contributions, cycle)
+        # No trigger: the entry records the close's outcome; the close itself is the
+        # transition entry before it (one entry per trigger fired, as the log always had).
+        records.append(Record(record.at, SYSTEM, WINDOW_SUMMARY, None, record.to_state,
+                              record.to_state,
                               f"comment window of {cycle} closed: {summary.total} "
                               f"contribution(s), {summary.late} late",
                               summary.model_dump(mode="json")))

@@ -127,8 +127,7 @@ def test_the_tick_that_closes_a_window_records_its_summary(svc: Service) -> None
     assert (summary.total, summary.on_time, summary.late) == (2, 1, 1)
     assert outcome.decision.after.summaries["draft1"] == summary
     kinds = [(e.kind, e.trigger) for e in svc.store.audit(PID)[-2:]]
-    assert kinds == [("transition", "close_comments_draft1"),
-                     ("window-summary", "close_comments_draft1")]
+    assert kinds == [("transition", "close_comments_draft1"), ("window-summary", None)]
     assert svc.store.audit(PID)[-1].inputs == summary.model_dump(mode="json")
     assert svc.advance(utc(2024, 8, 27, 10)) == []  # idempotent: nothing recorded twice
     artifacts = {a.key: a for a in views(*svc.load(PID)[1:], utc(2024, 8, 27, 10))}

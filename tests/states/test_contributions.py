@@ -248,8 +248,11 @@ def test_closing_a_window_records_its_summary_in_the_instance_and_the_log() -> N
     decision = with_summaries(definition, closing, register)
     summary = decision.after.summaries["draft1"]
     assert summary.total == 1
-    record = decision.records[-1]
-    assert (record.kind, record.trigger) == ("window-summary", "close_comments_draft1")
+    kinds = [(r.kind, r.trigger) for r in decision.records if r.kind != "notice"]
+    assert kinds[:2] == [("transition", "close_comments_draft1"), ("window-summary", None)]
+    record = next(r for r in decision.records if r.kind == "window-summary")
+    assert record.inputs["cycle"] == "draft1"
+    assert record.at == decision.transitions[0].at
     assert record.inputs == summary.model_dump(mode="json")
     assert Instance.from_doc(decision.after.to_doc()) == decision.after
     quiet = advance(definition, first_posted(), utc(2024, 8, 10))
