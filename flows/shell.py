@@ -20,6 +20,7 @@ from flows.storage import (
     AuditDraft,
     Expert,
     OutboxDraft,
+    ProcessTransaction,
     Store,
     StoredProcess,
     StoreError,
@@ -27,6 +28,7 @@ from flows.storage import (
     VersionConflict,
 )
 from states import engine, revision, versions
+from states.contributions import closing_cycles, with_summaries
 from states.dates import require_aware
 from states.definition import ProcessDefinition
 from states.engine import Decision, Record
@@ -221,6 +223,7 @@ class Service:
             else:
                 revised = None if in_force is definition else (
                     in_force.model_dump(mode="json"), in_force.fingerprint())
+                decision = self._summaries(in_force, decision, tx)
                 saved = tx.commit(decision.after.to_doc(), [_draft(r) for r in decision.records],
                                   self._outbox(in_force, decision, at, tx.experts),
                                   definition=revised)
@@ -262,6 +265,7 @@ class Service:
                 # One transaction: the version check, the register read for the outbox plan
                 # and the write (the row was read by the tick's one list(), unlocked).
                 with self.store.transaction(stored.process_id) as tx:
+                    decision = self._summaries(definition, decision, tx)
                     saved = tx.commit(decision.after.to_doc(),
                                       [_draft(r) for r in decision.records],
                                       self._outbox(definition, decision, at, tx.experts),
@@ -276,6 +280,16 @@ class Service:
                 continue
             return Outcome(stored.process_id, decision, saved.version)
         return None
+
+    @staticmethod
+    def _summaries(definition: ProcessDefinition, decision: Decision,
+                   tx: ProcessTransaction) -> Decision:
+        """The decision with the summary of each comment window it closes, from the register
+        read in the transaction that records the close (issue 8)."""
+        cycles = closing_cycles(definition, decision)
+        if not cycles:
+            return decision
+        return with_summaries(definition, decision, tx.contributions(cycles))
 
     def _outbox(self, definition: ProcessDefinition, decision: Decision, at: datetime,
                 experts: Callable[[], list[Expert]]) -> list[OutboxDraft]:

@@ -61,6 +61,9 @@ class RuleId(StrEnum):
     CONCURRENT = "concurrent"
     DRAFT_VERSION = "draft-version"
     """A further version is of the current draft: after its posting, before the next one's."""
+    CONTRIBUTION = "contribution"
+    """Res. 2 / CL-24/44: comments while a draft's window opened; the public only while a
+    public consultation on it is open."""
 
 
 class Refused(PrepflowError):

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from states.contribution_types import WindowSummary
 from states.dates import PlanDate
 from states.invitations import StoredInvitation
 from states.plan import Span
@@ -85,6 +86,8 @@ class Instance(Frozen):
     """Keys of every message already decided: nothing is announced twice."""
     invitations: dict[str, StoredInvitation] = Field(default_factory=dict)
     """Per meeting, the last invitation sent (for updates and cancellations, RFC 5545)."""
+    summaries: dict[str, WindowSummary] = Field(default_factory=dict)
+    """Per draft cycle, its comment window's summary as recorded when the window closed."""
 
     @model_validator(mode="before")
     @classmethod

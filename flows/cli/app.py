@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 import flows.cli.balance_cmds
+import flows.cli.comments_cmds
 import flows.cli.db_cmds
 import flows.cli.drafts_cmds
 import flows.cli.meetings_cmds

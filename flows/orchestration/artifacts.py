@@ -51,8 +51,8 @@ class Artifact:
 def views(definition: ProcessDefinition, instance: Instance, now: datetime,
           warnings: list[StatusWarning] | None = None,
           experts: Sequence[Expert] = ()) -> list[Artifact]:
-    """Status table, gantt timeline, state diagram, rule report (and alerts, and the expert
-    group's balance when the register has experts) for a process.
+    """Status table, gantt timeline, state diagram, rule report, comment windows (and alerts,
+    and the expert group's balance when the register has experts) for a process.
 
     Takes what the caller already loaded: a tick reads each process once, not once per view.
     """
@@ -71,6 +71,8 @@ def views(definition: ProcessDefinition, instance: Instance, now: datetime,
                  view.diagram(definition, instance)),
         Artifact(key("rules"), f"{process_id}: rules and slack",
                  view.rules_markdown(definition, instance)),
+        Artifact(key("comments"), f"{process_id}: comment windows at their close",
+                 view.comments_markdown(definition, instance)),
     ]
     if warnings is not None:
         text = "\n".join(f"- {w.text}" for w in warnings) or "- nothing overdue, no rule at risk"

@@ -158,3 +158,22 @@ def status_markdown(current: Report, definition: ProcessDefinition) -> str:
     lines += [f"- ⚠️ {w.text}" for w in current.warnings] or ["- no warnings"]
     lines += [f"- override: {o.rule} on {o.what} by {o.by}: {o.reason}" for o in current.overrides]
     return "\n".join(lines)
+
+
+def comments_markdown(definition: ProcessDefinition, instance: Instance) -> str:
+    """Each closed comment window's summary as recorded at its close (issue 8), for the IEG
+    meeting that follows: counts by kind, source and region, on time and late."""
+    lines = [f"### Comment windows of {definition.id}", ""]
+    if not instance.summaries:
+        return "\n".join([*lines, "- no comment window has closed yet"])
+    lines += ["| draft | total | on time | late | by kind | by source | by region |",
+              "|---|---|---|---|---|---|---|"]
+    for cycle in definition.cycles:
+        s = instance.summaries.get(cycle.id)
+        if s is None:
+            continue
+        counts = [", ".join(f"{k} {v}" for k, v in c.items() if v) or "—"
+                  for c in (s.by_kind, s.by_category, s.by_region)]
+        lines.append(f"| {cycle.name} | {s.total} | {s.on_time} | {s.late} | "
+                     + " | ".join(counts) + " |")
+    return "\n".join(lines)

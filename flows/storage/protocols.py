@@ -15,6 +15,7 @@ from typing import Protocol
 
 from flows.storage.model import AuditDraft, AuditEntry, StoredProcess
 from flows.storage.notify_model import Expert, ExpertDraft, OutboxDraft, OutboxItem
+from states.contribution_types import Contribution
 
 
 class ProcessTransaction(Protocol):
@@ -31,6 +32,15 @@ class ProcessTransaction(Protocol):
 
     def experts(self, status: str | None = None) -> builtins.list[Expert]:
         """The process's register in nomination order, read in this transaction."""
+        ...
+
+    def contributions(self, cycles: Sequence[str]) -> builtins.list[Contribution]:
+        """The contributions register of these cycles, read in this transaction."""
+        ...
+
+    def add_contributions(self, items: Sequence[Contribution]) -> builtins.list[Contribution]:
+        """Write contributions in this transaction (before ``commit``, which writes their
+        audit entries); the stored ones, with their ids."""
         ...
 
     def commit(
@@ -185,7 +195,27 @@ class OutboxStore(Protocol):
         ...
 
 
-class Store(ProcessStore, RegisterStore, OutboxStore, Protocol):
+class ContributionStore(Protocol):
+    """The contributions register (issue 8): what was received on each draft, on time or late.
+
+    An addition and its audit entries are one transaction (``audit=``), all or nothing.
+    """
+
+    def add_contributions(
+        self, process_id: str, items: Sequence[Contribution], *,
+        audit: Sequence[AuditDraft] = (),
+    ) -> builtins.list[Contribution]:
+        """Add contributions (decided on by states.contributions.receive) and append the
+        ``audit`` entries in one transaction; the stored ones, with their ids."""
+        ...
+
+    def contributions(self, process_id: str,
+                      cycle: str | None = None) -> builtins.list[Contribution]:
+        """The register of ``process_id`` in the order recorded, optionally of one cycle."""
+        ...
+
+
+class Store(ProcessStore, RegisterStore, OutboxStore, ContributionStore, Protocol):
     """Every aggregate at once, as one database offers them (SqlStore)."""
 
     def close(self) -> None:
@@ -194,6 +224,7 @@ class Store(ProcessStore, RegisterStore, OutboxStore, Protocol):
 
 
 __all__ = [
+    "ContributionStore",
     "OutboxStore",
     "ProcessStore",
     "ProcessTransaction",

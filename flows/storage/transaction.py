@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from flows.storage import hot
 from flows.storage.chain import canonical_json, definition_clash, document_and_text, seal_all
+from flows.storage.contributions import insert_contributions, read_contributions
 from flows.storage.enqueue import insert_outbox_hot, outbox_rows
 from flows.storage.errors import StoreError, UnknownProcess, VersionConflict
 from flows.storage.model import AuditDraft, StoredProcess, freeze
@@ -24,6 +25,7 @@ from flows.storage.notify_model import Expert, OutboxDraft
 from flows.storage.register import EXPERTS, read_experts
 from flows.storage.sql_base import APPEND_ONLY, HEAD, UNMOVED, known, write_log
 from flows.storage.tables import definitions, processes
+from states.contribution_types import Contribution
 
 _P = processes.c
 _PID = _P.process_id == sa.bindparam("pid")
@@ -138,6 +140,19 @@ class SqlTransaction:
             return read_experts(self._conn, self._pid, status, known_process=True)
         rows = hot.run(self._conn, EXPERTS_OF, {"pid": self._pid}).fetchall()
         return [_expert(row) for row in rows]
+
+    def contributions(self, cycles: Sequence[str]) -> builtins.list[Contribution]:
+        """The register of these cycles, read in this transaction (a window's summary)."""
+        self._lock()
+        return read_contributions(self._conn, self._pid, cycles)
+
+    def add_contributions(self, items: Sequence[Contribution]) -> builtins.list[Contribution]:
+        """Write contributions in this transaction, before ``commit`` writes their audit
+        entries: both land together or not at all."""
+        if self._written:
+            raise RuntimeError("add contributions before the transaction's commit")
+        self._lock()
+        return insert_contributions(self._conn, self._pid, items)
 
     def commit(
         self,
