@@ -20,13 +20,15 @@ from flows.storage import (
     AuditDraft,
     Expert,
     OutboxDraft,
+    ProcessTransaction,
     Store,
     StoredProcess,
     StoreError,
     UnknownProcess,
     VersionConflict,
 )
-from states import engine
+from states import engine, revision, versions
+from states.contributions import closing_cycles, with_summaries
 from states.dates import require_aware
 from states.definition import ProcessDefinition
 from states.engine import Decision, Record
@@ -36,6 +38,8 @@ from states.status import Report, report
 
 #: A decision taken on a process's definition and current instance (may raise Refused).
 Decide = Callable[[ProcessDefinition, Instance], Decision]
+#: The next version of a process's definition, built from the one in force (InputError if not).
+Reshape = Callable[[ProcessDefinition], ProcessDefinition]
 
 
 @dataclass(frozen=True)
@@ -99,16 +103,25 @@ class Service:
         except UnknownProcess:
             existing = None
         if existing is not None:
-            if existing.definition_hash != fingerprint:
+            if existing.definition_hash != fingerprint and not self._same(existing, definition):
                 raise InputError(
-                    f"process '{process_id}' already exists, created from a different "
-                    "version of its definition. Dates are changed with 'prepflow amend'; a "
-                    "different process needs a different id."
+                    f"process '{process_id}' already exists and runs on a different version "
+                    "of its definition. To move it to this file's version: 'prepflow revise "
+                    f"{process_id} FILE.yaml --by NAME --reason WHY'; dates alone change with "
+                    "'prepflow amend'; a different process needs a different id."
                 )
             return False
         decision = engine.start(definition, at, process_id)
         return self.store.create(process_id, definition.model_dump(mode="json"), fingerprint,
                                  decision.after.to_doc(), _draft(decision.records[0]))
+
+    def _same(self, stored: StoredProcess, definition: ProcessDefinition) -> bool:
+        """The stored definition, read by this release, says what the file says (a field
+        added with a default since it was stored changes its hash, not its meaning)."""
+        try:
+            return self.definition(stored) == definition
+        except (ValidationError, ValueError, TypeError):
+            return False
 
     def load(self, process_id: str) -> tuple[StoredProcess, ProcessDefinition, Instance]:
         """A stored process with its definition and core instance."""
@@ -165,8 +178,44 @@ class Service:
         return self._change(process_id, action, actor, at, inputs,
                             lambda definition, instance: decide(definition, instance, at))
 
+    def revise(self, process_id: str, reshape: Reshape, actor: str, reason: str,
+               override: bool = False, now: datetime | None = None,
+               action: str = "revise", inputs: dict[str, Any] | None = None) -> Outcome:
+        """Move a running process to the next version of its definition (``reshape`` builds it
+        from the one in force): history kept, rules re-checked, experts told; the new
+        definition is stored in the same transaction as the decision."""
+        at = self.now(now)
+
+        def decide(definition: ProcessDefinition,
+                   instance: Instance) -> tuple[Decision, ProcessDefinition]:
+            new = reshape(definition)
+            return revision.revise(definition, new, instance, actor, reason, at, override), new
+
+        return self._change_to(process_id, action, actor, at,
+                               {**(inputs or {}), "override": override}, decide)
+
+    def post_version(self, process_id: str, cycle: str, document: str, label: str,
+                     actor: str, reason: str | None = None,
+                     now: datetime | None = None) -> Outcome:
+        """A further version of a posted draft (e.g. 'revised'); the experts are told."""
+        at = self.now(now)
+        inputs = {"cycle": cycle, "document": document, "label": label}
+
+        def decide(definition: ProcessDefinition, instance: Instance) -> Decision:
+            return versions.post_version(definition, instance, cycle, document, label, actor,
+                                         reason, at)
+
+        return self._change(process_id, f"version {cycle}", actor, at, inputs, decide)
+
     def _change(self, process_id: str, action: str, actor: str, at: datetime,
                 inputs: dict[str, Any], decide: Decide) -> Outcome:
+        return self._change_to(process_id, action, actor, at, inputs,
+                               lambda d, i: (decide(d, i), d))
+
+    def _change_to(self, process_id: str, action: str, actor: str, at: datetime,
+                   inputs: dict[str, Any],
+                   decide: Callable[[ProcessDefinition, Instance],
+                                    tuple[Decision, ProcessDefinition]]) -> Outcome:
         # One transaction: the read locks the process (BEGIN IMMEDIATE on SQLite, FOR UPDATE
         # on PostgreSQL), so no other change can land between our read and our write.
         refused: Refused | None = None
@@ -174,15 +223,19 @@ class Service:
             stored = self._read(tx.get, process_id)
             definition, instance = self.decode(stored)
             try:
-                decision = decide(definition, instance)
+                decision, in_force = decide(definition, instance)
             except Refused as exc:
                 record = engine.refusal_record(definition, instance, action, actor, at, exc,
                                                inputs)
                 tx.commit(None, [_draft(record)])  # the refusal is audited, then raised
                 refused = exc
             else:
+                revised = None if in_force is definition else (
+                    in_force.model_dump(mode="json"), in_force.fingerprint())
+                decision = self._summaries(in_force, decision, tx)
                 saved = tx.commit(decision.after.to_doc(), [_draft(r) for r in decision.records],
-                                  self._outbox(definition, decision, at, tx.experts))
+                                  self._outbox(in_force, decision, at, tx.experts),
+                                  definition=revised)
         if refused is not None:
             raise refused
         return Outcome(process_id, decision, saved.version)
@@ -221,6 +274,7 @@ class Service:
                 # One transaction: the version check, the register read for the outbox plan
                 # and the write (the row was read by the tick's one list(), unlocked).
                 with self.store.transaction(stored.process_id) as tx:
+                    decision = self._summaries(definition, decision, tx)
                     saved = tx.commit(decision.after.to_doc(),
                                       [_draft(r) for r in decision.records],
                                       self._outbox(definition, decision, at, tx.experts),
@@ -235,6 +289,16 @@ class Service:
                 continue
             return Outcome(stored.process_id, decision, saved.version)
         return None
+
+    @staticmethod
+    def _summaries(definition: ProcessDefinition, decision: Decision,
+                   tx: ProcessTransaction) -> Decision:
+        """The decision with the summary of each comment window it closes, from the register
+        read in the transaction that records the close (issue 8)."""
+        cycles = closing_cycles(definition, decision)
+        if not cycles:
+            return decision
+        return with_summaries(definition, decision, tx.contributions(cycles))
 
     def _outbox(self, definition: ProcessDefinition, decision: Decision, at: datetime,
                 experts: Callable[[], list[Expert]]) -> list[OutboxDraft]:
@@ -256,12 +320,23 @@ class Service:
             except DamagedState as exc:
                 problems.append(str(exc))
                 continue
+            # Replayed on the definition in force: a revision keeps every fired step in it.
             table = engine.engine_for(definition).table
             regions, fired = dict(table.initial), set()
+            in_force: str | None = None
             for entry in self.store.audit(stored.process_id):
                 if entry.kind == "transition" and entry.trigger in table.by_trigger:
                     regions[table.by_trigger[entry.trigger].region] = str(entry.to_state)
                     fired.add(entry.trigger)
+                elif entry.kind == "init":
+                    in_force = str(entry.inputs.get("definition", "")) or None
+                elif entry.kind == "revision":
+                    in_force = str(entry.inputs.get("to", "")) or None
+            if in_force is not None and in_force != stored.definition_hash:
+                problems.append(
+                    f"{stored.process_id}: the process runs on definition "
+                    f"{stored.definition_hash[:12]}…, but its audit log last put it on "
+                    f"{in_force[:12]}…: the definition was changed outside prepflow")
             if regions != instance.regions or fired != set(instance.happened):
                 problems.append(
                     f"{stored.process_id}: the stored state ({instance.regions}, "

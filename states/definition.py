@@ -7,6 +7,7 @@ in code. Reading the file (YAML) happens at the edge; this module validates the 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -23,8 +24,9 @@ from pydantic import (
 from pydantic.networks import validate_email
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from states.agenda import ForumAgenda, Themes
 from states.dates import PlanDate, zone
-from states.errors import DefinitionError, Problem
+from states.errors import DefinitionError, Problem, RuleId
 
 Slug = Annotated[
     str,
@@ -55,28 +57,73 @@ class Strict(BaseModel):
 
 
 class Mode(StrEnum):
-    """How an expert-group meeting is held."""
+    """How an expert-group meeting is held ("physical" is read as in-person: same thing)."""
 
     IN_PERSON = "in-person"
     VIRTUAL = "virtual"
     HYBRID = "hybrid"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Mode | None:
+        """'physical' (the issue's word, and Decision 641's 'physical meeting') is in-person."""
+        return cls.IN_PERSON if str(value).strip().lower() in ("physical", "in person") else None
+
 
 class MeetingDef(Strict):
-    """An expert-group meeting; its dates may be known only to the month while unfixed."""
+    """An expert-group meeting; its dates may be known only to the month while unfixed.
+
+    ``days`` lists the exact days of a meeting held on non-contiguous days (start and end are
+    then its first and last day, filled in when not given). An ``informal`` session (e.g. an
+    informal virtual session split off an IEG meeting, or one held after the final report) is
+    not a state of the machine: it gates nothing and no rule orders it, so it can be recorded
+    at any point of a running process, even after the final report is posted; it lives in the
+    plan and timeline, gets invitations, and is shown as not changing the report.
+    """
 
     id: Slug
     name: str = Field(min_length=1)
     start: PlanDate
     end: PlanDate | None = None
+    days: list[PlanDate] | None = None
     place: str | None = None
     mode: Mode = Mode.IN_PERSON
+    informal: bool = False
+    remote_participation: bool | None = Field(
+        default=None, description="remote participation offered; default: unless in-person")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_days(cls, data: object) -> object:
+        """A meeting given by its days alone starts on the first and ends on the last."""
+        if isinstance(data, dict) and data.get("days") and data.get("start") is None:
+            days = sorted(PlanDate.parse(d) for d in data["days"])
+            data = {**data, "start": days[0]}
+            if len(days) > 1 and data.get("end") is None:
+                data["end"] = days[-1]
+        return data
 
     @model_validator(mode="after")
     def _end_after_start(self) -> MeetingDef:
         if self.end is not None and self.end.last_day() < self.start.first_day():
             raise ValueError(f"meeting ends ({self.end}) before it starts ({self.start})")
+        if self.days is not None:
+            days = self.days
+            if not days or any(not d.exact for d in days):
+                raise ValueError("days: give each day exactly, like 2026-01-20")
+            if any(b.first_day() <= a.first_day() for a, b in itertools.pairwise(days)):
+                raise ValueError("days: give each day once, in order")
+            if days[0] != self.start or days[-1] != (self.end or self.start):
+                raise ValueError(f"days run {days[0]} .. {days[-1]}, but start/end say "
+                                 f"{self.start} .. {self.end or self.start}; leave start and "
+                                 "end out, or make them the first and last day")
         return self
+
+    @property
+    def remote(self) -> bool:
+        """Whether experts may take part remotely (said, or implied by a virtual/hybrid mode)."""
+        if self.remote_participation is not None:
+            return self.remote_participation
+        return self.mode is not Mode.IN_PERSON
 
     @property
     def last(self) -> PlanDate:
@@ -85,12 +132,17 @@ class MeetingDef(Strict):
 
 
 class CycleDef(Strict):
-    """One round: a draft posted for comment, then expert meetings; or the final report."""
+    """One round: a draft posted for comment, then expert meetings; or the final report.
+
+    ``comments: false`` marks a draft round without a comment window (posted straight to its
+    meetings); it must be said, so a forgotten comment_deadline is still an error.
+    """
 
     id: Slug
     name: str = Field(min_length=1)
     kind: Literal["draft", "final"] = "draft"
     posting: PlanDate
+    comments: bool = True
     comment_deadline: PlanDate | None = None
     public_consultation: bool = False
     consultation_deadline: PlanDate | None = None
@@ -99,8 +151,17 @@ class CycleDef(Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> CycleDef:
-        if self.kind == "draft" and self.comment_deadline is None:
-            raise ValueError("a draft cycle needs a comment_deadline")
+        if self.kind == "draft" and self.comments and self.comment_deadline is None:
+            raise ValueError("a draft cycle needs a comment_deadline (or comments: false for "
+                             "a round without a comment window)")
+        if not self.comments and self.comment_deadline is not None:
+            raise ValueError("comments: false, yet a comment_deadline is given; remove one")
+        if not self.comments and self.kind == "final":
+            raise ValueError("comments: false is for draft cycles (the final has no window)")
+        if not self.comments and self.public_consultation \
+                and self.consultation_deadline is None:
+            raise ValueError("a public consultation on a draft without a comment window needs "
+                             "its own consultation_deadline")
         if self.kind == "final" and (
             self.comment_deadline or self.meetings or self.public_consultation
         ):
@@ -119,22 +180,7 @@ class CycleDef(Strict):
         return self.consultation_deadline or self.comment_deadline
 
 
-#: Decision 641, Annex 1: the draft agenda of WTPF-26 (the default of every forum's agenda).
-ANNEX1_AGENDA = (
-    "Inauguration of the seventh World Telecommunication/ICT Policy Forum",
-    "Election of the chair",
-    "Opening remarks and presentations",
-    "Organization of the work of the WTPF",
-    "Presentation of the Secretary-General's report",
-    "Presentation of comments by the membership on the report",
-    "Discussion",
-    "Consideration of draft opinions",
-    "Adoption of the chair's report and opinions",
-    "Other business",
-)
-
-
-class ForumDef(Strict):
+class ForumDef(ForumAgenda):
     """The forum the process prepares; its dates may be set late (e.g. by Council)."""
 
     name: str = Field(min_length=1)
@@ -142,26 +188,7 @@ class ForumDef(Strict):
     days: int = Field(default=3, ge=1, le=30)
     expected: str | None = Field(default=None, description="free text while undated")
     place: str | None = None
-    agenda: list[str] = Field(default_factory=lambda: list(ANNEX1_AGENDA), min_length=1,
-                              description="the forum's agenda items, in order (its states)")
-    chair_item: int = Field(default=2, ge=1, description="the agenda item electing the chair")
-    opinions_item: int = Field(default=8, ge=1,
-                               description="from this item on, Opinions' outcomes are recorded")
-    adoption_item: int = Field(default=9, ge=1, description="adopting the chair's report")
-    working_groups: Literal["per-opinion", "none"] = "none"
-    remote_participation: bool = False
-
-    @model_validator(mode="after")
-    def _items(self) -> ForumDef:
-        count = len(self.agenda)
-        for name in ("chair_item", "opinions_item", "adoption_item"):
-            if getattr(self, name) > count:
-                raise ValueError(f"{name} is item {getattr(self, name)} but the agenda has "
-                                 f"{count} items")
-        if not self.chair_item < self.opinions_item <= self.adoption_item:
-            raise ValueError("the agenda's items come in order: chair_item, then "
-                             "opinions_item, then adoption_item (or the same as opinions_item)")
-        return self
+    mode: Mode | None = None
 
 
 class Member(Strict):
@@ -176,7 +203,8 @@ class Rules(Strict):
     """Tunable rule parameters, each with its source."""
 
     final_min_lead_days: int = Field(
-        default=42, ge=0, description="Decision 641 decides 6 d: six weeks before the opening"
+        default=42, ge=0, description="the final report's least lead before the forum opens "
+        "(WTPF-26: six weeks, Council Decision 641, decides 6 d)"
     )
     reminder_days: list[int] = Field(
         default_factory=lambda: [7, 1], description="reminders before each comment deadline"
@@ -185,7 +213,19 @@ class Rules(Strict):
         default=30, ge=0, description="warn this many days before a month-only milestone's month"
     )
     citations: dict[str, str] = Field(
-        default_factory=dict, description="rule id → its source, cited in refusals")
+        default_factory=dict,
+        description="where each rule comes from, by rule id (e.g. six-weeks: Council Decision "
+                    "641, decides 6 d); refusals cite it")
+
+    @field_validator("citations")
+    @classmethod
+    def _known_rules(cls, value: dict[str, str]) -> dict[str, str]:
+        known = {r.value for r in RuleId}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"citations for unknown rules {', '.join(unknown)}; rules are "
+                             f"{', '.join(sorted(known))}")
+        return value
 
 
 class Region(Strict):
@@ -207,6 +247,24 @@ class FocalPoint(Strict):
 OFFICIAL_LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
 
 
+class BalanceWarnings(Strict):
+    """When `prepflow experts balance` warns. Warnings only: Res. 2 asks for a *balanced* group
+    of experts and sets no quota, so nothing is ever refused on these. ``null`` turns one off."""
+
+    region_gap_points: float | None = Field(
+        default=10, ge=0, description="a region's share of experts differs from its share of the "
+        "Member States by more than this many percentage points")
+    min_share_gender: float | None = Field(
+        default=30, ge=0, le=100, description="women or men are below this percentage of the "
+        "experts whose gender is given")
+    min_share_developing: float | None = Field(
+        default=50, ge=0, le=100, description="experts from developing countries are below this "
+        "percentage")
+    min_share_ldc: float | None = Field(
+        default=10, ge=0, le=100, description="experts from least developed countries are below "
+        "this percentage")
+
+
 class Notifications(Strict):
     """Who is told what, in which languages; addresses of people live in the store, not here."""
 
@@ -221,6 +279,10 @@ class Notifications(Strict):
     forum_reminder_days: list[int] = Field(default_factory=lambda: [14])
     document_url: str | None = Field(default=None,
                                      description="link to a posted document, with {document}")
+    countries: str = Field(default="config/countries.yaml", min_length=1, description=(
+        "the Member States list for the balance (regions, LDCs, developing): a path relative to "
+        "the prepflow checkout, or absolute; its region ids must be this scheme's"))
+    balance_warnings: BalanceWarnings = Field(default_factory=BalanceWarnings)
 
     @field_validator("languages")
     @classmethod
@@ -230,13 +292,6 @@ class Notifications(Strict):
             raise ValueError(f"languages must include en and be among the ITU official "
                              f"languages {', '.join(OFFICIAL_LANGUAGES)}; got {value}")
         return value
-
-
-class Theme(Strict):
-    """A theme of the forum (Council decides them); each draft Opinion is on one."""
-
-    id: Slug
-    name: str = Field(min_length=1)
 
 
 class ProcessDefinition(Strict):
@@ -252,20 +307,12 @@ class ProcessDefinition(Strict):
     rules: Rules = Field(default_factory=Rules)
     notifications: Notifications = Field(default_factory=Notifications)
     cycles: list[CycleDef] = Field(min_length=1)
-    themes: list[Theme] = Field(default_factory=list)
+    themes: Themes = Field(default_factory=list)
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
         zone(value)
-        return value
-
-    @field_validator("themes")
-    @classmethod
-    def _themes(cls, value: list[Theme]) -> list[Theme]:
-        ids = [t.id for t in value]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"theme ids must be unique; got {', '.join(ids)}")
         return value
 
     @model_validator(mode="after")
@@ -289,7 +336,7 @@ class ProcessDefinition(Strict):
         dates = [self.nominations_deadline, self.forum.opens]
         for cycle in self.cycles:
             dates += [cycle.posting, cycle.comment_deadline, cycle.consultation_deadline]
-            dates += [d for m in cycle.meetings for d in (m.start, m.end)]
+            dates += [d for m in cycle.meetings for d in (m.start, m.end, *(m.days or []))]
         for value in dates:  # every date: a skipped or doubled local time is refused anywhere
             if value is not None:
                 value.check_local_time(tz)
@@ -302,6 +349,11 @@ class ProcessDefinition(Strict):
                 return cycle
         raise KeyError(cycle_id)
 
+    def citation(self, rule: str) -> str:
+        """Where a rule comes from, as refusals cite it: the definition's citation for the rule,
+        else its source, else 'the process definition' (never another forum's texts)."""
+        return self.rules.citations.get(rule) or self.source or "the process definition"
+
     def member(self, actor: str) -> Member | None:
         """The secretariat member with this id, name or email (None when not listed)."""
         wanted = actor.strip().casefold()
@@ -309,10 +361,6 @@ class ProcessDefinition(Strict):
             if wanted in (member.id, member.name.casefold(), member.email.casefold()):
                 return member
         return None
-
-    def citation(self, rule: str) -> str:
-        """The source a refusal by ``rule`` cites: the rule's own, else the definition's."""
-        return self.rules.citations.get(rule) or self.source or self.name
 
     def fingerprint(self) -> str:
         """A stable hash of the definition's content: one state machine is built per hash."""

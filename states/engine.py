@@ -183,7 +183,8 @@ def amend(
         raise Refused(first.rule, f"moving '{item.label}' to {_span_text(span)} breaks a rule: "
                       f"{first.message}",
                       "choose another date, or --override with a --reason.", overridable=True,
-                      dates=(span.start.first_day(), (span.end or span.start).last_day()))
+                      dates=(span.start.first_day(), (span.end or span.start).last_day()),
+                      citation=definition.citation(first.rule))
     if override and not broken:
         override = False
     amendment = Amendment(start=span.start, end=span.end, at=now, by=member.id, reason=reason)
@@ -191,9 +192,11 @@ def amend(
                                by=member.id, reason=reason) for r in broken)
     after = instance.model_copy(update={
         "amendments": {**instance.amendments, key: amendment},
+        "history": {**instance.history, key: (*instance.history.get(key, ()), amendment)},
         "overrides": instance.overrides + overrides,
     })
-    inputs = {"milestone": key, "from": item.span_text(), "to": _span_text(span)}
+    inputs = {"milestone": key, "from": item.span_text(), "to": _span_text(span),
+              "amendment": amendment.model_dump(mode="json")}  # rebuilt by states.replay
     records = [Record(now, member.id, "amendment", None, None, None, reason, inputs)]
     records += [Record(now, member.id, "override", None, None, None, reason,
                        {"rule": o.rule, "what": o.what, "message": o.message}) for o in overrides]
@@ -219,7 +222,8 @@ def _not_past(definition: ProcessDefinition, instance: Instance, key: str, kind:
     raise Refused(RuleId.HISTORY, f"'{key}' already happened ({done[-1].label}, "
                   f"{describe(happening.at, tz)}); the record cannot be changed.",
                   "amend only milestones still ahead.",
-                  dates=(local_day(happening.at, tz),))
+                  dates=(local_day(happening.at, tz),),
+                  citation=definition.citation(RuleId.HISTORY))
 
 
 def _into_past(kind: Kind, label: str, span: Span, tz: ZoneInfo,
@@ -271,14 +275,15 @@ def _manual_spec(definition: ProcessDefinition, engine: Engine, instance: Instan
         raise Refused(RuleId.ONCE, f"'{spec.label}' already happened at "
                       f"{describe(done.at, tz)} by {done.by} (document {done.document}); nothing "
                       f"fires twice.", f"manual triggers allowed now: {allowed}.",
-                      dates=(local_day(done.at, tz),), allowed_triggers=manual_now)
+                      dates=(local_day(done.at, tz),), allowed_triggers=manual_now,
+                      citation=definition.citation(RuleId.ONCE))
     if instance.regions[spec.region] != spec.source:
         here = table.labels[instance.regions[spec.region]]
         why = ("A cycle is posted only once the previous cycle's expert meetings are done."
                if spec.region == MAIN else "Its steps are taken in order.")
         raise Refused(RuleId.ORDER, f"'{spec.label}' cannot happen yet: the process is at "
                       f"'{here}'. {why}", f"manual triggers allowed now: {allowed}.",
-                      allowed_triggers=manual_now)
+                      allowed_triggers=manual_now, citation=definition.citation(RuleId.ORDER))
     return spec
 
 

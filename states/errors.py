@@ -67,13 +67,19 @@ class RuleId(StrEnum):
     """An Opinion's stages move forward, and an outcome is final."""
     AGENDA = "agenda"
     """The forum's agenda is taken in order; what an item decides is recorded with it."""
+    DRAFT_VERSION = "draft-version"
+    """A further version is of the current draft: after its posting, before the next one's."""
+    CONTRIBUTION = "contribution"
+    """Res. 2 / CL-24/44: comments while a draft's window opened; the public only while a
+    public consultation on it is open."""
 
 
 class Refused(PrepflowError):
     """A rule refused an action: exit 1, the store keeps its state (the refusal is audited).
 
-    Typed fields for the edge (which rule, the dates involved, what is allowed now); ``str()``
-    is the message people read, unchanged.
+    Typed fields for the edge (which rule, its source, the dates involved, what is allowed
+    now); ``str()`` is the message people read. The citation comes from the process definition
+    (``ProcessDefinition.citation``): another forum's process does not cite WTPF-26's texts.
     """
 
     exit_code = 1
@@ -81,8 +87,10 @@ class Refused(PrepflowError):
     def __init__(self, rule: RuleId | str, message: str, allowed: str = "",
                  overridable: bool = False, *, dates: tuple[date, ...] = (),
                  allowed_date: date | None = None,
-                 allowed_triggers: tuple[str, ...] = ()) -> None:
+                 allowed_triggers: tuple[str, ...] = (), citation: str = "") -> None:
         self.rule = RuleId(rule)
+        self.citation = citation
+        """Where the rule comes from, e.g. 'Council Decision 641, decides 6 d'."""
         self.message = message
         self.allowed = allowed
         """What would be allowed instead, as people read it."""
@@ -102,6 +110,8 @@ class Refused(PrepflowError):
             text += f" Allowed instead: {self.allowed}"
         if self.overridable:
             text += " (This rule can be overridden with --override and a --reason.)"
+        if self.citation:
+            text += f" (source: {self.citation})"
         return text
 
     def __repr__(self) -> str:
@@ -110,11 +120,12 @@ class Refused(PrepflowError):
     def __reduce__(self) -> tuple[object, ...]:
         """Picklable with its fields (a flow run may carry it across processes)."""
         return (_refused, (self.rule.value, self.message, self.allowed, self.overridable,
-                           self.dates, self.allowed_date, self.allowed_triggers))
+                           self.dates, self.allowed_date, self.allowed_triggers,
+                           self.citation))
 
 
 def _refused(rule: str, message: str, allowed: str, overridable: bool,
              dates: tuple[date, ...], allowed_date: date | None,
-             allowed_triggers: tuple[str, ...]) -> Refused:
+             allowed_triggers: tuple[str, ...], citation: str = "") -> Refused:
     return Refused(rule, message, allowed, overridable, dates=dates, allowed_date=allowed_date,
-                   allowed_triggers=allowed_triggers)
+                   allowed_triggers=allowed_triggers, citation=citation)

@@ -38,6 +38,11 @@ class Context:
 Guard = Callable[[Context], Refused | None]
 
 
+def _cite(ctx: Context, rule: RuleId) -> str:
+    """The rule's source as the process's own definition cites it."""
+    return ctx.definition.citation(rule)
+
+
 
 def due_at(ctx: Context) -> datetime | None:
     """When an automatic transition falls due; None while its date is unknown or unfixed."""
@@ -65,6 +70,7 @@ def date_fixed(ctx: Context) -> Refused | None:
         f"the date of '{item.label}' is {known}, so it cannot happen automatically.",
         f"fix the date with 'prepflow amend {ctx.definition.id} {item.key} YYYY-MM-DD'.",
         dates=(value.first_day(),) if value else (),
+        citation=_cite(ctx, RuleId.DATE_FIXED),
     )
 
 
@@ -74,14 +80,15 @@ def due(ctx: Context) -> Refused | None:
     if when is not None and ctx.now >= when:
         return None
     if when is None:
-        return Refused(RuleId.DUE, f"'{ctx.spec.label}' has no date yet.", "wait for its date.")
+        return Refused(RuleId.DUE, f"'{ctx.spec.label}' has no date yet.", "wait for its date.",
+                       citation=_cite(ctx, RuleId.DUE))
     return Refused(
         RuleId.DUE,
         f"'{ctx.spec.label}' is due at {describe(when, ctx.tz)}; it is now "
         f"{describe(ctx.now, ctx.tz)}.",
         "wait until then; 'prepflow advance' applies it automatically.",
         dates=(local_day(when, ctx.tz), local_day(ctx.now, ctx.tz)),
-        allowed_date=local_day(when, ctx.tz),
+        allowed_date=local_day(when, ctx.tz), citation=_cite(ctx, RuleId.DUE),
     )
 
 
@@ -89,7 +96,8 @@ def posted(ctx: Context) -> Refused | None:
     """A public consultation opens only once its draft is online."""
     if ctx.spec.cycle and ctx.instance.posted_at(ctx.spec.cycle) is not None:
         return None
-    return Refused(RuleId.POSTED, f"'{ctx.spec.label}' waits for the draft to be posted.", "")
+    return Refused(RuleId.POSTED, f"'{ctx.spec.label}' waits for the draft to be posted.", "",
+                   citation=_cite(ctx, RuleId.POSTED))
 
 
 def window_ahead(ctx: Context) -> Refused | None:
@@ -107,11 +115,13 @@ def window_ahead(ctx: Context) -> Refused | None:
         f"first set a new deadline with 'prepflow amend {ctx.definition.id} {item.key} "
         "YYYY-MM-DD --reason ...', then post.",
         dates=(item.start.first_day(), local_day(ctx.now, ctx.tz)),
+        citation=_cite(ctx, RuleId.COMMENT_WINDOW),
     )
 
 
 def six_weeks(ctx: Context) -> Refused | None:
-    """Decision 641 decides 6 d: the final report is circulated ≥ six weeks before the opening."""
+    """The final report is circulated ≥ ``final_min_lead_days`` before the opening (WTPF-26:
+    six weeks, Council Decision 641, decides 6 d; the citation comes from the definition)."""
     need = ctx.definition.rules.final_min_lead_days
     today = local_day(ctx.now, ctx.tz)
     forum = ctx.milestones["forum"].start
@@ -122,7 +132,7 @@ def six_weeks(ctx: Context) -> Refused | None:
             f"for posting the final report today ({human_day(today)}).",
             f"set the forum date first ('prepflow amend {ctx.definition.id} forum YYYY-MM-DD'),"
             " or post with --override and a --reason (recorded and shown in status).",
-            overridable=True, dates=(today,),
+            overridable=True, dates=(today,), citation=_cite(ctx, RuleId.SIX_WEEKS),
         )
     opening = forum.first_day()
     lead = (opening - today).days
@@ -132,12 +142,13 @@ def six_weeks(ctx: Context) -> Refused | None:
     return Refused(
         RuleId.SIX_WEEKS,
         f"posting the final report today ({human_day(today)}) puts it {days(lead)} before the "
-        f"forum opens ({forum.human()}); Decision 641 requires {need}: {days(need - lead)} short. "
+        f"forum opens ({forum.human()}); the rule requires {days(need)}: "
+        f"{days(need - lead)} short. "
         f"The latest allowed posting date was {human_day(latest)}.",
         f"move the forum to {human_day(today + timedelta(days=need))} or later with "
         f"'prepflow amend {ctx.definition.id} forum YYYY-MM-DD', or --override with a --reason.",
         overridable=True, dates=(today, opening, latest),
-        allowed_date=today + timedelta(days=need),
+        allowed_date=today + timedelta(days=need), citation=_cite(ctx, RuleId.SIX_WEEKS),
     )
 
 
@@ -145,22 +156,21 @@ def forum_in_session(ctx: Context) -> Refused | None:
     """The forum's agenda is taken only while the forum is in session."""
     if ctx.instance.regions.get(MAIN) == "forum":
         return None
-    rule = RuleId.OUTCOME_BEFORE_FORUM
     here = table_for(ctx.definition).labels.get(ctx.instance.regions.get(MAIN, ""), "")
-    return Refused(rule, f"'{ctx.spec.label}' happens at the forum, which is not in session "
-                   f"(the process is at '{here}'; "
-                   f"{ctx.definition.citation(rule)}).",
-                   "wait until the forum opens ('prepflow advance' opens it on its date).")
+    return Refused(RuleId.OUTCOME_BEFORE_FORUM,
+                   f"'{ctx.spec.label}' happens at the forum, which is not in session (the "
+                   f"process is at '{here}').",
+                   "wait until the forum opens ('prepflow advance' opens it on its date).",
+                   citation=_cite(ctx, RuleId.OUTCOME_BEFORE_FORUM))
 
 
 def chair_elected(ctx: Context) -> Refused | None:
     """The chair's election is over only once the chair is named."""
     if ctx.instance.forum.chair:
         return None
-    rule = RuleId.AGENDA
-    return Refused(rule, f"the chair's election is recorded with the chair's name "
-                   f"({ctx.definition.citation(rule)}).",
-                   f"'prepflow forum next {ctx.instance.process_id} --chair NAME --by NAME'.")
+    return Refused(RuleId.AGENDA, "the chair's election is recorded with the chair's name.",
+                   f"'prepflow forum next {ctx.instance.process_id} --chair NAME --by NAME'.",
+                   citation=_cite(ctx, RuleId.AGENDA))
 
 
 def outcomes_recorded(ctx: Context) -> Refused | None:
@@ -168,22 +178,20 @@ def outcomes_recorded(ctx: Context) -> Refused | None:
     pending = sorted(o.id for o in ctx.instance.opinions.values() if o.stage is Stage.FINAL)
     if not pending:
         return None
-    rule = RuleId.AGENDA
-    return Refused(rule, f"the adoption item ends with every Opinion's outcome recorded; "
-                   f"still without one: {', '.join(pending)} ({ctx.definition.citation(rule)}).",
+    return Refused(RuleId.AGENDA, f"the adoption item ends with every Opinion's outcome "
+                   f"recorded; still without one: {', '.join(pending)}.",
                    f"'prepflow opinions outcome {ctx.instance.process_id} ID "
-                   f"{'|'.join(o.value for o in OUTCOMES)} --by NAME' for each.")
+                   f"{'|'.join(o.value for o in OUTCOMES)} --by NAME' for each.",
+                   citation=_cite(ctx, RuleId.AGENDA))
 
 
 def agenda_done(ctx: Context) -> Refused | None:
     """The process closes only once the forum's agenda is completed."""
     if ctx.instance.regions.get(AGENDA) == AGENDA_DONE:
         return None
-    rule = RuleId.AGENDA
-    return Refused(rule, f"'{ctx.spec.label}' waits for the forum's agenda to be completed "
-                   f"({ctx.definition.citation(rule)}).",
-                   f"'prepflow forum next {ctx.instance.process_id} --by NAME' to the end of "
-                   "the agenda.")
+    return Refused(RuleId.AGENDA, f"'{ctx.spec.label}' waits for the forum's agenda to be "
+                   "completed.", f"'prepflow forum next {ctx.instance.process_id} --by NAME' "
+                   "to the end of the agenda.", citation=_cite(ctx, RuleId.AGENDA))
 
 
 GUARDS: dict[str, Guard] = {

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from states.contribution_types import WindowSummary
 from states.dates import PlanDate
 from states.forum import ForumRecord, Opinion
 from states.invitations import StoredInvitation
@@ -49,6 +50,16 @@ class Amendment(Frozen):
         return Span(self.start, self.end)
 
 
+class DraftVersion(Frozen):
+    """A further version of a posted draft (e.g. 'revised'): the document experts now read."""
+
+    label: str
+    document: str
+    at: AwareDatetime
+    by: str
+    reason: str | None = None
+
+
 class Override(Frozen):
     """A rule set aside by a named person with a reason; shown in status forever."""
 
@@ -67,14 +78,30 @@ class Instance(Frozen):
     regions: dict[str, str]
     happened: dict[str, Happening] = Field(default_factory=dict)
     amendments: dict[str, Amendment] = Field(default_factory=dict)
+    """Per milestone, the latest amendment (what the plan now says)."""
+    history: dict[str, tuple[Amendment, ...]] = Field(default_factory=dict)
+    """Per milestone, every amendment in order (the latest is also in ``amendments``)."""
+    versions: dict[str, tuple[DraftVersion, ...]] = Field(default_factory=dict)
+    """Per cycle, the versions posted after its first posting (e.g. 'revised')."""
     overrides: tuple[Override, ...] = ()
     notices: tuple[str, ...] = ()
     """Keys of every message already decided: nothing is announced twice."""
     invitations: dict[str, StoredInvitation] = Field(default_factory=dict)
     """Per meeting, the last invitation sent (for updates and cancellations, RFC 5545)."""
+    summaries: dict[str, WindowSummary] = Field(default_factory=dict)
+    """Per draft cycle, its comment window's summary as recorded when the window closed."""
     opinions: dict[str, Opinion] = Field(default_factory=dict)
     """The draft Opinions by id, each with its stage and history."""
     forum: ForumRecord = Field(default_factory=ForumRecord)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _history_of_old_docs(cls, data: Any) -> Any:  # noqa: ANN401 (pydantic's raw input)
+        """A document written before the history was kept: its latest amendment per milestone
+        becomes a one-item history (the earlier ones live only in the audit log)."""
+        if isinstance(data, dict) and data.get("amendments") and "history" not in data:
+            data = {**data, "history": {k: (v,) for k, v in data["amendments"].items()}}
+        return data
 
     @field_validator("regions")
     @classmethod

@@ -18,7 +18,7 @@ from enum import StrEnum
 from transitions import Machine, State
 from transitions.extensions import GraphMachine
 
-from states.definition import ProcessDefinition
+from states.definition import CycleDef, MeetingDef, ProcessDefinition
 
 MAIN = "main"
 CONSULTATION = "consultation"
@@ -101,6 +101,8 @@ def build_table(definition: ProcessDefinition) -> Table:
     cycles = definition.cycles
     current = state(f"{cycles[0].id}.drafting", f"{cycles[0].name}: in preparation")
     for index, cycle in enumerate(cycles):
+        # Informal sessions are not states: they gate nothing (see MeetingDef).
+        meetings = [m for m in cycle.meetings if not m.informal]
         if cycle.kind == "final":
             posted = state(f"{cycle.id}.posted", f"{cycle.name} posted; forum ahead")
             specs.append(Spec(f"post_{cycle.id}", MAIN, current, posted, Mode.MANUAL,
@@ -117,31 +119,17 @@ def build_table(definition: ProcessDefinition) -> Table:
             break
         following = cycles[index + 1]
         after_cycle = f"{following.id}.drafting"
-        window = state(f"{cycle.id}.comment_window",
-                       f"{cycle.name} posted: comment window open")
-        specs.append(Spec(f"post_{cycle.id}", MAIN, current, window, Mode.MANUAL,
-                          f"{cycle.name} posted", "draft_posted", cycle.id,
-                          f"{cycle.id}.posting", None, ("window_ahead",)))
-        if cycle.meetings:
-            waiting = f"{cycle.name}: comments closed, awaiting {cycle.meetings[0].name}"
-            closed_state = state(f"{cycle.id}.comments_closed", waiting)
-        else:
-            closed_state = after_cycle
-        specs.append(Spec(f"close_comments_{cycle.id}", MAIN, window, closed_state,
-                          Mode.AUTOMATIC, f"{cycle.name} comment window closed",
-                          "comments_closed", cycle.id, f"{cycle.id}.comments", Due.END,
-                          ("date_fixed", "due")))
-        current = closed_state
-        for number, meeting in enumerate(cycle.meetings):
+        current = _draft_posting(cycle, meetings, current, after_cycle, state, specs)
+        for number, meeting in enumerate(meetings):
             in_session = state(f"{cycle.id}.{meeting.id}", f"{meeting.name} in session")
             specs.append(Spec(f"start_{meeting.id}", MAIN, current, in_session, Mode.AUTOMATIC,
                               f"{meeting.name} started", "meeting_started", cycle.id,
                               meeting.id, Due.START, ("date_fixed", "due")))
-            last = number == len(cycle.meetings) - 1
+            last = number == len(meetings) - 1
             if last:
                 after = after_cycle
             else:
-                upcoming = cycle.meetings[number + 1].name
+                upcoming = meetings[number + 1].name
                 after = state(f"{cycle.id}.after_{meeting.id}",
                               f"{meeting.name} done; awaiting {upcoming}")
             specs.append(Spec(f"end_{meeting.id}", MAIN, in_session, after, Mode.AUTOMATIC,
@@ -161,6 +149,36 @@ def build_table(definition: ProcessDefinition) -> Table:
                                                spec)
     return Table(regions, labels, tuple(specs), initial, {s.trigger: s for s in specs},
                  by_source)
+
+
+def _draft_posting(cycle: CycleDef, meetings: list[MeetingDef], current: str, after_cycle: str,
+                   state: Callable[[str, str], str], specs: list[Spec]) -> str:
+    """Posting a draft: into its comment window, closed on the deadline; or, for a round
+    without one (``comments: false``), straight to its first meeting or the next drafting.
+    Returns the state the cycle's meetings start from."""
+    post = f"post_{cycle.id}"
+    if not cycle.comments:
+        if meetings:
+            target = state(f"{cycle.id}.posted", f"{cycle.name} posted (no comment window): "
+                           f"awaiting {meetings[0].name}")
+        else:
+            target = after_cycle
+        specs.append(Spec(post, MAIN, current, target, Mode.MANUAL, f"{cycle.name} posted",
+                          "draft_posted", cycle.id, f"{cycle.id}.posting", None, ()))
+        return target
+    window = state(f"{cycle.id}.comment_window", f"{cycle.name} posted: comment window open")
+    specs.append(Spec(post, MAIN, current, window, Mode.MANUAL, f"{cycle.name} posted",
+                      "draft_posted", cycle.id, f"{cycle.id}.posting", None, ("window_ahead",)))
+    if meetings:
+        waiting = f"{cycle.name}: comments closed, awaiting {meetings[0].name}"
+        closed_state = state(f"{cycle.id}.comments_closed", waiting)
+    else:
+        closed_state = after_cycle
+    specs.append(Spec(f"close_comments_{cycle.id}", MAIN, window, closed_state,
+                      Mode.AUTOMATIC, f"{cycle.name} comment window closed",
+                      "comments_closed", cycle.id, f"{cycle.id}.comments", Due.END,
+                      ("date_fixed", "due")))
+    return closed_state
 
 
 def _consultation_region(definition: ProcessDefinition, labels: dict[str, str],

@@ -58,7 +58,23 @@ class DraftPosted(_CycleMessage):
     document: str
     document_url: str | None = None
     deadline: AwareDatetime | None = None
+    comments: bool = True
+    """False for a round without a comment window (the mail then asks for no comments)."""
     public_consultation: bool = False
+
+
+class DraftRevised(_CycleMessage):
+    """A further version of a posted draft (e.g. 'revised') replaces the one experts read."""
+
+    event: Literal["draft_revised"] = "draft_revised"
+    document: str
+    label: str
+    previous_document: str | None = None
+    previous_label: str | None = None
+    reason: str | None = None
+    document_url: str | None = None
+    deadline: AwareDatetime | None = None
+    """The comment deadline, while the draft's comment window is open."""
 
 
 class CommentReminder(_CycleMessage):
@@ -110,6 +126,13 @@ class _Meeting(_CycleMessage):
     mode: Literal["in-person", "virtual", "hybrid"] = "in-person"
     changes: str | None = None
     reason: str | None = None
+    days: tuple[str, ...] | None = None
+    """The exact days of a meeting held on non-contiguous days (plan dates as text)."""
+    informal: bool = False
+    """An informal session (not a step of the process: see states.definition.MeetingDef)."""
+    after_final: bool = False
+    """Held after the final report was posted: it does not change the report."""
+    remote_participation: bool | None = None
 
 
 class MeetingInvitation(_Meeting):
@@ -126,6 +149,10 @@ class MeetingUpdated(_Meeting):
     """The days the last invitation named; None in rows queued before they were carried
     (the mail then says only that the meeting changed, and its new days)."""
     previous_end: str | None = None
+    previous_place: str | None = None
+    """The place and mode the last invitation named, when on record (else None)."""
+    previous_mode: str | None = None
+    previous_days: tuple[str, ...] | None = None
 
 
 class MeetingCancelled(_Meeting):
@@ -195,7 +222,7 @@ class DeliveryFailures(_Message):
 
 
 Message = Annotated[
-    NominationAcknowledged | DraftPosted | CommentReminder | CommentsClosed
+    NominationAcknowledged | DraftPosted | DraftRevised | CommentReminder | CommentsClosed
     | ConsultationOpened | ConsultationClosed | MeetingInvitation | MeetingUpdated
     | MeetingCancelled | FinalPosted | ForumReminder | StepOverdue | RuleAtRisk
     | DeliveryFailures,
@@ -205,7 +232,8 @@ MESSAGE: TypeAdapter[Message] = TypeAdapter(Message)
 #: event name → its model.
 MODELS: dict[str, type[_Message]] = {
     model.model_fields["event"].default: model
-    for model in (NominationAcknowledged, DraftPosted, CommentReminder, CommentsClosed,
+    for model in (NominationAcknowledged, DraftPosted, DraftRevised, CommentReminder,
+                  CommentsClosed,
                   ConsultationOpened, ConsultationClosed, MeetingInvitation, MeetingUpdated,
                   MeetingCancelled, FinalPosted, ForumReminder, StepOverdue, RuleAtRisk,
                   DeliveryFailures)

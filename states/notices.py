@@ -21,7 +21,7 @@ from states.dates import PlanDate, zone
 from states.decision import SYSTEM, Decision, Effect, Record
 from states.definition import ProcessDefinition
 from states.instance import Instance
-from states.invitations import Invitation, InvitationEvent, next_invitation
+from states.invitations import Invitation, InvitationEvent, Where, next_invitation
 from states.machine import Table
 from states.messages import MODELS, SKIPPED, Message, parse_message
 from states.plan import Milestone
@@ -30,7 +30,7 @@ from states.rules import Status, six_weeks
 
 #: What each transition's event tells whom ("none": no message).
 AUDIENCE = {
-    "draft_posted": "experts", "comments_closed": "experts",
+    "draft_posted": "experts", "draft_revised": "experts", "comments_closed": "experts",
     "consultation_opened": "experts", "consultation_closed": "experts",
     "final_posted": "experts", "meeting_started": "none", "meeting_ended": "none",
     "forum_opened": "none", "forum_closed": "none",
@@ -140,7 +140,8 @@ def _invitations(definition: ProcessDefinition, instance: Instance,
                 continue
             item = milestones[meeting.id]
             previous = invitations.get(meeting.id)
-            change = next_invitation(previous, item.start, item.last)
+            where = Where(item.place, item.mode, item.days)
+            change = next_invitation(previous, item.start, item.last, where)
             if change is None:
                 continue
             invitations[meeting.id] = change.sent
@@ -149,17 +150,33 @@ def _invitations(definition: ProcessDefinition, instance: Instance,
             batch.emit(f"invite:{meeting.id}:{sequence}", event, "experts", cycle.id, {
                 "cycle_name": cycle.name, "meeting": meeting.id, "meeting_name": meeting.name,
                 "start_day": first or None, "end_day": final or None,
-                "place": meeting.place, "mode": meeting.mode.value, "sequence": sequence,
+                "place": item.place, "mode": item.mode, "sequence": sequence,
+                "days": [str(d) for d in item.days] if item.days else None,
+                "informal": meeting.informal, "remote_participation": meeting.remote,
+                "after_final": after_final(definition, milestones, item),
                 "timezone": definition.timezone, **_moved_from(change.event, previous)})
 
 
-def _moved_from(event: InvitationEvent, previous: Invitation | None) -> dict[str, str]:
-    """An update's previous days, so its mail says what changed (old → new); none when the
-    meeting was cancelled before (nothing on record to move from)."""
+def after_final(definition: ProcessDefinition, milestones: dict[str, Milestone],
+                item: Milestone) -> bool:
+    """An informal session that starts after the final report (as posted, or planned): it is
+    recorded and invited to, and it does not change the report."""
+    final = milestones[f"{definition.cycles[-1].id}.posting"]
+    return bool(item.informal and item.start is not None and final.start is not None
+                and item.start.first_day() > final.start.last_day())
+
+
+def _moved_from(event: InvitationEvent, previous: Invitation | None) -> dict[str, object]:
+    """An update's previous days (and place and mode, when on record), so its mail says what
+    changed (old → new); none when the meeting was cancelled before (nothing to move from)."""
     if event is not InvitationEvent.UPDATED or previous is None or previous.start is None:
         return {}
-    return {"previous_start_day": str(previous.start),
-            "previous_end_day": str(previous.end or previous.start)}
+    moved: dict[str, object] = {"previous_start_day": str(previous.start),
+                                "previous_end_day": str(previous.end or previous.start)}
+    if previous.details:
+        moved.update(previous_place=previous.place, previous_mode=previous.mode,
+                     previous_days=[str(d) for d in previous.days] if previous.days else None)
+    return moved
 
 
 def _alerts(definition: ProcessDefinition, instance: Instance, table: Table,
@@ -218,8 +235,16 @@ _Facts = dict[str, object]
 
 
 def _draft(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
-    return {"deadline": e.data.get("deadline"),
-            "public_consultation": d.cycle(e.cycle or "").public_consultation}
+    cycle = d.cycle(e.cycle or "")
+    return {"deadline": e.data.get("deadline"), "comments": cycle.comments,
+            "public_consultation": cycle.public_consultation}
+
+
+def _revised(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    data = e.data
+    return {"label": data.get("label"), "previous_document": data.get("previous_document"),
+            "previous_label": data.get("previous_label"), "reason": data.get("reason"),
+            "deadline": data.get("deadline")}
 
 
 def _reminder(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
@@ -241,7 +266,12 @@ def _meeting(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
             "start": data.get("start_day"), "end": data.get("end_day"),
             "place": data.get("place"), "mode": data.get("mode"),
             "sequence": data.get("sequence"), "previous_start": data.get("previous_start_day"),
-            "previous_end": data.get("previous_end_day")}
+            "previous_end": data.get("previous_end_day"), "days": data.get("days"),
+            "informal": data.get("informal"), "remote_participation":
+            data.get("remote_participation"), "previous_place": data.get("previous_place"),
+            "previous_mode": data.get("previous_mode"),
+            "previous_days": data.get("previous_days"), "reason": data.get("reason"),
+            "after_final": data.get("after_final")}
 
 
 def _final(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
@@ -265,7 +295,8 @@ def _rule(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
 
 #: Each event's own fields, from the facts the engine or a notice recorded in the effect.
 _SPECIFIC = {
-    "draft_posted": _draft, "comment_reminder": _reminder, "forum_reminder": _reminder,
+    "draft_posted": _draft, "draft_revised": _revised, "comment_reminder": _reminder,
+    "forum_reminder": _reminder,
     "comments_closed": _closed, "consultation_opened": _consultation,
     "consultation_closed": _consultation, "meeting_invitation": _meeting,
     "meeting_updated": _meeting, "meeting_cancelled": _meeting, "final_posted": _final,

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
-from states.dates import describe, require_aware, zone
+from states.dates import describe, local_day, require_aware, zone
 from states.decision import Decision, Record
 from states.definition import ProcessDefinition
 from states.engine import actor_of, advance, apply
@@ -76,11 +77,12 @@ def add(definition: ProcessDefinition, instance: Instance, opinion_id: str, titl
     if posted is not None:
         rule = RuleId.NEW_OPINION
         tz = zone(definition.timezone)
-        raise Refused(rule, f"the final report was posted on {describe(posted, tz)}; the forum "
-                      f"considers no draft Opinion not presented during the preparatory period "
-                      f"({definition.citation(rule)}), so '{opinion_id}' cannot be added now.",
-                      "only the Opinions already presented go before the forum; a new one "
-                      "may be proposed for a future forum.", dates=(posted.date(),))
+        raise _no(definition, rule,
+                  f"the final report was posted on {describe(posted, tz)}; the forum "
+                  f"considers no draft Opinion not presented during the preparatory period, "
+                  f"so '{opinion_id}' cannot be added now.",
+                  "only the Opinions already presented go before the forum; a new one "
+                  "may be proposed for a future forum.", dates=(local_day(posted, tz),))
     here = where(definition, instance)
     change = OpinionChange(stage=Stage.OUTLINE, where=here, state=instance.regions[MAIN],
                            at=now, by=member.id, reason=reason)
@@ -102,14 +104,16 @@ def move(definition: ProcessDefinition, instance: Instance, opinion_id: str, sta
                          f"{instance.process_id} {opinion_id} {target} --by NAME'.")
     rule = RuleId.OPINION_STAGE
     if opinion.stage in OUTCOMES:
-        raise Refused(rule, f"Opinion '{opinion_id}' is {opinion.label}; it changes no more "
-                      f"({definition.citation(rule)}).", "nothing: its outcome stands.")
+        raise _no(definition, rule,
+                  f"Opinion '{opinion_id}' is {opinion.label}; it changes no more.",
+                  "nothing: its outcome stands.")
     if PREPARATION.index(target) <= PREPARATION.index(opinion.stage):
         ahead = ", ".join(s for s in PREPARATION[PREPARATION.index(opinion.stage) + 1:])
-        raise Refused(rule, f"Opinion '{opinion_id}' is already {opinion.label}; its stages "
-                      f"move forward only ({definition.citation(rule)}).",
-                      f"a later stage ({ahead or 'none: it is in the final report'}), or "
-                      "'opinions outcome ... withdrawn'.")
+        raise _no(definition, rule,
+                  f"Opinion '{opinion_id}' is already {opinion.label}; its stages "
+                  "move forward only.",
+                  f"a later stage ({ahead or 'none: it is in the final report'}), or "
+                  "'opinions outcome ... withdrawn'.")
     if target is Stage.FINAL and opinion.presented_after_final:
         _not_before_forum(definition, opinion)
     change = OpinionChange(stage=target, where=where(definition, instance),
@@ -133,8 +137,9 @@ def outcome(definition: ProcessDefinition, instance: Instance, opinion_id: str, 
                          f"before the forum are set with 'prepflow opinions move'.")
     if opinion.stage in OUTCOMES:
         rule = RuleId.OPINION_STAGE
-        raise Refused(rule, f"Opinion '{opinion_id}' is already {opinion.label}; an outcome is "
-                      f"recorded once ({definition.citation(rule)}).", "nothing: it stands.")
+        raise _no(definition, rule,
+                  f"Opinion '{opinion_id}' is already {opinion.label}; an outcome is "
+                  "recorded once.", "nothing: it stands.")
     if target is not Stage.WITHDRAWN:
         _at_forum(definition, instance, opinion)
     change = OpinionChange(stage=target, where=where(definition, instance),
@@ -158,8 +163,8 @@ def forum_next(definition: ProcessDefinition, instance: Instance, actor: str, no
     steps = table.outgoing(AGENDA, source)
     if not steps:
         rule = RuleId.AGENDA
-        raise Refused(rule, f"the forum's agenda is completed ({definition.citation(rule)}).",
-                      "nothing more on the agenda.")
+        raise _no(definition, rule, "the forum's agenda is completed.",
+                  "nothing more on the agenda.")
     spec = steps[0]
     forum = current.forum
     leaving_chair = "chair_elected" in spec.guards
@@ -199,34 +204,40 @@ def _at_forum(definition: ProcessDefinition, instance: Instance, opinion: Opinio
     names = table.states[MAIN]
     if names.index(state) < names.index("forum"):
         rule = RuleId.OUTCOME_BEFORE_FORUM
-        raise Refused(rule, f"an Opinion's outcome is recorded at the forum, which has not "
-                      f"opened (the process is at '{table.labels[state]}'; "
-                      f"{definition.citation(rule)}).",
-                      "wait for the forum; before it, only 'withdrawn' (or 'opinions move').")
+        raise _no(definition, rule, f"an Opinion's outcome is recorded at the forum, which has not "
+                  f"opened (the process is at '{table.labels[state]}').",
+                  "wait for the forum; before it, only 'withdrawn' (or 'opinions move').")
     position = agenda_item(definition, instance.regions[AGENDA])
     first, last = definition.forum.opinions_item, definition.forum.adoption_item
     if not first <= position <= last:
         rule = RuleId.AGENDA
         items = definition.forum.agenda
-        raise Refused(rule, f"outcomes are recorded during agenda items {first} "
-                      f"('{items[first - 1]}') to {last} ('{items[last - 1]}'); the forum is at "
-                      f"'{table.labels[instance.regions[AGENDA]]}' ({definition.citation(rule)}).",
-                      "'prepflow forum next' to the item first." if position < first else
-                      "nothing: the forum's Opinions were decided.")
+        raise _no(definition, rule, f"outcomes are recorded during agenda items {first} "
+                  f"('{items[first - 1]}') to {last} ('{items[last - 1]}'); the forum is at "
+                  f"'{table.labels[instance.regions[AGENDA]]}'.",
+                  "'prepflow forum next' to the item first." if position < first else
+                  "nothing: the forum's Opinions were decided.")
     if opinion.presented_after_final:
         _not_before_forum(definition, opinion)
     if opinion.stage is not Stage.FINAL:
         rule = RuleId.OPINION_STAGE
-        raise Refused(rule, f"Opinion '{opinion.id}' is {opinion.label}, not in the final "
-                      f"report, so it is not before the forum ({definition.citation(rule)}).",
-                      "'withdrawn'.")
+        raise _no(definition, rule, f"Opinion '{opinion.id}' is {opinion.label}, not in the final "
+                  f"report, so it is not before the forum.",
+                  "'withdrawn'.")
 
 
 def _not_before_forum(definition: ProcessDefinition, opinion: Opinion) -> None:
     rule = RuleId.NEW_OPINION
-    raise Refused(rule, f"Opinion '{opinion.id}' was first presented after the final report "
-                  f"was posted; the forum considers no draft Opinion not presented during the "
-                  f"preparatory period ({definition.citation(rule)}).", "'withdrawn'.")
+    raise _no(definition, rule,
+              f"Opinion '{opinion.id}' was first presented after the final report "
+              f"was posted; the forum considers no draft Opinion not presented during the "
+              "preparatory period.", "'withdrawn'.")
+
+
+def _no(definition: ProcessDefinition, rule: RuleId, message: str, allowed: str,
+        **fields: Any) -> Refused:  # noqa: ANN401
+    """A refusal by ``rule``, citing its source as the process's definition gives it."""
+    return Refused(rule, message, allowed, citation=definition.citation(rule), **fields)
 
 
 def _check_theme(definition: ProcessDefinition, opinion_id: str, theme: str | None) -> None:

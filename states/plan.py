@@ -40,6 +40,11 @@ class Milestone:
     amended: bool = False
     place: str | None = None
     mode: str | None = None
+    informal: bool = False
+    """An informal meeting session: in the plan, not a state of the machine (MeetingDef)."""
+    days: tuple[PlanDate, ...] | None = None
+    """A meeting's exact days when held on non-contiguous days (None once its dates are amended
+    to a plain span)."""
 
     @property
     def last(self) -> PlanDate | None:
@@ -126,12 +131,14 @@ def _definition_plan(definition: ProcessDefinition) -> list[Milestone]:
         for meeting in cycle.meetings:
             items.append(
                 Milestone(meeting.id, meeting.name, Kind.MEETING, cycle.id, meeting.start,
-                          meeting.end, place=meeting.place, mode=meeting.mode.value)
+                          meeting.end, place=meeting.place, mode=meeting.mode.value,
+                          informal=meeting.informal,
+                          days=tuple(meeting.days) if meeting.days else None)
             )
     forum = definition.forum
     items.append(
         Milestone("forum", forum.name, Kind.FORUM, None, forum.opens, _forum_end(forum.opens,
-                  forum.days), place=forum.place)
+                  forum.days), place=forum.place, mode=forum.mode.value if forum.mode else None)
     )
     return items
 
@@ -147,7 +154,7 @@ def _amend(item: Milestone, span: Span | None, forum_days: int) -> Milestone:
     if span is None:
         return item
     if item.kind is Kind.MEETING:
-        return replace(item, start=span.start, end=span.end, amended=True)
+        return replace(item, start=span.start, end=span.end, amended=True, days=None)
     if item.kind is Kind.FORUM:
         end = span.end or _forum_end(span.start, forum_days)
         return replace(item, start=span.start, end=end, amended=True)

@@ -95,12 +95,14 @@ def check(definition: ProcessDefinition, milestones: list[Milestone]) -> list[Ru
 
 
 def six_weeks(definition: ProcessDefinition, index: dict[str, Milestone]) -> RuleResult:
-    """Decision 641 decides 6 d: the final report goes out ≥ six weeks before the opening."""
+    """The final report goes out ≥ ``final_min_lead_days`` before the opening (WTPF-26: six
+    weeks, Council Decision 641, decides 6 d; the title cites the definition's source)."""
     need = definition.rules.final_min_lead_days
     final = index[f"{definition.cycles[-1].id}.posting"]
     forum = index["forum"]
     subject = f"{final.key} → forum"
-    title = f"Final report at least {need} days before the forum (Decision 641, decides 6 d)"
+    title = (f"Final report at least {days(need)} before the forum "
+             f"({definition.citation(SIX_WEEKS)})")
     if forum.start is None or final.start is None:
         return RuleResult(
             SIX_WEEKS, subject, title, Status.UNKNOWN,
@@ -142,18 +144,22 @@ def _pairs(definition: ProcessDefinition, index: dict[str, Milestone]) -> Iterat
     tuple[RuleId, Milestone, Milestone, bool]
 ]:
     """(rule, earlier, later, compare earlier's last day) pairs that must be in order."""
-    first_meeting = next((m for c in definition.cycles for m in c.meetings), None)
+    # Informal sessions are outside the sequence (they gate nothing: see MeetingDef).
+    first_meeting = next((m for c in definition.cycles for m in c.meetings if not m.informal),
+                         None)
     if "nominations" in index and first_meeting is not None:
         yield NOMINATIONS, index["nominations"], index[first_meeting.id], True
     for number, cycle in enumerate(definition.cycles):
         if cycle.kind == "final":
             break
-        posting, comments = index[f"{cycle.id}.posting"], index[f"{cycle.id}.comments"]
-        yield SEQUENCE, posting, comments, True
+        posting = index[f"{cycle.id}.posting"]
+        previous = posting  # a round without a comment window goes on from its posting
+        if cycle.comments:
+            previous = index[f"{cycle.id}.comments"]
+            yield SEQUENCE, posting, previous, True
         if cycle.public_consultation:
             yield SEQUENCE, posting, index[f"{cycle.id}.consultation"], True
-        previous = comments
-        for meeting in cycle.meetings:
+        for meeting in (m for m in cycle.meetings if not m.informal):
             yield SEQUENCE, previous, index[meeting.id], True
             previous = index[meeting.id]
         following = definition.cycles[number + 1]

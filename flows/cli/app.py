@@ -13,8 +13,12 @@ import sys
 import typer
 from rich.markup import escape
 
+import flows.cli.balance_cmds
+import flows.cli.comments_cmds
 import flows.cli.db_cmds
+import flows.cli.drafts_cmds
 import flows.cli.forum_cmds
+import flows.cli.meetings_cmds
 import flows.cli.notify_cmds
 import flows.cli.opinions_cmds
 import flows.cli.orchestration_cmds

@@ -16,10 +16,12 @@ from flows.storage import AuditEntry
 from states.dates import describe, zone
 from states.definition import ProcessDefinition
 from states.instance import Instance
+from states.notices import after_final
 from states.plan import Milestone
 from states.queries import history
 from states.rules import RuleResult, Status
 from states.status import Report
+from states.versions import stories
 
 MARK = {Status.PASS: "[green]PASS[/]", Status.FAIL: "[bold red]FAIL[/]",
         Status.UNKNOWN: "[yellow]RISK[/]"}
@@ -89,15 +91,37 @@ def timeline(console: Console, definition: ProcessDefinition, plan: list[Milesto
         if occurrence.document:
             mark += f" ({occurrence.document})"
         by_milestone.setdefault(occurrence.milestone, []).append(mark)
+    for cycle, versions in instance.versions.items():  # a draft posted in versions
+        by_milestone.setdefault(f"{cycle}.posting", []).extend(
+            f"{v.label}: {describe(v.at, tz)} ({v.document})" for v in versions)
     table = Table(title=f"{definition.id}: plan vs actual", title_justify="left")
     for column in ("milestone", "what", "planned", "now planned", "happened"):
         table.add_column(column)
+    index = {m.key: m for m in effective}
     for item in effective:
         original = planned[item.key].span_text()
         current = item.span_text() if item.amended else "="
-        table.add_row(item.key, escape(item.label), original, current,
+        label = item.label + (" (informal; does not change the report)"
+                              if after_final(definition, index, item) else
+                              " (informal)" if item.informal else "")
+        table.add_row(item.key, escape(label), original, current,
                       escape("; ".join(by_milestone.get(item.key, [])) or "—"))
     console.print(table)
+    changed = [s for s in stories(definition, instance) if s.changes]
+    if changed:
+        console.print("[bold]Changes[/] (plan → each change → actual)")
+    for story in changed:
+        console.print(f"  [bold]{escape(story.current.key)}[/] {escape(story.current.label)}",
+                      soft_wrap=True, highlight=False)
+        console.print(f"    plan      {story.planned.span_text()}", highlight=False)
+        for number, change in enumerate(story.changes, 1):
+            span = change.start.human() + (f" – {change.end.human()}" if change.end else "")
+            console.print(escape(f"    change {number}  {span}  ({describe(change.at, tz)}, "
+                                 f"by {change.by}: {change.reason})"), soft_wrap=True,
+                          highlight=False)
+        actual = "; ".join(describe(o.when, tz) + (f" ({o.document})" if o.document else "")
+                           for o in story.actual) or "not yet"
+        console.print(escape(f"    actual    {actual}"), soft_wrap=True, highlight=False)
 
 
 def audit(console: Console, entries: Sequence[AuditEntry], timezone: str | None) -> None:

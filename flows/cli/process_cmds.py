@@ -91,7 +91,8 @@ def status_cmd(process: Annotated[str | None, typer.Argument(help="Process id.")
     for process_id in process_ids(svc, process):
         stored, definition, _ = svc.load(process_id)
         render.status(out, svc.status(process_id, parse_now(now)), definition.timezone)
-        out.print(f"(version {stored.version}, {stored.audit_seq} audit entries)")
+        entries = "entry" if stored.audit_seq == 1 else "entries"
+        out.print(f"(version {stored.version}, {stored.audit_seq} audit {entries})")
 
 
 @app.command("timeline")
@@ -226,7 +227,7 @@ def audit_cmd(process: Annotated[str | None, typer.Argument(help="Process id.")]
                 err.print(f"  - {problem}", soft_wrap=True)
             raise typer.Exit(1)
         count = len(svc.store.audit(process))
-        out.print(f"audit log intact: {count} entries verified.")
+        out.print(f"audit log intact: {count} {'entry' if count == 1 else 'entries'} verified.")
         return
     render.audit(out, svc.store.audit(process), None)
 

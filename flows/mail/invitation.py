@@ -7,7 +7,10 @@ meeting in Geneva at the right hour on both sides of a daylight-saving change (a
 The UID is stable per (process, meeting): an update or cancellation replaces the same entry
 in the attendee's calendar; SEQUENCE (from the core, +1 on every change) orders them.
 A meeting known only by its days gets ITU's usual meeting day, 09:30-17:30 local time
-(DEFAULT_HOURS), stated in the description; a plan date with a time uses that time.
+(DEFAULT_HOURS), stated in the description; a plan date with a time uses that time. A meeting
+held on non-contiguous days is one VEVENT: its first day as DTSTART/DTEND and each further day
+as an RDATE (RFC 5545 §3.8.5.2; each instance lasts as long as the first), so an update or a
+cancellation still replaces one calendar entry.
 """
 
 from __future__ import annotations
@@ -53,10 +56,13 @@ def _vtimezone(zone: str) -> bytes:
 def invitation(*, process_id: str, meeting_id: str, summary: str, start: str, end: str | None,
                place: str | None, description: str, sequence: int, method: str,
                organizer: tuple[str, str], attendee: tuple[str, str], zone: str,
-               stamp: datetime) -> bytes:
-    """One VEVENT in a METHOD:REQUEST or METHOD:CANCEL calendar, as bytes."""
+               stamp: datetime, days: tuple[str, ...] | None = None) -> bytes:
+    """One VEVENT in a METHOD:REQUEST or METHOD:CANCEL calendar, as bytes (with ``days``,
+    the first day's hours and an RDATE for each further day)."""
     if method not in ("REQUEST", "CANCEL"):
         raise ValueError(f"method {method!r}: use REQUEST or CANCEL")
+    if days and len(days) > 1:
+        start, end = days[0], days[0]
     begins, ends = meeting_span(start, end, zone)
     cal = Calendar()
     cal.add("prodid", PRODID)
@@ -69,6 +75,8 @@ def invitation(*, process_id: str, meeting_id: str, summary: str, start: str, en
     event.add("dtstamp", stamp)
     event.add("dtstart", begins)
     event.add("dtend", ends)
+    if days and len(days) > 1:
+        event.add("rdate", [meeting_span(day, day, zone)[0] for day in days[1:]])
     event.add("summary", summary)
     event.add("description", description)
     if place:

@@ -42,6 +42,7 @@ from flows.mail.fastmime import Calendar, Parts, build_fast
 from flows.mail.wording import (
     RenderError,
     day_text,
+    days_list_text,
     days_text,
     instant_text,
     known_zone,
@@ -49,6 +50,7 @@ from flows.mail.wording import (
     moved_text,
     one_line,
     when_text,
+    where_changed_text,
     zone_label,
 )
 from states.messages import CALENDAR, MODELS, SKIPPED, Message, parse_message
@@ -188,6 +190,7 @@ class Renderer:
             view["moved_text"] = moved_text(
                 (str(before), _text(view.get("previous_end"))),
                 (str(view["start"]), _text(view["end"])), zone, language) if before else None
+            _meeting_view(view, zone_label(zone), language)
         return view
 
     def render(self, item: Renderable, definition_timezone: str,
@@ -230,8 +233,29 @@ class Renderer:
             description=text, sequence=int(str(view["sequence"])), method=method,
             organizer=(self.sender.display_name, self.sender.addr_spec),
             attendee=(one_line(item.name), item.email), zone=str(view["process_zone"]),
-            stamp=now or item.created_at)
+            stamp=now or item.created_at, days=_days(view.get("days")))
         return Calendar(ics, method)
+
+
+def _meeting_view(view: dict[str, object], zone: str, language: str) -> None:
+    """A meeting on non-contiguous days names each day; an update says a new mode and place
+    (old → new); the moved text is dropped when only the mode or place changed."""
+    days = _days(view.get("days"))
+    if days:
+        view["when_text"] = f"{days_list_text(days, language)} ({zone})"
+    view["changed_text"] = where_changed_text(
+        (_text(view.get("previous_mode")), _text(view.get("previous_place"))),
+        (_text(view.get("mode")), _text(view.get("place"))), language)
+    same_span = (view.get("previous_start"), view.get("previous_end")) == (
+        view.get("start"), view.get("end"))
+    if same_span and _days(view.get("previous_days")) == days:
+        view["moved_text"] = None
+
+
+def _days(value: object) -> tuple[str, ...] | None:
+    if not isinstance(value, list | tuple) or not value:
+        return None
+    return tuple(str(v) for v in value)
 
 
 def _text(value: object) -> str | None:

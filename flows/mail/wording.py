@@ -127,3 +127,33 @@ def mode_text(mode: str, language: str) -> str:
     """'hybrid (in person and online)' for 'hybrid', in the message's language."""
     modes = MODES.get(language, MODES["en"])
     return modes.get(mode, mode)
+
+
+_AND = {"en": "and", "fr": "et"}
+
+
+def days_list_text(days: list[str] | tuple[str, ...], language: str) -> str:
+    """A meeting on non-contiguous days: '20 Jan 2026, 22 Jan 2026 and 3 Feb 2026'."""
+    shown = [day_text(d, language) for d in days]
+    if len(shown) < 2:
+        return "".join(shown)
+    return f"{', '.join(shown[:-1])} {_AND.get(language, 'and')} {shown[-1]}"
+
+
+_CHANGED = {"en": ("now {what} (before: {was})", "in {place}", "no place named"),
+            "fr": ("désormais {what} (avant : {was})", "à {place}", "sans lieu indiqué")}
+
+
+def where_changed_text(previous: tuple[str | None, str | None], now: tuple[str | None, str | None],
+                       language: str) -> str | None:
+    """'now in person, in Geneva (before: virtual (online), no place named)': an update's
+    change of mode and place; None when neither changed (or the old ones are not on record)."""
+    (was_mode, was_place), (mode, place) = previous, now
+    if was_mode is None or (was_mode, was_place) == (mode, place):
+        return None
+    form, at, nowhere = _CHANGED.get(language, _CHANGED["en"])
+
+    def said(how: str | None, where: str | None) -> str:
+        return f"{mode_text(how or '', language)}, {at.format(place=where) if where else nowhere}"
+
+    return form.format(what=said(mode, place), was=said(was_mode, was_place))

@@ -63,7 +63,8 @@ def advance(now: datetime | None = None, database: str | None = None,
             if publish_artifacts and (process_id in touched or (
                     len(rows) <= PUBLISH_ALL_UP_TO
                     and first_tick_of_day(at, definition.timezone))):
-                send_all(views(definition, instance, at, urgent))
+                send_all(views(definition, instance, at, urgent,
+                               service.store.experts(process_id)))
     rename_run(run_name(applied + messages))
     return {"at": at.isoformat(), "applied": applied, "messages": len(messages),
             "warnings": warnings}

@@ -7,6 +7,7 @@ little more than Prefect's own floor. (Sending them concurrently was measured sl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,9 +15,12 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.orchestration import operator_view as view
+from flows.orchestration.balance_view import compute, markdown
 from flows.shell import Service
+from flows.storage import Expert
 from states.dates import zone
 from states.definition import ProcessDefinition
+from states.errors import InputError
 from states.instance import Instance
 from states.status import StatusWarning, report
 
@@ -45,8 +49,10 @@ class Artifact:
 
 
 def views(definition: ProcessDefinition, instance: Instance, now: datetime,
-          warnings: list[StatusWarning] | None = None) -> list[Artifact]:
-    """Status table, gantt timeline, state diagram, rule report (and alerts) for a process.
+          warnings: list[StatusWarning] | None = None,
+          experts: Sequence[Expert] = ()) -> list[Artifact]:
+    """Status table, gantt timeline, state diagram, rule report, comment windows (and alerts,
+    and the expert group's balance when the register has experts) for a process.
 
     Takes what the caller already loaded: a tick reads each process once, not once per view.
     """
@@ -65,12 +71,29 @@ def views(definition: ProcessDefinition, instance: Instance, now: datetime,
                  view.diagram(definition, instance)),
         Artifact(key("rules"), f"{process_id}: rules and slack",
                  view.rules_markdown(definition, instance)),
+        Artifact(key("comments"), f"{process_id}: comment windows at their close",
+                 view.comments_markdown(definition, instance)),
     ]
     if warnings is not None:
         text = "\n".join(f"- {w.text}" for w in warnings) or "- nothing overdue, no rule at risk"
         items.append(Artifact(key("alerts"), f"{process_id}: overdue steps and rules at risk",
                               f"### Alerts for {process_id}\n\n{text}"))
+    if experts:
+        items.append(balance_view(definition, process_id, experts))
     return items
+
+
+def balance_view(definition: ProcessDefinition, process_id: str,
+                 experts: Sequence[Expert]) -> Artifact:
+    """The `prepflow experts balance` tables as markdown; a country list that cannot be used
+    (missing, or of another region scheme) is said in the artifact, not a failed tick."""
+    key = view.artifact_key(process_id, "balance")
+    what = f"{process_id}: expert group balance (counts only)"
+    try:
+        return Artifact(key, what, markdown(process_id, definition, compute(definition, experts)))
+    except InputError as exc:
+        return Artifact(key, what, f"### Expert group balance — {process_id}\n\n"
+                                   f"Not computed: {exc}\n")
 
 
 def send_all(artifacts: list[Artifact]) -> None:
@@ -89,7 +112,7 @@ def send_all(artifacts: list[Artifact]) -> None:
 def publish(service: Service, process_id: str, now: datetime) -> list[str]:
     """Publish one process's views now; returns the keys."""
     _, definition, instance = service.load(process_id)
-    items = views(definition, instance, now)
+    items = views(definition, instance, now, experts=service.store.experts(process_id))
     send_all(items)
     return [a.key for a in items]
 

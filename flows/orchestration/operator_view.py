@@ -7,17 +7,19 @@ stable keys per process, so the UI always shows the latest version under one nam
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from states.dates import describe, zone
+from states.dates import PlanDate, describe, local_day, zone
 from states.definition import ProcessDefinition
-from states.instance import Instance
+from states.instance import Amendment, Instance
 from states.machine import mermaid, table_for
-from states.plan import Kind, Milestone, plan_milestones
+from states.plan import Kind, Milestone
 from states.queries import first_days
 from states.rules import Status, check, effective_milestones
 from states.status import Report, report
+from states.versions import Story, stories
 
 
 def artifact_key(process_id: str, what: str) -> str:
@@ -61,13 +63,18 @@ def _gantt_name(text: str) -> str:
 
 def gantt(definition: ProcessDefinition, instance: Instance) -> str:
     """Plan vs actual as a mermaid gantt chart (markdown)."""
-    plan = {m.key: m for m in plan_milestones(definition)}
     lines = ["```mermaid", "gantt", f"    title {_gantt_name(definition.id)}: plan vs actual",
              "    dateFormat YYYY-MM-DD", "    axisFormat %b %Y"]
     current: str | None = None
     done = first_days(definition, instance)
-    for item in effective_milestones(definition, instance):
-        bars = _bars(item, plan[item.key], done.get(item.key))
+    for story in stories(definition, instance):
+        item = story.current
+        bars = _bars(story, done.get(item.key), definition.forum.days)
+        if item.kind is Kind.POSTING and item.cycle in instance.versions:  # later versions
+            tz = zone(definition.timezone)
+            bars += [f"    {_gantt_name(item.label)} ({_gantt_name(v.label)}) :done, milestone, "
+                     f"{local_day(v.at, tz).isoformat()}, 0d"
+                     for v in instance.versions[item.cycle]]
         if not bars:
             continue
         section = _section(definition, item)
@@ -85,19 +92,37 @@ def _section(definition: ProcessDefinition, item: Milestone) -> str:
     return "Forum" if item.kind is Kind.FORUM else "Nominations"
 
 
-def _bars(item: Milestone, planned: Milestone, actual: date | None) -> list[str]:
+def _bars(story: Story, actual: date | None, forum_days: int) -> list[str]:
+    """The plan's bar, one per change (the latest active while it has not happened), and the
+    actual day."""
+    item, planned = story.current, story.planned
     name = _gantt_name(item.label)
     out = []
     if planned.start is not None:
         days = _days(planned)
         out.append(f"    {name} (plan) :{'milestone, ' if days == 0 else ''}"
                    f"{planned.start.first_day().isoformat()}, {max(days, 0)}d")
+    for number, change in enumerate(story.changes, 1):
+        span = replace(planned, start=change.start, end=_changed_end(item, change, forum_days))
+        days = _days(span)
+        latest = number == len(story.changes) and actual is None
+        tags = ("active, " if latest else "") + ("milestone, " if days == 0 else "")
+        out.append(f"    {name} (change {number}) :{tags}{change.start.first_day().isoformat()}"
+                   f", {max(days, 0)}d")
     if actual is not None:
         out.append(f"    {name} (actual) :done, milestone, {actual.isoformat()}, 0d")
-    elif item.amended and item.start is not None:
+    elif item.amended and item.start is not None and not story.changes:
         out.append(f"    {name} (now planned) :active, {item.start.first_day().isoformat()}, "
                    f"{max(_days(item), 0)}d")
     return out
+
+
+def _changed_end(item: Milestone, change: Amendment, forum_days: int) -> PlanDate | None:
+    """A change's last day: its own end, else (the forum) its opening plus its days."""
+    if change.end is not None or item.kind is not Kind.FORUM or not change.start.exact:
+        return change.end
+    last = change.start.first_day() + timedelta(days=forum_days - 1)
+    return PlanDate(last.year, last.month, last.day)
 
 
 def _days(item: Milestone) -> int:
@@ -137,4 +162,23 @@ def status_markdown(current: Report, definition: ProcessDefinition) -> str:
     if current.opinions:
         lines.append("- draft Opinions: " + ", ".join(f"{n} {stage}"
                                                       for stage, n in current.opinions.items()))
+    return "\n".join(lines)
+
+
+def comments_markdown(definition: ProcessDefinition, instance: Instance) -> str:
+    """Each closed comment window's summary as recorded at its close (issue 8), for the IEG
+    meeting that follows: counts by kind, source and region, on time and late."""
+    lines = [f"### Comment windows of {definition.id}", ""]
+    if not instance.summaries:
+        return "\n".join([*lines, "- no comment window has closed yet"])
+    lines += ["| draft | total | on time | late | by kind | by source | by region |",
+              "|---|---|---|---|---|---|---|"]
+    for cycle in definition.cycles:
+        s = instance.summaries.get(cycle.id)
+        if s is None:
+            continue
+        counts = [", ".join(f"{k} {v}" for k, v in c.items() if v) or "—"
+                  for c in (s.by_kind, s.by_category, s.by_region)]
+        lines.append(f"| {cycle.name} | {s.total} | {s.on_time} | {s.late} | "
+                     + " | ".join(counts) + " |")
     return "\n".join(lines)

@@ -3,18 +3,17 @@
 The clock jumps from one instant that matters to the next (a deadline, a meeting day, a
 posting day, a scenario event, the night summer time ends), so ~20 months run in about a
 minute. A scripted secretariat answers each manual step through the ``secretariat-action`` and
-``secretariat-amend`` flows; the ``advance`` flow applies what falls due. The transcript is
-read back from the audit log and depends only on the inputs: two runs give identical bytes.
+``secretariat-amend`` flows; the ``advance`` flow applies what falls due. What it does at a
+stage beyond the postings (dating an undated forum before the final report, ...) are stage
+actions, registered in ``flows.rehearsal.stages``. The transcript is read back from the audit
+log and depends only on the inputs: two runs give identical bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, time, timedelta
-from functools import partial
 from pathlib import Path
-from typing import Any, cast
 from uuid import UUID
 
 from prefect import flow
@@ -23,7 +22,6 @@ from prefect.artifacts import (
     create_progress_artifact,
     update_progress_artifact,
 )
-from prefect.client.schemas.objects import State
 from prefect.context import SyncClientContext
 
 from flows.definition_file import load_definition
@@ -32,27 +30,27 @@ from flows.orchestration.artifacts import publish
 from flows.orchestration.deliver import deliver_notifications
 from flows.orchestration.operator_view import artifact_key
 from flows.orchestration.run_context import rename_run, service_for
-from flows.orchestration.secretariat import (
-    Amendment,
-    SecretariatAction,
-    secretariat_action,
-    secretariat_amend,
-)
+from flows.orchestration.secretariat import SecretariatAction, secretariat_action
 from flows.rehearsal.mail import MailLog, mail_sink, register
+from flows.rehearsal.runs import amend, read_back, run_flow
 from flows.rehearsal.scenario import Event, fixed_span, load_scenario, local
-from flows.rehearsal.stepping import Rehearsal, Step, local_fold, more_ahead, next_step
-from flows.rehearsal.transcript import describe_entry
-from flows.storage import AuditEntry
-from states import opinions
-from states.dates import local_day, zone
-from states.decision import Decision
-from states.definition import ProcessDefinition
+from flows.rehearsal.stages import stage_actions
+from flows.rehearsal.stepping import (
+    Rehearsal,
+    StageAction,
+    Step,
+    local_fold,
+    more_ahead,
+    next_step,
+)
+from states.dates import describe, local_day, zone
 from states.errors import RuleId
-from states.forum import Stage
-from states.instance import Instance
-from states.machine import AGENDA, Spec
+from states.machine import Spec
 from states.plan import Milestone, by_key
 from states.rules import effective_milestones
+
+#: Steps in a row at one instant that change nothing before the rehearsal stops as stuck.
+STUCK = 20
 
 
 def perform(r: Rehearsal, step: Step) -> None:
@@ -60,12 +58,12 @@ def perform(r: Rehearsal, step: Step) -> None:
     now = step.at.astimezone(UTC)
     payload = step.payload
     if step.kind == "tick":
-        _run(r, advance, now=now, database=r.database)
+        run_flow(r, advance, now=now, database=r.database)
     elif step.kind == "dst" and isinstance(payload, date):
         _summer_time_ends(r, payload)
     elif step.kind == "fix" and isinstance(payload, Milestone):
         span = fixed_span(payload, r.scenario)
-        _amend(r, now, payload.key, str(span), f"date fixed: {payload.label}")
+        amend(r, now, payload.key, str(span), f"date fixed: {payload.label}")
     elif step.kind == "event" and isinstance(payload, tuple):
         number, event = payload
         r.done_events.add(number)
@@ -74,35 +72,10 @@ def perform(r: Rehearsal, step: Step) -> None:
         _post(r, now, payload)
     elif step.kind == "nominations" and isinstance(payload, Milestone):
         _nominations(r, payload)
-    elif step.kind == "agenda":
-        _agenda(r, now)
-    _read_back(r)
+    elif step.kind == "stage" and isinstance(payload, StageAction):
+        payload.perform(r, now)
+    read_back(r)
     _mail(r, now)
-
-
-def _agenda(r: Rehearsal, now: datetime) -> None:
-    """The forum's next agenda item: the chair named at the election, each Opinion in the final
-    report adopted before the chair's report is adopted (its reference given)."""
-    forum = r.definition.forum
-    with service_for(r.database) as service:
-        _, _, instance = service.load(r.pid)
-        item = opinions.agenda_item(r.definition, instance.regions[AGENDA])
-        if item == forum.adoption_item:
-            for opinion in sorted(o.id for o in instance.opinions.values()
-                                  if o.stage is Stage.FINAL):
-                service.change(r.pid, f"opinions outcome {opinion}", r.actor,
-                               {"opinion": opinion, "outcome": "adopted"},
-                               partial(_adopt, opinion, r.actor), now)
-        chair = "Chair of the forum (rehearsal)" if item == forum.chair_item else None
-        report = f"{forum.name}/CHAIR-REPORT" if item == forum.adoption_item else None
-        service.change(r.pid, "forum next", r.actor, {"chair": chair, "document": report},
-                       lambda d, i, at: opinions.forum_next(d, i, r.actor, at, chair, report),
-                       now)
-
-
-def _adopt(opinion: str, actor: str, definition: ProcessDefinition, instance: Instance,
-           now: datetime) -> Decision:
-    return opinions.outcome(definition, instance, opinion, "adopted", actor, now)
 
 
 def _summer_time_ends(r: Rehearsal, night: date) -> None:
@@ -110,7 +83,7 @@ def _summer_time_ends(r: Rehearsal, night: date) -> None:
     r.dst_done.add(night)
     tz = zone(r.definition.timezone)
     for fold in (0, 1):
-        _run(r, advance, now=local_fold(night, tz, fold), database=r.database)
+        run_flow(r, advance, now=local_fold(night, tz, fold), database=r.database)
     r.lines.append(f"{night.isoformat()} system       summer time ends: the 02:30 "
                    "tick ran twice (CEST and CET); nothing was applied twice")
 
@@ -134,7 +107,7 @@ def _mail(r: Rehearsal, now: datetime) -> None:
     queued = r.mail.queued(day)
     r.lines.extend(queued)
     if r.deliver and queued:
-        state = _run(r, deliver_notifications, now=now, database=r.database, smtp=r.mail.sink)
+        state = run_flow(r, deliver_notifications, now=now, database=r.database, smtp=r.mail.sink)
         result = state.result() if state.is_completed() else {}
         sent, failed = result.get("sent", 0), result.get("failed", 0)
         r.mail.delivered += sent
@@ -142,35 +115,16 @@ def _mail(r: Rehearsal, now: datetime) -> None:
                        (f", {failed} failed" if failed else ""))
 
 
-def _run(r: Rehearsal, flow_fn: Callable[..., object], **kwargs: object) -> State[Any]:
-    """One real flow run. Views are published once at the end, not by every step, and no
-    await-secretariat run is requested: the scripted secretariat answers instead."""
-    r.runs += 1
-    if flow_fn is advance:
-        kwargs["ask_secretariat"] = False
-    if flow_fn is deliver_notifications:
-        kwargs["limit"] = 100_000
-    return cast("State[Any]", flow_fn(return_state=True, publish_artifacts=False, **kwargs))
-
-
-def _amend(r: Rehearsal, now: datetime, key: str, value: str, reason: str,
-           override: bool = False) -> bool:
-    change = Amendment(process=r.pid, milestone=key, date=value, actor=r.actor, reason=reason,
-                       override=override)
-    state = _run(r, secretariat_amend, change=change, now=now, database=r.database)
-    return bool(state.is_completed())
-
-
 def _event(r: Rehearsal, now: datetime, event: Event) -> None:
     if event.kind == "amend" and event.milestone and event.date:
-        if not _amend(r, now, event.milestone, event.date, event.reason, event.override):
-            _read_back(r)
-            _amend(r, now, event.milestone, event.date,
+        if not amend(r, now, event.milestone, event.date, event.reason, event.override):
+            read_back(r)
+            amend(r, now, event.milestone, event.date,
                    f"{event.reason} (accepted although it breaks a rule)", True)
     elif event.kind == "attempt" and event.trigger:
         action = SecretariatAction(process=r.pid, trigger=event.trigger, actor=r.actor,
                                    document="attempt", reason=event.reason)
-        _run(r, secretariat_action, action=action, now=now, database=r.database)
+        run_flow(r, secretariat_action, action=action, now=now, database=r.database)
 
 
 def _post(r: Rehearsal, now: datetime, spec: Spec) -> None:
@@ -185,35 +139,24 @@ def _post(r: Rehearsal, now: datetime, spec: Spec) -> None:
         process=r.pid, trigger=spec.trigger, actor=r.actor, document=document,
         override=cycle.kind == "final" and forum_unset,
         reason="the forum's dates are not yet set by Council" if forum_unset else None)
-    state = _run(r, secretariat_action, action=action, now=now, database=r.database)
+    state = run_flow(r, secretariat_action, action=action, now=now, database=r.database)
     if state.is_completed():
         return
-    refused = [e.inputs.get("rule") for e in _read_back(r) if e.kind == "refusal"]
+    refused = [e.inputs.get("rule") for e in read_back(r) if e.kind == "refusal"]
     rule = refused[-1] if refused else None  # the refusal's typed rule id, not its text
     if rule == RuleId.COMMENT_WINDOW:
         new = local_day(now, zone(d.timezone)) + timedelta(days=42)
-        _amend(r, now, f"{cycle.id}.comments", new.isoformat(), "posting slipped: six weeks "
+        amend(r, now, f"{cycle.id}.comments", new.isoformat(), "posting slipped: six weeks "
                "for comments from the actual posting")
         if cycle.public_consultation:
-            _read_back(r)
-            _amend(r, now, f"{cycle.id}.consultation", new.isoformat(), "follows the comments")
-        _read_back(r)
-        _run(r, secretariat_action, action=action, now=now, database=r.database)
+            read_back(r)
+            amend(r, now, f"{cycle.id}.consultation", new.isoformat(), "follows the comments")
+        read_back(r)
+        run_flow(r, secretariat_action, action=action, now=now, database=r.database)
     elif rule == RuleId.SIX_WEEKS:
         late = action.model_copy(update={"override": True, "reason": "posted late; the "
                                          "secretariat records the override"})
-        _run(r, secretariat_action, action=late, now=now, database=r.database)
-
-
-def _read_back(r: Rehearsal) -> list[AuditEntry]:
-    """Turn the audit entries written since last time into transcript lines; returns them."""
-    with service_for(r.database) as service:
-        entries = [e for e in service.store.audit(r.pid) if e.seq > r.seen]
-        _, _, instance = service.load(r.pid)
-    for entry in entries:
-        r.seen = entry.seq
-        r.lines.extend(describe_entry(r.definition, entry, instance, r.comments))
-    return entries
+        run_flow(r, secretariat_action, action=late, now=now, database=r.database)
 
 
 def rehearsal(definition_path: str, database: str, start: date | None = None,
@@ -234,11 +177,12 @@ def rehearsal(definition_path: str, database: str, start: date | None = None,
     finish = local(end or last + timedelta(days=365), time(0), tz)
     r = Rehearsal(d, scenario, database, begin.astimezone(UTC), finish.astimezone(UTC), experts,
                   comments)
+    r.stages = stage_actions(r)
     r.lines.append(f"# rehearsal of {d.id} from {definition_path} ({scenario.name}); "
                    f"{begin.date().isoformat()} to {finish.date().isoformat()}, {tz.key}")
     with service_for(database) as service:
         service.init(d, r.start)
-    _read_back(r)
+    read_back(r)
     if experts or mail_dir:
         r.mail, r.deliver = MailLog(database, d.id), mail_dir is not None
         if experts:
@@ -256,9 +200,9 @@ def _drive(r: Rehearsal, begin: datetime, finish: datetime) -> str:
     """Step the simulated clock until the process closes or nothing more can happen."""
     d, database, tz = r.definition, r.database, zone(r.definition.timezone)
     _mail(r, r.start)
-    progress = UUID(_run(r, rehearsal_report, process=d.id, database=database,
+    progress = UUID(run_flow(r, rehearsal_report, process=d.id, database=database,
                          now=r.start).result())
-    now, shown = r.start, 0.0
+    now, shown, idle = r.start, 0.0, 0
     while True:
         with service_for(database) as service:
             _, _, instance = service.load(d.id)
@@ -277,8 +221,15 @@ def _drive(r: Rehearsal, begin: datetime, finish: datetime) -> str:
                                f"({forum.name}, {forum.expected or 'date to be set'}) has no "
                                f"date: set it with 'prepflow amend {d.id} forum YYYY-MM-DD'")
             break
+        before, repeated = (r.seen, len(r.lines)), step.at == now
         now = step.at
         perform(r, step)
+        idle = idle + 1 if repeated and (r.seen, len(r.lines)) == before else 0
+        if idle >= STUCK:  # e.g. a due transition a guard holds back, asked for again and again
+            r.lines.append(f"{local_day(now, tz).isoformat()} system       stopped: stuck at "
+                           f"{describe(now, tz)}: a '{step.kind}' step keeps falling due and "
+                           f"changes nothing (state: {instance.regions['main']})")
+            break
         share = (now - r.start) / (r.end - r.start)
         if share - shown >= 0.25:  # a quarter at a time: progress is one API call
             shown = share

@@ -2,7 +2,9 @@
 
 A scenario is data (YAML), e.g. config/scenarios/wtpf26-what-if.yaml. Without one the
 scripted secretariat posts each document on its planned day, fixes month-only dates as their
-month approaches, and posts the final report with a recorded override while the forum is undated.
+month approaches, and, where the plan leaves the forum undated, dates it just before posting the
+final report: on ``fix_dates: {forum: ...}`` if the scenario gives it, else on the earliest day
+the six-week rule allows (``flows.rehearsal.forum``).
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class Scenario(Strict):
     actor: str | None = None
     post_time: str = "10:00"
     fix_dates: dict[str, str] = Field(default_factory=dict,
-                                      description="milestone → date used when fixing a month")
+                                      description="milestone → date used when fixing a month "
+                                      "(or, for 'forum', when dating an undated forum)")
     events: list[Event] = Field(default_factory=list)
 
     def posting_clock(self) -> time:

@@ -2,7 +2,8 @@
 
 What falls due comes from the core (``states.queries.due_items``, the same query ``advance``
 applies); this module only adds what a rehearsal alone knows: when the scripted secretariat
-posts, the scenario's events, and the nights summer time ends (a 02:30 cron tick runs twice).
+posts, the scenario's events, the nights summer time ends (a 02:30 cron tick runs twice), and
+when each stage action (``StageAction``, registered in ``flows.rehearsal.stages``) next acts.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 from flows.rehearsal.mail import MailLog
@@ -18,15 +20,43 @@ from flows.rehearsal.scenario import Event, Scenario, local
 from states.dates import local_day, zone
 from states.definition import ProcessDefinition
 from states.instance import Instance
-from states.machine import AGENDA, MAIN, Spec, table_for
+from states.machine import Spec, table_for
 from states.plan import Milestone, by_key
 from states.queries import DueItem, DueKind, due_items
 from states.rules import effective_milestones
 
 TICK = timedelta(minutes=15)  # the advance deployment's cron step
 
-#: What a step carries: a posting's spec, a milestone to fix, a scenario event, a DST night.
-Payload = Spec | Milestone | tuple[int, Event] | date | None
+
+
+@runtime_checkable
+class StageAction(Protocol):
+    """Something the scripted secretariat does at a stage of the process, beyond the plan's
+    own postings: the driver asks every action when it next acts, and performs the earliest
+    step of all (an action's step comes after scenario events and date fixes at the same
+    instant, before the cron tick and the postings).
+
+    ``next_at`` looks only at the rehearsal and the instance (no store, no clock); ``perform``
+    acts through the real flows (``flows.rehearsal.runs``) and may add transcript lines; the
+    driver then reads the audit log back. An action must change something when it performs
+    (or stop asking): a step that keeps falling due at one instant and changes nothing stops
+    the rehearsal as stuck.
+    """
+
+    name: str
+
+    def next_at(self, r: Rehearsal, instance: Instance, now: datetime) -> datetime | None:
+        """When this action acts next from where the process stands (None: nothing to do)."""
+        ...
+
+    def perform(self, r: Rehearsal, now: datetime) -> None:
+        """Act at ``now`` through the real flows."""
+        ...
+
+
+#: What a step carries: a posting's spec, a milestone to fix, a scenario event, a DST night,
+#: a stage action.
+Payload = Spec | Milestone | tuple[int, Event] | date | StageAction | None
 
 
 @dataclass(order=True)
@@ -58,6 +88,7 @@ class Rehearsal:
     dst_done: set[date] = field(default_factory=set)
     mail: MailLog | None = None
     deliver: bool = False
+    stages: list[StageAction] = field(default_factory=list)
 
     @property
     def pid(self) -> str:
@@ -76,12 +107,6 @@ def next_step(r: Rehearsal, instance: Instance, now: datetime) -> Step | None:
     items = by_key(effective_milestones(r.definition, instance))
     steps = [step for due in due_items(r.definition, instance, now)
              if (step := _step_for(r, due, items, now, tz)) is not None]
-    opened = instance.happened.get("open_forum")
-    if opened is not None and instance.regions[MAIN] == "forum" \
-            and table_for(r.definition).outgoing(AGENDA, instance.regions[AGENDA]):
-        # the forum takes its agenda one item an hour from about 09:00 on its first day
-        steps.append(Step(max(now, opened.at + timedelta(hours=9 + instance.forum.item)), 4,
-                          "agenda"))
     for number, event in enumerate(r.scenario.events):
         if number not in r.done_events and event.kind != "post-late":
             steps.append(Step(max(now, local(event.on, event.on.at or time(9), tz)), 0,
@@ -89,6 +114,10 @@ def next_step(r: Rehearsal, instance: Instance, now: datetime) -> Step | None:
     for night in fall_back_nights(tz, now, r.end):
         if night not in r.dst_done:
             steps.append(Step(local_fold(night, tz, 0), 2, "dst", night))
+    for action in r.stages:
+        at = action.next_at(r, instance, now)
+        if at is not None:
+            steps.append(Step(max(now, at), 1, "stage", action))
     return min(steps) if steps else None
 
 
@@ -99,7 +128,10 @@ def _step_for(r: Rehearsal, due: DueItem, items: dict[str, Milestone], now: date
     if due.kind in (DueKind.TRANSITION, DueKind.REMINDER):
         return Step(ceil_tick(max(due.at, now)), 3, "tick")  # the next cron tick applies it
     if due.kind is DueKind.MANUAL and due.trigger is not None:
-        return _posting(r, table_for(r.definition).by_trigger[due.trigger], due, now, tz)
+        spec = table_for(r.definition).by_trigger[due.trigger]
+        if spec.cycle is None or spec.trigger != f"post_{spec.cycle}":
+            return None  # not a document posting: a stage action's business, if any
+        return _posting(r, spec, due, now, tz)
     if due.kind is DueKind.NOMINATIONS and item is not None and "nominations" not in r.fixed:
         return Step(due.at, 2, "nominations", item)
     if due.kind is DueKind.DATE_TO_FIX and item is not None:
@@ -124,7 +156,8 @@ def more_ahead(r: Rehearsal, instance: Instance, now: datetime) -> bool:
     """Whether anything but summer-time nights is still ahead."""
     probe = Rehearsal(r.definition, r.scenario, r.database, r.start, r.end, 0, 0,
                       done_events=r.done_events,
-                      dst_done=set(fall_back_nights(zone(r.definition.timezone), now, r.end)))
+                      dst_done=set(fall_back_nights(zone(r.definition.timezone), now, r.end)),
+                      stages=r.stages)
     return next_step(probe, instance, now) is not None
 
 

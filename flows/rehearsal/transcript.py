@@ -10,6 +10,7 @@ from datetime import datetime
 from flows.storage import AuditEntry
 from states.dates import describe, local_day, zone
 from states.definition import ProcessDefinition
+from states.forum import Opinion
 from states.instance import Instance
 from states.machine import Spec, table_for
 from states.queries import occurred_day
@@ -31,19 +32,30 @@ def describe_entry(definition: ProcessDefinition, e: AuditEntry, instance: Insta
         return [f"{day} {who} amended {e.inputs.get('milestone')}: "
                 f"{e.inputs.get('from')} → {e.inputs.get('to')} ({e.reason}); rules re-checked: "
                 f"{len(results)}, {broken} broken"]
+    if e.kind == "opinion" and "opinion" in e.inputs:
+        return [f"{day} {who} {_opinion(e)}"]
     texts = {
         "override": f"OVERRIDE {e.inputs.get('rule')}: {e.reason}",
         "refusal": f"REFUSED {e.trigger}: {e.reason}",
         "init": f"process {definition.id} created",
         "notice": f"message decided: {e.inputs.get('event')} to {e.inputs.get('audience')}",
-        "opinion": f"Opinion {(e.inputs.get('opinion') or {}).get('id')}: "
-                   f"{(e.inputs.get('opinion') or {}).get('stage')}",
         "forum": f"forum record: agenda item {(e.inputs.get('forum') or {}).get('item')}, "
                  f"chair {(e.inputs.get('forum') or {}).get('chair') or '—'}, chair's report "
                  f"{(e.inputs.get('forum') or {}).get('report') or '—'}",
     }
     text = texts.get(e.kind, f"{e.kind} {e.trigger or ''}".rstrip())
     return [f"{day} {who} {text}"]
+
+
+def _opinion(e: AuditEntry) -> str:
+    """An Opinion's change: its stage as people read it, and where the process stood."""
+    opinion = Opinion.model_validate(e.inputs["opinion"])
+    where = opinion.history[-1].where
+    text = f"Opinion {opinion.id} ({opinion.theme or 'no theme'}): {opinion.label}"
+    text += f" [cycle {where.cycle or '—'}, IEG meeting {where.meeting or '—'}]"
+    if e.inputs.get("non_binding"):
+        text += " (non-binding)"
+    return text if opinion.consensus else f"{text} (no IEG consensus)"
 
 
 def _transition(definition: ProcessDefinition, e: AuditEntry, spec: Spec, instance: Instance,

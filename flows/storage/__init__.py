@@ -20,6 +20,7 @@ from flows.storage.errors import (
 from flows.storage.model import AuditDraft, AuditEntry, StoredProcess
 from flows.storage.notify_model import Expert, ExpertDraft, OutboxDraft, OutboxItem
 from flows.storage.protocols import (
+    ContributionStore,
     OutboxStore,
     ProcessStore,
     ProcessTransaction,
@@ -42,6 +43,7 @@ __all__ = [
     "GENESIS",
     "AuditDraft",
     "AuditEntry",
+    "ContributionStore",
     "DuplicateExpert",
     "Expert",
     "ExpertDraft",

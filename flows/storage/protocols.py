@@ -15,6 +15,7 @@ from typing import Protocol
 
 from flows.storage.model import AuditDraft, AuditEntry, StoredProcess
 from flows.storage.notify_model import Expert, ExpertDraft, OutboxDraft, OutboxItem
+from states.contribution_types import Contribution
 
 
 class ProcessTransaction(Protocol):
@@ -33,6 +34,15 @@ class ProcessTransaction(Protocol):
         """The process's register in nomination order, read in this transaction."""
         ...
 
+    def contributions(self, cycles: Sequence[str]) -> builtins.list[Contribution]:
+        """The contributions register of these cycles, read in this transaction."""
+        ...
+
+    def add_contributions(self, items: Sequence[Contribution]) -> builtins.list[Contribution]:
+        """Write contributions in this transaction (before ``commit``, which writes their
+        audit entries); the stored ones, with their ids."""
+        ...
+
     def commit(
         self,
         state: Mapping[str, object] | None,
@@ -40,11 +50,14 @@ class ProcessTransaction(Protocol):
         outbox: Sequence[OutboxDraft] = (),
         *,
         expected_version: int | None = None,
+        definition: tuple[Mapping[str, object], str] | None = None,
     ) -> StoredProcess:
         """Write the state (if given) and the entries and messages; once per transaction.
 
         ``expected_version`` (default: the version ``get`` read) is checked against the row:
         VersionConflict, nothing written, when someone else moved it meanwhile.
+        ``definition`` (body, hash), with a state: the process runs on this definition from
+        now on (a revision); the body is kept once per hash, shared like any other.
         """
         ...
 
@@ -182,7 +195,27 @@ class OutboxStore(Protocol):
         ...
 
 
-class Store(ProcessStore, RegisterStore, OutboxStore, Protocol):
+class ContributionStore(Protocol):
+    """The contributions register (issue 8): what was received on each draft, on time or late.
+
+    An addition and its audit entries are one transaction (``audit=``), all or nothing.
+    """
+
+    def add_contributions(
+        self, process_id: str, items: Sequence[Contribution], *,
+        audit: Sequence[AuditDraft] = (),
+    ) -> builtins.list[Contribution]:
+        """Add contributions (decided on by states.contributions.receive) and append the
+        ``audit`` entries in one transaction; the stored ones, with their ids."""
+        ...
+
+    def contributions(self, process_id: str,
+                      cycle: str | None = None) -> builtins.list[Contribution]:
+        """The register of ``process_id`` in the order recorded, optionally of one cycle."""
+        ...
+
+
+class Store(ProcessStore, RegisterStore, OutboxStore, ContributionStore, Protocol):
     """Every aggregate at once, as one database offers them (SqlStore)."""
 
     def close(self) -> None:
@@ -191,6 +224,7 @@ class Store(ProcessStore, RegisterStore, OutboxStore, Protocol):
 
 
 __all__ = [
+    "ContributionStore",
     "OutboxStore",
     "ProcessStore",
     "ProcessTransaction",

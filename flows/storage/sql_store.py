@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
+from flows.storage.contributions import SqlContributions
 from flows.storage.model import AuditDraft, AuditEntry, StoredProcess
 from flows.storage.notify_model import Expert, ExpertDraft, OutboxDraft, OutboxItem
 from flows.storage.outbox import SqlOutbox
@@ -19,6 +20,7 @@ from flows.storage.processes import SqlProcesses
 from flows.storage.register import SqlRegister
 from flows.storage.sql_base import Database
 from flows.storage.transaction import SqlTransaction
+from states.contribution_types import Contribution
 
 
 class SqlStore:
@@ -31,6 +33,7 @@ class SqlStore:
         self.processes = SqlProcesses(self.db)
         self.register = SqlRegister(self.db)
         self.messages = SqlOutbox(self.db)
+        self.contribution_register = SqlContributions(self.db)
 
     # --- ProcessStore (processes.py) ---
 
@@ -146,6 +149,20 @@ class SqlStore:
     ) -> OutboxItem:
         """See OutboxStore.requeue."""
         return self.messages.requeue(item_id, now, audit=audit)
+
+    # --- ContributionStore (contributions.py) ---
+
+    def add_contributions(
+        self, process_id: str, items: Sequence[Contribution], *,
+        audit: Sequence[AuditDraft] = (),
+    ) -> builtins.list[Contribution]:
+        """See ContributionStore.add_contributions."""
+        return self.contribution_register.add_contributions(process_id, items, audit=audit)
+
+    def contributions(self, process_id: str,
+                      cycle: str | None = None) -> builtins.list[Contribution]:
+        """See ContributionStore.contributions."""
+        return self.contribution_register.contributions(process_id, cycle)
 
     # --- the connection pool ---
 

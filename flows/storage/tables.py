@@ -129,3 +129,27 @@ outbox = sa.Table(
     sa.Index("ux_outbox_key", "key", unique=True),
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
 )
+
+# The contributions register (revision 0005): every contribution received on a draft, on time
+# or late (never dropped); a window's summary reads one (process_id, cycle).
+contributions = sa.Table(
+    "prepflow_contributions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("process_id", sa.Text, sa.ForeignKey("processes.process_id"), nullable=False),
+    sa.Column("cycle", sa.Text, nullable=False),
+    sa.Column("submitter", sa.Text, nullable=False),
+    sa.Column("category", sa.Text, nullable=False),
+    sa.Column("country", sa.Text),
+    sa.Column("region", sa.Text),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("language", sa.Text, nullable=False),
+    sa.Column("opinion", sa.Text),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("late", sa.Boolean, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("recorded_by", sa.Text, nullable=False),
+    sa.Index("ix_prepflow_contributions_cycle", "process_id", "cycle"),
+)

@@ -16,14 +16,16 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from flows.storage import hot
-from flows.storage.chain import document_and_text, seal_all
+from flows.storage.chain import canonical_json, definition_clash, document_and_text, seal_all
+from flows.storage.contributions import insert_contributions, read_contributions
 from flows.storage.enqueue import insert_outbox_hot, outbox_rows
 from flows.storage.errors import StoreError, UnknownProcess, VersionConflict
-from flows.storage.model import AuditDraft, StoredProcess
+from flows.storage.model import AuditDraft, StoredProcess, freeze
 from flows.storage.notify_model import Expert, OutboxDraft
 from flows.storage.register import EXPERTS, read_experts
 from flows.storage.sql_base import APPEND_ONLY, HEAD, UNMOVED, known, write_log
-from flows.storage.tables import processes
+from flows.storage.tables import definitions, processes
+from states.contribution_types import Contribution
 
 _P = processes.c
 _PID = _P.process_id == sa.bindparam("pid")
@@ -52,6 +54,11 @@ ADVANCE = hot.Statement(
     .where(*UNMOVED, _P.version == sa.bindparam("old_version"))
     .values(state=sa.bindparam("new_state"), version=sa.bindparam("new_version"), **HEAD)
 )
+# A revision: the process runs on another definition (kept once per hash, revision 0003).
+_D = definitions.c
+DEFINITION_BODY = sa.select(_D.body).where(_D.hash == sa.bindparam("hash"))
+NEW_DEFINITION = sa.insert(definitions)
+REDEFINE = sa.update(processes).where(_PID).values(definition_hash=sa.bindparam("hash"))
 # The register read a transition's outbox plan makes (most transitions mail the experts).
 EXPERTS_OF = hot.Statement(EXPERTS)
 _EXPERT_FIELDS = tuple(EXPERTS.selected_columns.keys())
@@ -134,6 +141,19 @@ class SqlTransaction:
         rows = hot.run(self._conn, EXPERTS_OF, {"pid": self._pid}).fetchall()
         return [_expert(row) for row in rows]
 
+    def contributions(self, cycles: Sequence[str]) -> builtins.list[Contribution]:
+        """The register of these cycles, read in this transaction (a window's summary)."""
+        self._lock()
+        return read_contributions(self._conn, self._pid, cycles)
+
+    def add_contributions(self, items: Sequence[Contribution]) -> builtins.list[Contribution]:
+        """Write contributions in this transaction, before ``commit`` writes their audit
+        entries: both land together or not at all."""
+        if self._written:
+            raise RuntimeError("add contributions before the transaction's commit")
+        self._lock()
+        return insert_contributions(self._conn, self._pid, items)
+
     def commit(
         self,
         state: Mapping[str, object] | None,
@@ -141,8 +161,12 @@ class SqlTransaction:
         outbox: Sequence[OutboxDraft] = (),
         *,
         expected_version: int | None = None,
+        definition: tuple[Mapping[str, object], str] | None = None,
     ) -> StoredProcess:
-        """Write the state (if given, version-checked) and the entries and messages, once."""
+        """Write the state (if given, version-checked) and the entries and messages, once;
+        with ``definition`` (body, hash) the process runs on that definition from now on."""
+        if definition is not None and state is None:
+            raise ValueError("a new definition comes with the state decided on it")
         if self._written:
             raise RuntimeError("a process transaction writes once; open another for more")
         self._written = True
@@ -180,13 +204,29 @@ class SqlTransaction:
             )
         write_log(self._conn, sealed)
         insert_outbox_hot(self._conn, messages)
+        body, definition_hash = self._redefine(definition, head.definition_hash)
         return StoredProcess(
             process_id=self._pid,
-            definition=self._definition(head.definition_hash),
-            definition_hash=head.definition_hash,
+            definition=body,
+            definition_hash=definition_hash,
             state=new_state,
             version=new_version,
             audit_seq=new_seq,
             created_at=head.created_at,
             updated_at=updated_at,
         )
+
+    def _redefine(self, definition: tuple[Mapping[str, object], str] | None,
+                  current: str) -> tuple[dict[str, object], str]:
+        """Point the locked row at ``definition`` (kept once per hash); the body in force."""
+        if definition is None:
+            return self._definition(current), current
+        body, definition_hash = definition
+        doc, text = document_and_text(body, f"definition of {self._pid}")
+        stored = self._conn.execute(DEFINITION_BODY, {"hash": definition_hash}).scalar()
+        if stored is None:
+            self._conn.execute(NEW_DEFINITION, {"hash": definition_hash, "body": doc})
+        elif canonical_json(stored) != text:
+            raise definition_clash(self._pid, definition_hash)
+        self._conn.execute(REDEFINE, {"pid": self._pid, "hash": definition_hash})
+        return freeze(doc), definition_hash

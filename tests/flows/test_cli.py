@@ -183,7 +183,7 @@ def test_status_shows_states_countdowns_and_warnings(run: Run) -> None:
     assert "DATE NOT FIXED: '1st IEG meeting' is planned only for October 2024" in text
     assert "prepflow amend wtpf-26 ieg1 YYYY-MM-DD" in text
     assert "the forum's opening date is not set" in text
-    assert "(version 3, 4 audit entries)" in text  # init, post, rule-at-risk notice, close
+    assert "(version 3, 5 audit entries)" in text  # init, post, notice, close, window summary
 
 
 def test_status_of_empty_store_says_how_to_start(run: Run) -> None:

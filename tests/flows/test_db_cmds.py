@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.storage.schema import revisions
+from flows.storage.schema import head, revisions
 from tests.flows.test_schema import cli_run
 
 
@@ -20,7 +20,8 @@ def test_db_commands_in_plain_words(tmp_path: Path, capsys: pytest.CaptureFixtur
     lines = out.splitlines()
     assert [line.split()[0] for line in lines] == list(revisions())
     assert "(newest)" in lines[-1]
-    assert "experts register and the outbox" in lines[-1]
+    assert "experts register and the outbox" in lines[3]
+    assert "contributions register" in lines[4]
     code, out, err = cli_run(capsys, "db", "current", "--database", url)
     assert code == 2
     assert "There is no database file at" in err
@@ -34,7 +35,7 @@ def test_db_commands_in_plain_words(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "has no prepflow schema yet; 'prepflow db upgrade' creates it" in err
     code, out, _ = cli_run(capsys, "db", "upgrade", "--database", url)
     assert code == 0
-    assert "from an empty database to revision 0004" in out
+    assert f"from an empty database to revision {head()}" in out
 
 
 def test_db_current_refuses_a_foreign_database(

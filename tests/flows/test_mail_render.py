@@ -26,7 +26,8 @@ SENDER = "WTPF Secretariat <wtpf@itu.int>"
 NOW = datetime(2024, 11, 4, 9, 0, tzinfo=UTC)
 #: The issue's list of events (spec, "?" = no mail needed).
 SPEC_EVENTS = {
-    "nomination_acknowledged", "draft_posted", "comment_reminder", "comments_closed",
+    "nomination_acknowledged", "draft_posted", "draft_revised", "comment_reminder",
+    "comments_closed",
     "consultation_opened", "consultation_closed", "meeting_invitation", "meeting_updated",
     "meeting_cancelled", "final_posted", "forum_reminder", "step_overdue", "rule_at_risk",
     "delivery_failures",
@@ -46,6 +47,9 @@ CONTEXTS: dict[str, dict[str, Any]] = {
                                 "late": True,
                                 "nominations_deadline": "2024-08-26T22:00:00+00:00"},
     "draft_posted": {**DRAFT2, "public_consultation": True},
+    "draft_revised": {**DRAFT2, "document": "WTPF26/IEG2-1(Rev.1)", "label": "revised",
+                      "previous_document": "WTPF26/IEG2-1", "previous_label": "posted",
+                      "reason": "annex corrected"},
     "comment_reminder": {**DRAFT2, "days_before": 7},
     "comments_closed": {**DRAFT2, "next_step": "the 2nd IEG meeting, February 2025"},
     "consultation_opened": dict(DRAFT2),

@@ -91,15 +91,58 @@ def test_transcript_shows_each_annex_2_milestone_on_its_geneva_date(
     assert len(lines_on(plain.text, day, milestone)) == 1, plain.text
 
 
-def test_transcript_shows_the_summer_time_nights_and_the_final_override(plain: TwoRuns) -> None:
-    """Both fall-back nights ran their doubled tick; the undated forum needed an override."""
+def test_transcript_shows_the_summer_time_nights(plain: TwoRuns) -> None:
+    """Both fall-back nights ran their doubled tick."""
     for night in ("2024-10-27", "2025-10-26"):
         assert lines_on(plain.text, night, "summer time ends: the 02:30 tick ran twice"), night
-    assert lines_on(plain.text, "2026-04-13", "OVERRIDE six-weeks:")
-    final = lines_on(plain.text, "2026-04-13", "Final report posted")[0]
-    assert "set aside by override: six-weeks" in final
-    assert "checks passed" not in final
     assert plain.text.splitlines()[0].startswith("# rehearsal of wtpf-26 from config/wtpf26.yaml")
+
+
+def test_undated_forum_is_assumed_at_the_earliest_six_week_opening(plain: TwoRuns) -> None:
+    """The plan leaves WTPF-26 undated: the rehearsal says what it assumes (13 Apr 2026 + 42
+    days), amends the forum through the audited path, and the final report then passes."""
+    [said] = lines_on(plain.text, "2026-04-13", "Forum undated in the plan:")
+    assert said.endswith("assuming it opens on 25 May 2026 (earliest the six-week rule allows "
+                         "after the final report planned for 13 Apr 2026)")
+    [amended] = lines_on(plain.text, "2026-04-13", "amended forum:")
+    assert "not set → 25 May 2026 (rehearsal assumption:" in amended
+    assert "rules re-checked: 16, 0 broken" in amended
+    assert plain.text.index(said) < plain.text.index(amended)
+    final = lines_on(plain.text, "2026-04-13", "Final report posted")[0]
+    assert plain.text.index(amended) < plain.text.index(final)
+    assert "[checks passed: six_weeks]" in final
+    [six] = lines_on(plain.text, "2026-04-13", "six-weeks: pass")
+    assert "42 days, 0 days of slack" in six
+    assert "OVERRIDE" not in plain.text
+
+
+def test_plain_rehearsal_ends_with_the_forum_closed(plain: TwoRuns) -> None:
+    """The forum opens and closes on the assumed days; the transcript ends there."""
+    assert len(lines_on(plain.text, "2026-05-25", "WTPF-26 opened")) == 1
+    assert len(lines_on(plain.text, "2026-05-27", "WTPF-26 closed")) == 1
+    events = [line for line in plain.text.splitlines() if not line.startswith("#")]
+    assert events[-2:] == [lines_on(plain.text, "2026-05-27", "WTPF-26 closed")[0],
+                           "2026-05-28 system       process closed"]
+    assert "stopped" not in plain.text
+
+
+def test_plain_rehearsal_takes_one_opinion_per_theme_through_the_forum(plain: TwoRuns) -> None:
+    """Five draft Opinions (one per WTPF-26 theme) move with the drafts and are each adopted
+    at the forum, whose agenda is done, chair and report recorded, before the process closes."""
+    with open_store(plain.database) as store:
+        instance = Instance.from_doc(store.get("wtpf-26").state)
+    assert sorted(o.theme or "" for o in instance.opinions.values()) == sorted(
+        ["digital-divides", "green", "resilience", "space", "innovation"])
+    for opinion in instance.opinions.values():
+        assert [c.stage.value for c in opinion.history] == [
+            "outline", "possible", "annexed", "final", "adopted"]
+    assert instance.regions["agenda"] == "agenda.done"
+    assert (instance.forum.chair, instance.forum.report) == (
+        "Chair of the forum (rehearsal)", "WTPF-26/CHAIR-REPORT")
+    assert lines_on(plain.text, "2024-11-04", "Opinion op-1 (digital-divides): possible draft "
+                    "Opinion [cycle draft2, IEG meeting ieg1]")
+    assert len(lines_on(plain.text, "2026-05-25", "Opinion op-5 (innovation): adopted by "
+                        "consensus [cycle —, IEG meeting ieg4] (non-binding)")) == 1
 
 
 def test_rehearse_with_database_keeps_a_store_whose_audit_log_verifies(plain: TwoRuns) -> None:
@@ -108,11 +151,15 @@ def test_rehearse_with_database_keeps_a_store_whose_audit_log_verifies(plain: Tw
         assert store.verify() == []
         [process] = store.list()
         assert process.process_id == "wtpf-26"
-        assert Instance.from_doc(process.state).regions["main"] == "final.posted"
+        assert Instance.from_doc(process.state).regions["main"] == "closed"
         log = store.audit("wtpf-26")
     posted = [e for e in log if e.kind == "transition" and e.trigger == "post_final"]
     assert len(posted) == 1
     assert posted[0].actor == "wtpf-secretariat"
+    [forum] = [e for e in log if e.kind == "amendment"
+               and e.inputs["milestone"] == "forum"]  # the assumption, audited as any other
+    assert forum.actor == "wtpf-secretariat"
+    assert str(forum.reason).startswith("rehearsal assumption:")
     transitions = sum(1 for e in log if e.kind == "transition")
     transcript_transitions = sum(
         1 for line in plain.text.splitlines()
@@ -174,6 +221,7 @@ def test_what_if_late_draft_and_six_weeks_pass_with_slack(what_if: tuple[str, st
     [six] = lines_on(text, "2026-04-13", "six-weeks: pass")
     assert "50 days, 8 days of slack" in six
     assert "OVERRIDE" not in text
+    assert "Forum undated" not in text  # the scenario dates the forum: nothing is assumed
 
 
 def test_what_if_process_reaches_closed(what_if: tuple[str, str]) -> None:

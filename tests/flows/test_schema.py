@@ -56,10 +56,11 @@ def cli_run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 
 def test_revisions_follow_the_old_steps() -> None:
-    """Revisions 0001-0004 stand for the old steps 1-4, in order, with a description each."""
-    assert revisions() == ("0001", "0002", "0003", "0004")
+    """Revisions 0001-0004 stand for the old steps 1-4, in order, then the new ones, each with
+    a description."""
+    assert revisions()[:5] == ("0001", "0002", "0003", "0004", "0005")
     assert LEGACY_STEPS == {1: "0001", 2: "0002", 3: "0003", 4: "0004"}
-    assert head() == "0004"
+    assert head() == revisions()[-1]
     assert all(schema.describe_revision(r) for r in revisions())
 
 
@@ -408,10 +409,10 @@ def test_release_database_upgrades_through_db_upgrade(
     assert "revision 0004 (written by prepflow 0.1)" in out
     code, out, err = cli_run(capsys, "db", "upgrade", "--database", url)
     assert (code, err) == (0, "")
-    assert "from revision 0004 (written by prepflow 0.1) to revision 0004" in out
+    assert f"from revision 0004 (written by prepflow 0.1) to revision {head()}" in out
     _check_upgraded(path, before)
     code, out, _ = cli_run(capsys, "db", "current", "--database", url)
-    assert "is at revision 0004: up to date." in out
+    assert f"is at revision {head()}: up to date." in out
 
 
 def test_release_database_upgrades_on_open(

@@ -96,8 +96,10 @@ class CommitHook:
 
 
 def kinds(svc: Service, process_id: str = "wtpf-26") -> list[tuple[str, str | None]]:
-    """The audit log as (kind, trigger) pairs, leaving out notices (messages decided)."""
-    return [(e.kind, e.trigger) for e in svc.store.audit(process_id) if e.kind != "notice"]
+    """The audit log as (kind, trigger) pairs, leaving out notices (messages decided) and
+    comment windows' summaries (recorded with each close)."""
+    return [(e.kind, e.trigger) for e in svc.store.audit(process_id)
+            if e.kind not in ("notice", "window-summary")]
 
 
 def moved(outcomes: list[Outcome]) -> list[str]:
@@ -188,7 +190,7 @@ def test_advance_is_idempotent(services: Callable[..., Service]) -> None:
 
     first = svc.advance(utc(2024, 10, 9, 8))
     assert len(first) == 1
-    assert [r.trigger for r in first[0].decision.records] == [
+    assert [r.trigger for r in first[0].decision.transitions] == [
         "close_comments_draft1", "start_ieg1", "end_ieg1"]
     assert first[0].version == before.version + 1
     after = svc.store.get("wtpf-26")
@@ -321,7 +323,8 @@ def test_service_uses_its_clock_when_no_time_is_given(services: Callable[..., Se
     assert moved(svc.advance()) == []
     svc.clock.set(utc(2024, 8, 26, 22))
     assert moved(svc.advance()) == ["wtpf-26"]
-    assert [e.at for e in svc.store.audit("wtpf-26") if e.kind != "notice"] == [
+    assert [e.at for e in svc.store.audit("wtpf-26")
+            if e.kind not in ("notice", "window-summary")] == [
         utc(2024, 7, 10, 8), utc(2024, 8, 5, 7), utc(2024, 8, 26, 22)]
 
 

@@ -116,6 +116,21 @@ def walk_agenda(definition: ProcessDefinition, instance: Instance, now: datetime
     return decision
 
 
+def hold_forum(definition: ProcessDefinition, instance: Instance, after: datetime) -> Instance:
+    """Advance to the forum's opening, take its whole agenda there, then advance to ``after``
+    (the process closes at the forum's end only once its agenda is done)."""
+    from states.dates import start_instant, zone
+    from states.rules import effective_milestones
+
+    opens = {m.key: m for m in effective_milestones(definition, instance)}["forum"].start
+    if opens is not None and opens.exact:
+        at = start_instant(opens, zone(definition.timezone))
+        instance = advance(definition, instance, at).after
+        if instance.regions["main"] == "forum":
+            instance = walk_agenda(definition, instance, at).after
+    return advance(definition, instance, after).after
+
+
 def table_problems(definition: ProcessDefinition) -> list[str]:
     """STYLE habit 1: what is wrong with the table built from a definition (empty when sound)."""
     from states.machine import build_table

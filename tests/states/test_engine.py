@@ -457,7 +457,10 @@ def test_amendment_is_recorded_with_from_to_and_reason() -> None:
     assert record.kind == "amendment"
     assert record.reason == "CL-24/44"
     assert record.inputs == {"milestone": "ieg1", "from": "October 2024",
-                             "to": "7 Oct 2024 – 8 Oct 2024"}
+                             "to": "7 Oct 2024 – 8 Oct 2024",
+                             "amendment": {"start": "2024-10-07", "end": "2024-10-08",
+                                           "at": "2024-07-15T00:00:00Z", "by": SEC,
+                                           "reason": "CL-24/44"}}
     kept = decision.after.amendments["ieg1"]
     assert (kept.by, kept.at, str(kept.start), str(kept.end)) == (
         SEC, utc(2024, 7, 15), "2024-10-07", "2024-10-08")

@@ -87,7 +87,7 @@ def test_moves_go_forward_and_remember_no_consensus() -> None:
     with pytest.raises(Refused) as back:
         move(definition, instance, "op-1", "possible", SEC, utc(2024, 8, 4))
     assert back.value.rule is RuleId.OPINION_STAGE
-    assert "Council Decision 641, Annex 2" in back.value.message
+    assert "Council Decision 641, Annex 2" in str(back.value)
 
 
 @pytest.mark.parametrize(("opinion_id", "theme", "expected"), [
@@ -111,7 +111,7 @@ def test_no_new_opinion_once_the_final_report_is_posted() -> None:
     with pytest.raises(Refused) as refused:
         add(definition, instance, "op-9", "Late", "space", SEC, utc(2026, 6, 2, 9))
     assert refused.value.rule is RuleId.NEW_OPINION
-    assert "Resolution 2 (Rev. Bucharest, 2022), resolves 10" in refused.value.message
+    assert "Resolution 2 (Rev. Bucharest, 2022), resolves 10" in str(refused.value)
     rpd = other()  # no citations of its own: its source is cited
     state = new(rpd, utc(2026, 1, 1))
     posted = Happening(trigger="post_final", at=utc(2026, 9, 14, 14), by="ana", document="D")

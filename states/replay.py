@@ -1,0 +1,122 @@
+"""Rebuild a process instance from its decision records: the audit log is the history.
+
+Pure: the records are the core's ``Record`` list or the store's audit entries (anything with
+their fields). What the records carry is rebuilt — where each region stands, what happened
+(when, due when, by whom, with which document), the amendments, the overrides and the notices
+decided — so a test, or ``verify``, can compare it with the stored state. Invitations are not
+rebuilt (their records are the notices; the sequence lives in the state alone), nor are notices
+a release-0.1 log marked under an older key form. Other record kinds are skipped: extend
+``rebuild`` as new kinds of change get records of their own.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable, Mapping
+from datetime import datetime, time
+from typing import Any, Protocol
+
+from states.dates import PlanDate, end_instant, start_instant, zone
+from states.definition import ProcessDefinition
+from states.instance import Amendment, Happening, Instance, Override
+from states.machine import table_for
+from states.queries import days_before
+
+
+class Entry(Protocol):
+    """One record of the log: ``states.decision.Record`` and the store's ``AuditEntry`` both."""
+
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def trigger(self) -> str | None: ...
+    @property
+    def to_state(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def inputs(self) -> Mapping[str, Any]: ...
+
+
+def rebuild(definition: ProcessDefinition, records: Iterable[Entry],
+            process_id: str | None = None) -> Instance:
+    """The instance the records describe, from the definition's initial states."""
+    table = table_for(definition)
+    regions = dict(table.initial)
+    happened: dict[str, Happening] = {}
+    amendments: dict[str, Amendment] = {}
+    overrides: list[Override] = []
+    notices: set[str] = set()
+    for e in records:
+        if e.kind == "transition" and e.trigger in table.by_trigger:
+            regions[table.by_trigger[e.trigger].region] = str(e.to_state)
+            due = e.inputs.get("due")
+            happened[e.trigger] = Happening(
+                trigger=e.trigger, at=e.at, by=e.actor, document=e.inputs.get("document"),
+                due=datetime.fromisoformat(str(due)) if due else None)
+        elif e.kind == "amendment":
+            amendments[str(e.inputs["milestone"])] = _amendment(e)
+        elif e.kind == "override":
+            overrides.append(Override(
+                rule=str(e.inputs["rule"]), what=str(e.inputs.get("what") or e.trigger),
+                message=str(e.inputs["message"]), at=e.at, by=e.actor, reason=e.reason or ""))
+        elif e.kind == "notice":
+            key = str(e.inputs["key"])
+            notices.add(key)
+            notices.update(superseded(definition, key, happened))
+    return Instance(process_id=process_id or definition.id, regions=regions, happened=happened,
+                    amendments=amendments, overrides=tuple(overrides),
+                    notices=tuple(sorted(notices)))
+
+
+def _amendment(e: Entry) -> Amendment:
+    """The amendment a record made: from its JSON, or (a log written before the records
+    carried it) from its actor, time, reason and the new dates as shown ('to')."""
+    if "amendment" in e.inputs:
+        return Amendment.model_validate(e.inputs["amendment"])
+    first, _, last = str(e.inputs["to"]).partition(" – ")
+    return Amendment(start=_shown(first), end=_shown(last) if last else None, at=e.at,
+                     by=e.actor, reason=e.reason or "")
+
+
+def _shown(text: str) -> PlanDate:
+    """A date as ``PlanDate.human`` shows it: '7 Oct 2024', '7 Oct 2024 14:00', 'October 2024'."""
+    words = text.split()
+    if len(words) == 2:
+        return PlanDate(int(words[1]), list(calendar.month_name).index(words[0]))
+    at = time.fromisoformat(words[3]) if len(words) == 4 else None
+    return PlanDate(int(words[2]), list(calendar.month_abbr).index(words[1]), int(words[0]), at)
+
+
+def superseded(definition: ProcessDefinition, key: str,
+               happened: Mapping[str, Happening]) -> set[str]:
+    """The reminders a reminder's notice marked as decided without a message of their own.
+
+    A late tick sends only the most urgent reminder due ('1 day left', not also '7 days
+    left'): the longer offsets are marked decided then, each one the experts' posting came
+    before (``states.queries.ReminderTarget``). ``happened``: as it stood at the notice.
+    """
+    head, _, offset = key.rpartition(":")
+    _, _, rest = head.partition(":")
+    kind, _, rest = rest.partition(":")
+    if not offset.endswith("d") or not offset[:-1].isdigit():
+        return set()
+    tz = zone(definition.timezone)
+    if kind == "reminder":
+        cycle, _, day = rest.partition(":")
+        offsets, posted = definition.rules.reminder_days, happened.get(f"post_{cycle}")
+        at = end_instant(PlanDate.parse(day), tz)
+    elif kind == "forum-reminder":
+        cycle = definition.cycles[-1].id
+        offsets, posted = definition.notifications.forum_reminder_days, happened.get(
+            f"post_{cycle}")
+        at = start_instant(PlanDate.parse(rest), tz)
+    else:
+        return set()
+    sent = int(offset[:-1])
+    return {f"{head}:{d}d" for d in offsets if d > sent
+            and (posted is None or days_before(at, d, tz) >= posted.at)}
