@@ -2,10 +2,11 @@
 
 Pure: the records are the core's ``Record`` list or the store's audit entries (anything with
 their fields). What the records carry is rebuilt — where each region stands, what happened
-(when, due when, by whom, with which document), the amendments, the overrides and the notices
-decided — so a test, or ``verify``, can compare it with the stored state. Invitations are not
-rebuilt (their records are the notices; the sequence lives in the state alone), nor are notices
-a release-0.1 log marked under an older key form. Other record kinds are skipped: extend
+(when, due when, by whom, with which document), the amendments, the overrides, the notices
+decided, the draft Opinions and the forum's record — so a test, or ``verify``, can compare it
+with the stored state. Invitations are not rebuilt (their records are the notices; the
+sequence lives in the state alone), nor are notices a release-0.1 log marked under an older
+key form. Other record kinds are skipped: extend
 ``rebuild`` as new kinds of change get records of their own.
 """
 
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 
 from states.dates import PlanDate, end_instant, start_instant, zone
 from states.definition import ProcessDefinition
+from states.forum import ForumRecord, Opinion
 from states.instance import Amendment, Happening, Instance, Override
 from states.machine import table_for
 from states.queries import days_before
@@ -51,6 +53,8 @@ def rebuild(definition: ProcessDefinition, records: Iterable[Entry],
     amendments: dict[str, Amendment] = {}
     overrides: list[Override] = []
     notices: set[str] = set()
+    opinions: dict[str, Opinion] = {}
+    forum = ForumRecord()
     for e in records:
         if e.kind == "transition" and e.trigger in table.by_trigger:
             regions[table.by_trigger[e.trigger].region] = str(e.to_state)
@@ -68,9 +72,14 @@ def rebuild(definition: ProcessDefinition, records: Iterable[Entry],
             key = str(e.inputs["key"])
             notices.add(key)
             notices.update(superseded(definition, key, happened))
+        elif e.kind == "opinion" and "opinion" in e.inputs:
+            opinion = Opinion.model_validate(e.inputs["opinion"])
+            opinions[opinion.id] = opinion
+        elif e.kind == "forum" and "forum" in e.inputs:
+            forum = ForumRecord.model_validate(e.inputs["forum"])
     return Instance(process_id=process_id or definition.id, regions=regions, happened=happened,
                     amendments=amendments, overrides=tuple(overrides),
-                    notices=tuple(sorted(notices)))
+                    notices=tuple(sorted(notices)), opinions=opinions, forum=forum)
 
 
 def _amendment(e: Entry) -> Amendment:

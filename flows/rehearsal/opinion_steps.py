@@ -1,10 +1,11 @@
 """Draft Opinions in a rehearsal: one per theme of the definition (five for WTPF-26).
 
 Annex 2's rhythm, stage by stage: the outlines are proposed with the comments on the first
-draft, they are possible draft Opinions in the second, annexed to the later drafts, and in the
-final report once the last expert meeting is over. Each change is one audited store
-transaction through the shell (as ``prepflow opinions add|move`` does), two hours after the
-step that calls for it; the forum's outcomes are ``ForumAgenda``'s (``flows.rehearsal.agenda``).
+draft (a rehearsal that starts later presents none), they are possible draft Opinions in the
+second, annexed to the later drafts, and in the final report once the last expert meeting is
+over. Each change is one audited store transaction through the shell (as ``prepflow opinions
+add|move`` does), two hours after the step that calls for it; the forum's outcomes are
+``ForumAgenda``'s (``flows.rehearsal.agenda``).
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ class DraftOpinions:
                 for number, theme in enumerate(_themes(definition), start=1):
                     opinion = f"op-{number}"
                     known = instance.opinions.get(opinion)
-                    if known is None:
+                    if known is None and stage is Stage.OUTLINE:
                         title = f"Draft Opinion {number} (rehearsal)"
                         service.change(r.pid, f"opinions add {opinion}", r.actor,
                                        {"opinion": opinion, "title": title, "theme": theme},
                                        partial(_add, opinion, title, theme, r.actor), now)
-                    elif known.stage in PREPARATION \
+                    elif known is not None and known.stage in PREPARATION \
                             and PREPARATION.index(known.stage) < PREPARATION.index(stage):
                         service.change(r.pid, f"opinions move {opinion}", r.actor,
                                        {"opinion": opinion, "stage": stage.value},
@@ -86,7 +87,8 @@ def _due(definition: ProcessDefinition, instance: Instance) -> tuple[Stage, date
                    and table.by_trigger[h.trigger].dest == instance.regions[MAIN]]
         target, since = Stage.FINAL, max(entered, default=since)
     ids = [f"op-{n}" for n in range(1, len(_themes(definition)) + 1)]
-    behind = [o for o in ids if o not in instance.opinions or (
+    missing = [o for o in ids if o not in instance.opinions] if target is Stage.OUTLINE else []
+    behind = missing + [o for o in ids if o in instance.opinions and (
         instance.opinions[o].stage in PREPARATION
         and PREPARATION.index(instance.opinions[o].stage) < PREPARATION.index(target))]
     return (target, since) if behind else None

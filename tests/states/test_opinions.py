@@ -11,11 +11,13 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from states import Decision, InputError, Instance, Refused, advance, amend, parse_definition
+from states.decision import Record
 from states.errors import RuleId
 from states.forum import ForumRecord, Opinion, Stage
 from states.instance import Happening
 from states.machine import AGENDA, MAIN
 from states.opinions import add, forum_next, move, outcome
+from states.replay import rebuild
 from tests.states.helpers import (
     OTHER,
     SEC,
@@ -215,6 +217,7 @@ def test_random_opinion_changes_keep_the_invariants(
     definition, instance, _ = wtpf_at_final()
     now = utc(2026, 3, 2)
     instance = amend(definition, instance, "forum", "2026-06-02", SEC, "Council", now).after
+    records: list[Record] = []
     for phase, actions in ((utc(2026, 3, 2, 8), before), (utc(2026, 6, 2, 7), during)):
         if phase.month == 6:
             instance = post(definition, instance, "post_final", utc(2026, 4, 13, 8)).after
@@ -229,7 +232,10 @@ def test_random_opinion_changes_keep_the_invariants(
                 if record.kind == "opinion":
                     rebuilt = Opinion.model_validate(record.inputs["opinion"])
                     assert rebuilt == decision.after.opinions[rebuilt.id]
+            records += decision.records
             instance = decision.after
+    again = rebuild(definition, records)  # the log alone rebuilds the Opinions and the forum
+    assert (again.opinions, again.forum) == (instance.opinions, instance.forum)
     closed = advance(definition, instance, utc(2026, 6, 5)).after.regions[MAIN]
     assert (closed == "closed") == (instance.regions[AGENDA] == "agenda.done")
     decided = [o for o in instance.opinions.values()
