@@ -2,11 +2,12 @@
 
 Pure: the records are the core's ``Record`` list or the store's audit entries (anything with
 their fields). What the records carry is rebuilt — where each region stands, what happened
-(when, due when, by whom, with which document), the amendments, the overrides, the notices
-decided, the draft Opinions and the forum's record — so a test, or ``verify``, can compare it
-with the stored state. Invitations are not rebuilt (their records are the notices; the
-sequence lives in the state alone), nor are notices a release-0.1 log marked under an older
-key form. Other record kinds are skipped: extend
+(when, due when, by whom, with which document), the amendments, the overrides and the notices
+decided, every amendment in turn, later versions of drafts, the comment windows' summaries, the
+draft Opinions and the forum's record — so a test, or ``verify``, can compare it with the
+stored state. Invitations are not rebuilt (their records are the notices; the sequence lives
+in the state alone), nor are notices a release-0.1 log marked under an older key form. Other
+record kinds are skipped: extend
 ``rebuild`` as new kinds of change get records of their own.
 """
 
@@ -17,10 +18,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, time
 from typing import Any, Protocol
 
+from states.contribution_types import WindowSummary
 from states.dates import PlanDate, end_instant, start_instant, zone
 from states.definition import ProcessDefinition
 from states.forum import ForumRecord, Opinion
-from states.instance import Amendment, Happening, Instance, Override
+from states.instance import Amendment, DraftVersion, Happening, Instance, Override
 from states.machine import table_for
 from states.queries import days_before
 
@@ -51,6 +53,9 @@ def rebuild(definition: ProcessDefinition, records: Iterable[Entry],
     regions = dict(table.initial)
     happened: dict[str, Happening] = {}
     amendments: dict[str, Amendment] = {}
+    history: dict[str, tuple[Amendment, ...]] = {}
+    versions: dict[str, tuple[DraftVersion, ...]] = {}
+    summaries: dict[str, WindowSummary] = {}
     overrides: list[Override] = []
     notices: set[str] = set()
     opinions: dict[str, Opinion] = {}
@@ -63,7 +68,16 @@ def rebuild(definition: ProcessDefinition, records: Iterable[Entry],
                 trigger=e.trigger, at=e.at, by=e.actor, document=e.inputs.get("document"),
                 due=datetime.fromisoformat(str(due)) if due else None)
         elif e.kind == "amendment":
-            amendments[str(e.inputs["milestone"])] = _amendment(e)
+            key = str(e.inputs["milestone"])
+            amendments[key] = _amendment(e)
+            history[key] = (*history.get(key, ()), amendments[key])
+        elif e.kind == "draft_version":
+            cycle = str(e.inputs["cycle"])
+            versions[cycle] = (*versions.get(cycle, ()),
+                               DraftVersion.model_validate(e.inputs["version"]))
+        elif e.kind == "window-summary":
+            summary = WindowSummary.model_validate(e.inputs)
+            summaries[summary.cycle] = summary
         elif e.kind == "override":
             overrides.append(Override(
                 rule=str(e.inputs["rule"]), what=str(e.inputs.get("what") or e.trigger),
@@ -78,7 +92,8 @@ def rebuild(definition: ProcessDefinition, records: Iterable[Entry],
         elif e.kind == "forum" and "forum" in e.inputs:
             forum = ForumRecord.model_validate(e.inputs["forum"])
     return Instance(process_id=process_id or definition.id, regions=regions, happened=happened,
-                    amendments=amendments, overrides=tuple(overrides),
+                    amendments=amendments, history=history, versions=versions,
+                    summaries=summaries, overrides=tuple(overrides),
                     notices=tuple(sorted(notices)), opinions=opinions, forum=forum)
 
 

@@ -44,8 +44,7 @@ DST = (datetime(2024, 10, 27, 1, tzinfo=UTC), datetime(2025, 3, 30, 1, tzinfo=UT
 BEGIN = datetime(2024, 9, 20, 8, tzinfo=UTC)
 FINAL_DAY = date(2025, 4, 14)
 #: The fields a record carries; invitations are kept in the state alone (see states.replay).
-REBUILT = ("process_id", "regions", "happened", "amendments", "overrides", "notices", "opinions",
-           "forum")
+REBUILT = tuple(name for name in Instance.model_fields if name != "invitations")
 
 
 def definition(forum_gap: int | None) -> ProcessDefinition:
