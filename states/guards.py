@@ -48,7 +48,11 @@ def due_at(ctx: Context) -> datetime | None:
     """When an automatic transition falls due; None while its date is unknown or unfixed."""
     spec = ctx.spec
     if spec.due is Due.POSTED:
-        return ctx.instance.posted_at(spec.cycle) if spec.cycle else None
+        posted = ctx.instance.posted_at(spec.cycle) if spec.cycle else None
+        # A consultation opens at its draft's posting, but not before the one before it has
+        # closed (one at a time): a draft posted early is opened for comment when that happens.
+        entered = _entered(ctx)
+        return max(posted, entered) if posted is not None and entered is not None else posted
     item = ctx.milestones.get(spec.milestone or "")
     if item is None:
         return None
@@ -56,6 +60,18 @@ def due_at(ctx: Context) -> datetime | None:
     if value is None or not value.exact:
         return None
     return start_instant(value, ctx.tz) if spec.due is Due.START else end_instant(value, ctx.tz)
+
+
+def _entered(ctx: Context) -> datetime | None:
+    """When the spec's region reached its current state: the due instant (else the time) of
+    the transition that led there; None at the region's initial state."""
+    spec = ctx.spec
+    for other in table_for(ctx.definition).specs:
+        if other.region == spec.region and other.dest == spec.source:
+            happening = ctx.instance.happened.get(other.trigger)
+            if happening is not None:
+                return happening.due or happening.at
+    return None
 
 
 def date_fixed(ctx: Context) -> Refused | None:
