@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import typer
@@ -49,8 +50,12 @@ def parse_now(text: str | None) -> datetime | None:
         raise InputError(f"--now '{text}' is not a date and time; write e.g. "
                          "2024-08-27T00:00+02:00 or 2024-08-26T22:00Z.") from None
     if value.tzinfo is None:
+        geneva = value.replace(tzinfo=ZoneInfo("Europe/Zurich"))
+        offset = geneva.strftime("%z")
+        season = "summer" if geneva.dst() else "winter"
         raise InputError(f"--now '{text}' has no time zone, so it could mean several instants; "
-                         f"write e.g. {text}+02:00 (Geneva summer time) or {text}Z (UTC).")
+                         f"write e.g. {text}{offset[:3]}:{offset[3:]} (Geneva {season} time "
+                         f"that day) or {text}Z (UTC).")
     return value
 
 
