@@ -51,7 +51,9 @@ def rehearse_cmd(
                                               "before the first milestone).")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Last day.")] = None,
     experts: Annotated[int, typer.Option(help="Nominated experts to notify.", min=0)] = 0,
-    comments: Annotated[int, typer.Option(help="Comments per draft (simulated).", min=0)] = 0,
+    comments: Annotated[int, typer.Option(
+        help="Contributions recorded per draft comment window through the register (one or "
+        "two of them late); keep them with --database.", min=0)] = 0,
     scenario: Annotated[Path | None, typer.Option(help="What-if events (YAML).")] = None,
     transcript: Annotated[Path | None, typer.Option(help="Write the transcript here "
                                                     "(default: standard output).")] = None,

@@ -32,7 +32,7 @@ from flows.orchestration.operator_view import artifact_key
 from flows.orchestration.run_context import rename_run, service_for
 from flows.orchestration.secretariat import SecretariatAction, secretariat_action
 from flows.rehearsal.mail import MailLog, mail_sink, register
-from flows.rehearsal.runs import amend, read_back, run_flow
+from flows.rehearsal.runs import amend, comment_windows, read_back, run_flow
 from flows.rehearsal.scenario import Event, fixed_span, load_scenario, local
 from flows.rehearsal.stages import stage_actions
 from flows.rehearsal.stepping import (
@@ -237,6 +237,8 @@ def _drive(r: Rehearsal, begin: datetime, finish: datetime) -> str:
             with SyncClientContext.get_or_create():
                 update_progress_artifact(progress, min(100.0, round(100 * share, 1)))
     r.runs += 1  # the report below
+    if r.comments:
+        r.lines.extend(comment_windows(r))
     if r.mail is not None and r.deliver:
         r.lines.append(f"# {r.mail.delivered} messages delivered to the mail sink")
     r.lines.append(f"# {r.runs} flow runs")

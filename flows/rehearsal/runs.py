@@ -17,8 +17,9 @@ from flows.orchestration.deliver import deliver_notifications
 from flows.orchestration.run_context import service_for
 from flows.orchestration.secretariat import Amendment, secretariat_amend
 from flows.rehearsal.stepping import Rehearsal
-from flows.rehearsal.transcript import describe_entry
+from flows.rehearsal.transcript import describe_entries, window_text
 from flows.storage import AuditEntry
+from states.contributions import summarize
 from states.instance import Instance
 
 
@@ -55,7 +56,16 @@ def read_back(r: Rehearsal) -> list[AuditEntry]:
     with service_for(r.database) as service:
         entries = [e for e in service.store.audit(r.pid) if e.seq > r.seen]
         _, _, instance = service.load(r.pid)
-    for entry in entries:
-        r.seen = entry.seq
-        r.lines.extend(describe_entry(r.definition, entry, instance, r.comments))
+    if entries:
+        r.seen = entries[-1].seq
+    r.lines.extend(describe_entries(r.definition, entries, instance))
     return entries
+
+
+def comment_windows(r: Rehearsal) -> list[str]:
+    """The register at the end, one line per draft's comment window (late ones included, as
+    ``prepflow comments summary`` counts them)."""
+    with service_for(r.database) as service:
+        register = service.store.contributions(r.pid)
+    return [f"# comments {window_text(r.definition, summarize(register, c.id))}"
+            for c in r.definition.cycles if c.comment_deadline is not None]

@@ -16,6 +16,7 @@ they act in this list's order.
 from __future__ import annotations
 
 from flows.rehearsal.agenda import ForumAgenda
+from flows.rehearsal.comment_steps import CommentWindows
 from flows.rehearsal.forum import ForumDateAssumption
 from flows.rehearsal.opinion_steps import DraftOpinions
 from flows.rehearsal.stepping import Rehearsal, StageAction
@@ -24,4 +25,4 @@ from flows.rehearsal.stepping import Rehearsal, StageAction
 def stage_actions(r: Rehearsal) -> list[StageAction]:
     """The stage actions for one rehearsal, in the order they act at a shared instant."""
     del r  # every action applies to every rehearsal so far; an action may look at r later
-    return [ForumDateAssumption(), DraftOpinions(), ForumAgenda()]
+    return [ForumDateAssumption(), DraftOpinions(), CommentWindows(), ForumAgenda()]

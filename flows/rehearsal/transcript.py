@@ -5,9 +5,12 @@ The lines depend only on the audit log and the inputs, so two runs give identica
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from flows.storage import AuditEntry
+from states.contribution_types import SubmitterCategory, WindowSummary
+from states.contributions import CONTRIBUTION, WINDOW_SUMMARY, comment_deadline
 from states.dates import describe, local_day, zone
 from states.definition import ProcessDefinition
 from states.forum import Opinion
@@ -17,15 +20,70 @@ from states.queries import occurred_day
 from states.rules import SIX_WEEKS, Status, check, effective_milestones
 
 
-def describe_entry(definition: ProcessDefinition, e: AuditEntry, instance: Instance,
-                   comments: int) -> list[str]:
-    """Transcript lines for one audit entry (``comments``: simulated comments per window)."""
+def describe_entries(definition: ProcessDefinition, entries: Sequence[AuditEntry],
+                     instance: Instance) -> list[str]:
+    """Transcript lines for audit entries in log order: one per entry, except one per batch
+    of contributions (recorded together, on one draft, late or not), however many it holds."""
+    lines: list[str] = []
+    batch: list[AuditEntry] = []
+    for e in [*entries, None]:
+        if batch and (e is None or _batch_key(e) != _batch_key(batch[0])):
+            lines.append(_contributions(definition, batch))
+            batch = []
+        if e is not None and e.kind == CONTRIBUTION:
+            batch.append(e)
+        elif e is not None:
+            lines.extend(describe_entry(definition, e, instance))
+    return lines
+
+
+def _batch_key(e: AuditEntry) -> tuple[str, datetime, object, object] | None:
+    return (e.kind, e.at, e.inputs.get("cycle"), e.inputs.get("late")) \
+        if e.kind == CONTRIBUTION else None
+
+
+def _contributions(definition: ProcessDefinition, batch: list[AuditEntry]) -> str:
+    """'12 contributions on the Second Draft recorded (2 from the public)'."""
+    tz = zone(definition.timezone)
+    first = batch[0].inputs
+    name = definition.cycle(str(first.get("cycle"))).name
+    public = sum(e.inputs.get("category") == SubmitterCategory.PUBLIC.value for e in batch)
+    plural = "s" if len(batch) != 1 else ""
+    text = f"{len(batch)} contribution{plural} on the {name} recorded"
+    if first.get("late"):
+        text = f"{len(batch)} late contribution{plural} on the {name} recorded (received " \
+               "after the deadline: flagged, counted apart)"
+    elif public:
+        text += f" ({public} from the public)"
+    return f"{local_day(batch[0].at, tz).isoformat()} register     {text}"
+
+
+def window_text(definition: ProcessDefinition, summary: WindowSummary) -> str:
+    """One comment window in a line: total, on time, late, by kind, by source, by region."""
+    def counts(values: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in values.items() if v) or "none"
+    s = summary
+    return (f"{definition.cycle(s.cycle).name} ({s.cycle}): {s.total} contribution"
+            f"{'s' if s.total != 1 else ''}, {s.on_time} on time, {s.late} late; by kind "
+            f"{counts(s.by_kind)}; by source {counts(s.by_category)}; by region "
+            f"{counts(s.by_region)}")
+
+
+def describe_entry(definition: ProcessDefinition, e: AuditEntry,
+                   instance: Instance) -> list[str]:
+    """Transcript lines for one audit entry."""
     tz = zone(definition.timezone)
     spec = table_for(definition).by_trigger.get(e.trigger or "")
     day = local_day(e.at, tz).isoformat()
     who = f"{e.actor:<12}"
     if e.kind == "transition" and spec is not None:
-        return _transition(definition, e, spec, instance, comments)
+        return _transition(definition, e, spec, instance)
+    if e.kind == WINDOW_SUMMARY:  # the close's outcome: its day is the close's (the deadline)
+        summary = WindowSummary.model_validate(e.inputs)
+        deadline = comment_deadline(definition, instance, summary.cycle)
+        closed = local_day(deadline - timedelta(microseconds=1), tz).isoformat()
+        return [f"{closed} register     comment window closed: "
+                f"{window_text(definition, summary)}"]
     if e.kind == "amendment":
         results = check(definition, effective_milestones(definition, instance))
         broken = sum(x.status is Status.FAIL for x in results)
@@ -58,8 +116,8 @@ def _opinion(e: AuditEntry) -> str:
     return text if opinion.consensus else f"{text} (no IEG consensus)"
 
 
-def _transition(definition: ProcessDefinition, e: AuditEntry, spec: Spec, instance: Instance,
-                comments: int) -> list[str]:
+def _transition(definition: ProcessDefinition, e: AuditEntry, spec: Spec,
+                instance: Instance) -> list[str]:
     """A transition, with its due time, the checks it passed, and what follows from it."""
     tz = zone(definition.timezone)
     due = e.inputs.get("due")
@@ -81,8 +139,4 @@ def _transition(definition: ProcessDefinition, e: AuditEntry, spec: Spec, instan
         six = [x for x in check(definition, effective_milestones(definition, instance))
                if x.rule == SIX_WEEKS]
         lines += [f"{day} rules        six-weeks: {x.status.value} — {x.message}" for x in six]
-    if spec.event == "comments_closed" and comments:
-        lines.append(f"{day} register     {comments} comments on the "
-                     f"{definition.cycle(spec.cycle or '').name} counted as received "
-                     "(simulated)")
     return lines

@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from flows.rehearsal.comment_steps import LATE, batch_times, drafts_for
 from flows.rehearsal.forum import ForumDateAssumption, forum_date
 from flows.rehearsal.scenario import Event, Scenario
 from flows.rehearsal.stages import stage_actions
 from flows.rehearsal.stepping import Rehearsal, StageAction, next_step
+from states.contributions import SubmitterCategory, receive
 from states.dates import PlanDate
 from states.definition import ProcessDefinition
 from states.instance import Instance
@@ -105,3 +107,28 @@ def test_a_registered_stage_action_is_stepped_at_its_instant() -> None:
     step = next_step(r, instance, knock.at)
     assert step is not None
     assert isinstance(step.payload, ForumDateAssumption)
+
+
+def test_comment_batches_are_seeded_and_the_core_takes_them_as_planned() -> None:
+    """N per window in three batches, the same each time: the register's core takes each one,
+    late exactly in the batch after the deadline, the public only while a consultation is open."""
+    definition, instance, _ = wtpf_at_final()
+    r = rehearsal(definition)
+    r.comments = 20
+    public: dict[str, int] = {}
+    for cycle in [c for c in definition.cycles if c.comment_deadline is not None]:
+        times = batch_times(r, instance, cycle)
+        batches = {b: drafts_for(r, definition, instance, cycle, b, at) for b, at in times.items()}
+        assert batches == {b: drafts_for(r, definition, instance, cycle, b, at)
+                           for b, at in times.items()}
+        assert sum(len(d) for d in batches.values()) == 20
+        assert 1 <= len(batches[LATE]) <= 2
+        for batch, drafts in batches.items():
+            for _, draft in drafts:
+                receipt = receive(definition, instance, draft, times[batch])
+                assert receipt.late == (batch == LATE)
+        public[cycle.id] = sum(d.category is SubmitterCategory.PUBLIC
+                               for drafts in batches.values() for _, d in drafts)
+    assert public["draft1"] == public["draft4"] == 0
+    assert public["draft2"] > 0
+    assert public["draft3"] > 0
