@@ -5,8 +5,9 @@ The lines depend only on the audit log and the inputs, so two runs give identica
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from flows.storage import AuditEntry
 from states.contribution_types import SubmitterCategory, WindowSummary
@@ -97,12 +98,20 @@ def describe_entry(definition: ProcessDefinition, e: AuditEntry,
         "refusal": f"REFUSED {e.trigger}: {e.reason}",
         "init": f"process {definition.id} created",
         "notice": f"message decided: {e.inputs.get('event')} to {e.inputs.get('audience')}",
-        "forum": f"forum record: agenda item {(e.inputs.get('forum') or {}).get('item')}, "
-                 f"chair {(e.inputs.get('forum') or {}).get('chair') or '—'}, chair's report "
-                 f"{(e.inputs.get('forum') or {}).get('report') or '—'}",
+        "forum": _forum(definition, e.inputs.get("forum") or {}),
     }
     text = texts.get(e.kind, f"{e.kind} {e.trigger or ''}".rstrip())
     return [f"{day} {who} {text}"]
+
+
+def _forum(definition: ProcessDefinition, record: Mapping[str, Any]) -> str:
+    """The forum's record after a step: the agenda item under way (or the agenda done), the
+    chair and the chair's report."""
+    item, agenda = int(record.get("item") or 0), definition.forum.agenda
+    where = ("agenda completed" if item > len(agenda) else
+             f"agenda item {item}/{len(agenda)}" if item else "agenda not begun")
+    return (f"forum record: {where}, chair {record.get('chair') or '—'}, chair's report "
+            f"{record.get('report') or '—'}")
 
 
 def _opinion(e: AuditEntry) -> str:

@@ -143,6 +143,9 @@ def test_plain_rehearsal_takes_one_opinion_per_theme_through_the_forum(plain: Tw
                     "Opinion [cycle draft2, IEG meeting ieg1]")
     assert len(lines_on(plain.text, "2026-05-25", "Opinion op-5 (innovation): adopted by "
                         "consensus [cycle —, IEG meeting ieg4] (non-binding)")) == 1
+    assert lines_on(plain.text, "2026-05-2.", "forum record: agenda completed, chair Chair of "
+                    "the forum (rehearsal), chair's report WTPF-26/CHAIR-REPORT")
+    assert "agenda item 11" not in plain.text
 
 
 def test_rehearse_with_database_keeps_a_store_whose_audit_log_verifies(plain: TwoRuns) -> None:
