@@ -119,8 +119,8 @@ def sequences(draw: st.DrawFn) -> list[Action]:
                             *[Post(None, True, True)] * 3]
     middle.append(Amend("forum", draw(st.integers(20, 90)), "day", draw(st.booleans())))
     agenda = [Agenda()] * draw(st.integers(0, 9))  # often up to the Opinions' items
-    return [*draw(st.lists(PREPARING, min_size=8, max_size=25)), *middle, ToForum(), *agenda,
-            *draw(st.lists(AT_FORUM, min_size=5, max_size=25))]
+    return [*draw(st.lists(PREPARING, min_size=8, max_size=20)), *middle, ToForum(), *agenda,
+            *draw(st.lists(AT_FORUM, min_size=5, max_size=20))]
 
 
 def act(service: Service, d: ProcessDefinition, now: datetime, action: Action) -> datetime:
