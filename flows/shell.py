@@ -180,16 +180,18 @@ class Service:
 
     def revise(self, process_id: str, reshape: Reshape, actor: str, reason: str,
                override: bool = False, now: datetime | None = None,
-               action: str = "revise", inputs: dict[str, Any] | None = None) -> Outcome:
+               action: str = "revise", inputs: dict[str, Any] | None = None,
+               sessions: Sequence[str] = ()) -> Outcome:
         """Move a running process to the next version of its definition (``reshape`` builds it
         from the one in force): history kept, rules re-checked, experts told; the new
-        definition is stored in the same transaction as the decision."""
+        definition (meetings' planned days kept, see states.reshape_plan) is stored in the
+        same transaction as the decision. ``sessions``: a split's meetings, in order."""
         at = self.now(now)
 
         def decide(definition: ProcessDefinition,
                    instance: Instance) -> tuple[Decision, ProcessDefinition]:
-            new = reshape(definition)
-            return revision.revise(definition, new, instance, actor, reason, at, override), new
+            return revision.revised(definition, reshape(definition), instance, actor, reason,
+                                    at, override, sessions)
 
         return self._change_to(process_id, action, actor, at,
                                {**(inputs or {}), "override": override}, decide)

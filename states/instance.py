@@ -50,6 +50,30 @@ class Amendment(Frozen):
         return Span(self.start, self.end)
 
 
+class Shift(Frozen):
+    """One detail before → after (None: none named)."""
+
+    before: str | None = None
+    after: str | None = None
+
+
+class Relocation(Frozen):
+    """A meeting (or the forum) held in another mode or place, by a revision, with its reason:
+    a change of the plan the timeline lists next to the date changes."""
+
+    mode: Shift | None = None
+    place: Shift | None = None
+    at: AwareDatetime
+    by: str
+    reason: str
+
+    def text(self) -> str:
+        """'mode virtual → in-person, place — → Geneva'."""
+        return ", ".join(f"{name} {shift.before or '—'} → {shift.after or '—'}"
+                         for name, shift in (("mode", self.mode), ("place", self.place))
+                         if shift is not None)
+
+
 class DraftVersion(Frozen):
     """A further version of a posted draft (e.g. 'revised'): the document experts now read."""
 
@@ -81,6 +105,8 @@ class Instance(Frozen):
     """Per milestone, the latest amendment (what the plan now says)."""
     history: dict[str, tuple[Amendment, ...]] = Field(default_factory=dict)
     """Per milestone, every amendment in order (the latest is also in ``amendments``)."""
+    relocations: dict[str, tuple[Relocation, ...]] = Field(default_factory=dict)
+    """Per meeting (and 'forum'), every change of mode or place a revision made, in order."""
     versions: dict[str, tuple[DraftVersion, ...]] = Field(default_factory=dict)
     """Per cycle, the versions posted after its first posting (e.g. 'revised')."""
     overrides: tuple[Override, ...] = ()

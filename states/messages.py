@@ -113,6 +113,21 @@ class ConsultationClosed(_CycleMessage):
     deadline: AwareDatetime
 
 
+class MeetingSession(BaseModel):
+    """One session of a split meeting, as its invitations list them all."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    meeting: str
+    meeting_name: str
+    start: str
+    end: str | None = None
+    mode: Literal["in-person", "virtual", "hybrid"] = "in-person"
+    place: str | None = None
+    informal: bool = False
+    days: tuple[str, ...] | None = None
+
+
 class _Meeting(_CycleMessage):
     """A meeting's invitation, update or cancellation (with an iTIP .ics)."""
 
@@ -133,6 +148,8 @@ class _Meeting(_CycleMessage):
     after_final: bool = False
     """Held after the final report was posted: it does not change the report."""
     remote_participation: bool | None = None
+    sessions: tuple[MeetingSession, ...] = ()
+    """A split meeting's sessions in order (empty unless a split sent this message)."""
 
 
 class MeetingInvitation(_Meeting):
@@ -177,6 +194,18 @@ class ForumReminder(_Message):
     forum_opens: date
     days_before: int
     place: str | None = None
+
+
+class ForumUpdated(_Message):
+    """The forum is held in another mode or place (a revision's): old → new, and why."""
+
+    event: Literal["forum_updated"] = "forum_updated"
+    mode: Literal["in-person", "virtual", "hybrid"] | None = None
+    place: str | None = None
+    previous_mode: Literal["in-person", "virtual", "hybrid"] | None = None
+    previous_place: str | None = None
+    forum_opens: date | None = None
+    reason: str | None = None
 
 
 class StepOverdue(_Message):
@@ -224,7 +253,7 @@ class DeliveryFailures(_Message):
 Message = Annotated[
     NominationAcknowledged | DraftPosted | DraftRevised | CommentReminder | CommentsClosed
     | ConsultationOpened | ConsultationClosed | MeetingInvitation | MeetingUpdated
-    | MeetingCancelled | FinalPosted | ForumReminder | StepOverdue | RuleAtRisk
+    | MeetingCancelled | FinalPosted | ForumReminder | ForumUpdated | StepOverdue | RuleAtRisk
     | DeliveryFailures,
     Field(discriminator="event"),
 ]
@@ -235,8 +264,8 @@ MODELS: dict[str, type[_Message]] = {
     for model in (NominationAcknowledged, DraftPosted, DraftRevised, CommentReminder,
                   CommentsClosed,
                   ConsultationOpened, ConsultationClosed, MeetingInvitation, MeetingUpdated,
-                  MeetingCancelled, FinalPosted, ForumReminder, StepOverdue, RuleAtRisk,
-                  DeliveryFailures)
+                  MeetingCancelled, FinalPosted, ForumReminder, ForumUpdated, StepOverdue,
+                  RuleAtRisk, DeliveryFailures)
 }
 #: Events whose message carries an iTIP calendar, and its method.
 CALENDAR = {"meeting_invitation": "REQUEST", "meeting_updated": "REQUEST",

@@ -33,7 +33,7 @@ AUDIENCE = {
     "draft_posted": "experts", "draft_revised": "experts", "comments_closed": "experts",
     "consultation_opened": "experts", "consultation_closed": "experts",
     "final_posted": "experts", "meeting_started": "none", "meeting_ended": "none",
-    "forum_opened": "none", "forum_closed": "none",
+    "forum_opened": "none", "forum_closed": "none", "forum_updated": "experts",
 }
 
 
@@ -271,11 +271,19 @@ def _meeting(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
             data.get("remote_participation"), "previous_place": data.get("previous_place"),
             "previous_mode": data.get("previous_mode"),
             "previous_days": data.get("previous_days"), "reason": data.get("reason"),
-            "after_final": data.get("after_final")}
+            "after_final": data.get("after_final"), "sessions": data.get("sessions")}
 
 
 def _final(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
     return {"forum_opens": e.data.get("opens_day")}
+
+
+def _forum_updated(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
+    data = e.data
+    return {"mode": data.get("mode"), "place": data.get("place"),
+            "previous_mode": data.get("previous_mode"),
+            "previous_place": data.get("previous_place"),
+            "forum_opens": data.get("opens_day"), "reason": data.get("reason")}
 
 
 def _overdue(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
@@ -300,6 +308,7 @@ _SPECIFIC = {
     "comments_closed": _closed, "consultation_opened": _consultation,
     "consultation_closed": _consultation, "meeting_invitation": _meeting,
     "meeting_updated": _meeting, "meeting_cancelled": _meeting, "final_posted": _final,
+    "forum_updated": _forum_updated,
     "step_overdue": _overdue, "rule_at_risk": _rule,
 }
 

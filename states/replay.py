@@ -22,7 +22,14 @@ from states.contribution_types import WindowSummary
 from states.dates import PlanDate, end_instant, start_instant, zone
 from states.definition import ProcessDefinition
 from states.forum import ForumRecord, Opinion
-from states.instance import Amendment, DraftVersion, Happening, Instance, Override
+from states.instance import (
+    Amendment,
+    DraftVersion,
+    Happening,
+    Instance,
+    Override,
+    Relocation,
+)
 from states.machine import table_for
 from states.queries import days_before
 
@@ -54,6 +61,7 @@ def rebuild(definition: ProcessDefinition, records: Iterable[Entry],
     happened: dict[str, Happening] = {}
     amendments: dict[str, Amendment] = {}
     history: dict[str, tuple[Amendment, ...]] = {}
+    relocations: dict[str, tuple[Relocation, ...]] = {}
     versions: dict[str, tuple[DraftVersion, ...]] = {}
     summaries: dict[str, WindowSummary] = {}
     overrides: list[Override] = []
@@ -67,10 +75,8 @@ def rebuild(definition: ProcessDefinition, records: Iterable[Entry],
             happened[e.trigger] = Happening(
                 trigger=e.trigger, at=e.at, by=e.actor, document=e.inputs.get("document"),
                 due=datetime.fromisoformat(str(due)) if due else None)
-        elif e.kind == "amendment":
-            key = str(e.inputs["milestone"])
-            amendments[key] = _amendment(e)
-            history[key] = (*history.get(key, ()), amendments[key])
+        elif e.kind in ("amendment", "revision"):
+            _plan_changed(e, amendments, history, relocations)
         elif e.kind == "draft_version":
             cycle = str(e.inputs["cycle"])
             versions[cycle] = (*versions.get(cycle, ()),
@@ -92,9 +98,29 @@ def rebuild(definition: ProcessDefinition, records: Iterable[Entry],
         elif e.kind == "forum" and "forum" in e.inputs:
             forum = ForumRecord.model_validate(e.inputs["forum"])
     return Instance(process_id=process_id or definition.id, regions=regions, happened=happened,
-                    amendments=amendments, history=history, versions=versions,
+                    amendments=amendments, history=history, relocations=relocations,
+                    versions=versions,
                     summaries=summaries, overrides=tuple(overrides),
                     notices=tuple(sorted(notices)), opinions=opinions, forum=forum)
+
+
+def _plan_changed(e: Entry, amendments: dict[str, Amendment],
+                  history: dict[str, tuple[Amendment, ...]],
+                  relocations: dict[str, tuple[Relocation, ...]]) -> None:
+    """An amendment; or a revision's dropped amendments and the changes of plan it made (new
+    days of a meeting, a new mode or place: states.reshape_plan)."""
+    if e.kind == "amendment":
+        key = str(e.inputs["milestone"])
+        amendments[key] = _amendment(e)
+        history[key] = (*history.get(key, ()), amendments[key])
+        return
+    for key in e.inputs.get("dropped_amendments", ()):
+        amendments.pop(str(key), None)
+    for key, value in (e.inputs.get("amendments") or {}).items():
+        amendments[key] = Amendment.model_validate(value)
+        history[key] = (*history.get(key, ()), amendments[key])
+    for key, value in (e.inputs.get("relocations") or {}).items():
+        relocations[key] = (*relocations.get(key, ()), Relocation.model_validate(value))
 
 
 def _amendment(e: Entry) -> Amendment:

@@ -16,7 +16,7 @@ from typing import Any
 
 from states.dates import PlanDate
 from states.definition import Mode, ProcessDefinition, parse_definition
-from states.errors import InputError
+from states.errors import DefinitionError, InputError, Problem
 
 SESSION_FORM = ("[informal ]MODE:DATES[@PLACE][ as ID], MODE one of physical, in-person, "
                 "virtual, hybrid; DATES 2026-01-20, 2026-01-20..2026-01-22 or "
@@ -48,6 +48,13 @@ class Dates:
             raise InputError(f"dates '{text}': {exc}. Write 2026-01-20, 2026-01-20..2026-01-22 "
                              "or 2026-01-20,2026-01-22 for non-contiguous days.") from None
 
+    def check(self, start: str = "--start", end: str = "--end") -> Dates:
+        """These dates, or an InputError in the command's terms when the end comes first."""
+        if self.end is not None and self.end.first_day() < self.start.first_day():
+            raise InputError(f"{end} {self.end} is before {start} {self.start}: the last day "
+                             "comes on or after the first.")
+        return self
+
     def fields(self) -> dict[str, Any]:
         """As MeetingDef fields."""
         return {"start": str(self.start), "end": str(self.end) if self.end else None,
@@ -64,13 +71,19 @@ class Session:
     informal: bool = False
     id: str | None = None
 
+    def name(self, meeting_id: str, number: int) -> str:
+        """This session's id when it is the ``number``-th (from 1) of the split meeting."""
+        return meeting_id if number == 1 else self.id or f"{meeting_id}-{number}"
+
     @classmethod
     def parse(cls, text: str) -> Session:
         """'physical:2026-01-20..2026-01-22@Geneva', 'informal virtual:2026-03-10 as ieg4-x'."""
         match = _SESSION.match(text)
         if match is None:
             raise InputError(f"--session '{text}': expected {SESSION_FORM}.")
-        return cls(mode_of(match["mode"], f"--session '{text}'"), Dates.parse(match["dates"]),
+        dates = Dates.parse(match["dates"]).check("the first day",
+                                                  f"--session '{text}': the last day")
+        return cls(mode_of(match["mode"], f"--session '{text}'"), dates,
                    match["place"], bool(match["informal"]), match["id"])
 
 
@@ -83,8 +96,24 @@ def mode_of(text: str, where: str) -> Mode:
                          "hybrid.") from None
 
 
+_MEETING_PATH = re.compile(r"^cycles\[(\d+)\]\.meetings\[(\d+)\]")
+
+
 def _rebuilt(doc: dict[str, Any]) -> ProcessDefinition:
-    return parse_definition(doc, "the revised definition")
+    """The new definition; a problem inside a meeting is named by the meeting's id (as the
+    command was typed), not by its index in the document."""
+    try:
+        return parse_definition(doc, "the revised definition")
+    except DefinitionError as exc:
+        problems = []
+        for problem in exc.problems:
+            found = _MEETING_PATH.match(problem.path)
+            path = problem.path
+            if found is not None:
+                meeting = doc["cycles"][int(found[1])]["meetings"][int(found[2])]
+                path = f"meeting '{meeting.get('id')}'{problem.path[found.end():]}"
+            problems.append(Problem(path, problem.value, problem.message))
+        raise DefinitionError(exc.source, problems) from None
 
 
 def _find(definition: ProcessDefinition, meeting_id: str) -> tuple[int, int]:
@@ -148,7 +177,7 @@ def split_meeting(definition: ProcessDefinition, meeting_id: str,
             ident, name = meeting.id, meeting.name
         else:
             fields = {}
-            ident = session.id or f"{meeting.id}-{number}"
+            ident = session.name(meeting.id, number)
             kind = "informal session" if session.informal else "session"
             name = f"{meeting.name}, {kind} {number}"
         fields.update(id=ident, name=name, **session.dates.fields(), mode=session.mode.value,

@@ -12,6 +12,8 @@ decision's state and audit record.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,13 +27,27 @@ from states.instance import Instance, Override
 from states.machine import MAIN, Table
 from states.notices import notices, with_message
 from states.plan import Milestone, by_key, plan_milestones
+from states.reshape_plan import keep_plans
 from states.revision_diff import changes
 from states.rules import check, effective_milestones, newly_broken
 
 
 def revise(old: ProcessDefinition, new: ProcessDefinition, instance: Instance, actor: str,
-           reason: str, now: datetime, override: bool = False) -> Decision:
+           reason: str, now: datetime, override: bool = False,
+           sessions: Sequence[str] = ()) -> Decision:
+    """The decision of ``revised`` (the definition then in force is its second part)."""
+    return revised(old, new, instance, actor, reason, now, override, sessions)[0]
+
+
+def revised(old: ProcessDefinition, new: ProcessDefinition, instance: Instance, actor: str,
+            reason: str, now: datetime, override: bool = False,
+            sessions: Sequence[str] = ()) -> tuple[Decision, ProcessDefinition]:
     """Replace the definition ``instance`` runs on by ``new``; a 'revision' audit record.
+
+    The definition put in force keeps each meeting's planned days: a move of them is an
+    amendment, a new mode or place a relocation (states/reshape_plan.py), so the timeline
+    shows plan → each change → actual. ``sessions``: the meetings a split made, in order;
+    their invitations list them all. Every invitation this revision sends says its reason.
 
     Refused (history, not overridable) when the new machine would rewrite what happened;
     refused (overridable, with a reason) when it breaks a rule the old plan kept. Amendments
@@ -53,14 +69,16 @@ def revise(old: ProcessDefinition, new: ProcessDefinition, instance: Instance, a
     # passed while no tick ran has started, and the history rules must see it so.
     caught_up = advance(old, instance, now)
     instance = caught_up.after
-    old_table, new_table = engine_for(old).table, engine_for(new).table
     _keep_meeting_history(old, new, instance, now)
+    plans = keep_plans(old, new, instance, member.id, reason, now)
+    new = plans.definition
+    old_table, new_table = engine_for(old).table, engine_for(new).table
     _keep_machine_history(old, new, instance, old_table, new_table)
     kept = _keep_amendments(old, new, instance)
     before_items = effective_milestones(old, instance)
-    after_instance = instance.model_copy(update={
+    after_instance = plans.applied(instance.model_copy(update={
         "amendments": kept,
-        "invitations": _with_details(instance, before_items)})
+        "invitations": _with_details(instance, before_items)}))
     after_items = effective_milestones(new, after_instance)
     _not_into_past(old, new, before_items, after_items, now)
     broken = newly_broken(check(old, before_items), check(new, after_items))
@@ -76,7 +94,8 @@ def revise(old: ProcessDefinition, new: ProcessDefinition, instance: Instance, a
     inputs: dict[str, Any] = {
         "from": old.fingerprint(), "to": new.fingerprint(), "changes": listed,
         "dropped_amendments": sorted(set(instance.amendments) - set(kept)),
-        "definition": new.model_dump(mode="json"), "override": bool(overrides)}
+        "definition": new.model_dump(mode="json"), "override": bool(overrides),
+        **plans.inputs()}
     records = [Record(now, member.id, "revision", None, state, state, reason, inputs)]
     records += [Record(now, member.id, "override", None, None, None, reason,
                        {"rule": o.rule, "what": o.what, "message": o.message})
@@ -87,9 +106,58 @@ def revise(old: ProcessDefinition, new: ProcessDefinition, instance: Instance, a
     records += [Record(now, "system", "notice", None, None, None, None,
                        {"event": e.event, "key": e.key, "audience": "experts"})
                 for e in effects]
+    if "forum" in plans.relocations:  # the forum in another mode or place: experts and focal points
+        effect = _forum_updated(old, new, after, reason, now)
+        after = after.model_copy(update={"notices": tuple(sorted({*after.notices,
+                                                                   effect.key}))})
+        records.append(Record(now, "system", "notice", None, None, None, None,
+                              {"event": effect.event, "key": effect.key,
+                               "audience": "experts"}))
+        effects.append(effect)
     decision = Decision(instance, after, tuple(records), tuple(effects))
-    told = notices(new, after, new_table, by_key(effective_milestones(new, after)), now)
-    return caught_up.then(decision).then(told)
+    items = by_key(effective_milestones(new, after))
+    told = notices(new, after, new_table, items, now)
+    told = replace(told, effects=tuple(_told_why(new, e, reason, sessions, items)
+                                       for e in told.effects))
+    return caught_up.then(decision).then(told), new
+
+
+def _forum_updated(old: ProcessDefinition, new: ProcessDefinition, instance: Instance,
+                   reason: str, now: datetime) -> Effect:
+    """'forum_updated': the forum's new mode and place (old → new), keyed by the version."""
+    opens = by_key(effective_milestones(new, instance))["forum"].start
+    data: dict[str, Any] = {
+        "audience": "experts", "reason": reason,
+        "mode": new.forum.mode.value if new.forum.mode else None, "place": new.forum.place,
+        "previous_mode": old.forum.mode.value if old.forum.mode else None,
+        "previous_place": old.forum.place,
+        "opens_day": opens.first_day().isoformat() if opens is not None and opens.exact
+        else None}
+    key = f"{instance.process_id}:forum-updated:{new.fingerprint()[:16]}"
+    effect = Effect("notify", "forum_updated", key, instance.process_id, None, None, now, data)
+    return with_message(new, effect)
+
+
+def _told_why(definition: ProcessDefinition, effect: Effect, reason: str,
+              sessions: Sequence[str], items: dict[str, Milestone]) -> Effect:
+    """An invitation or update this revision sends, with its reason and (a split) every
+    session of the split meeting, so the experts read why and what the meeting became."""
+    if effect.event not in ("meeting_invitation", "meeting_updated"):
+        return effect
+    data: dict[str, Any] = {**effect.data, "reason": reason}
+    if effect.data.get("meeting") in sessions:
+        names = {m.id: m.name for c in definition.cycles for m in c.meetings}
+        data["sessions"] = [_session(names[key], items[key]) for key in sessions
+                            if key in items]
+    return with_message(definition, replace(effect, data=data, message=None))
+
+
+def _session(name: str, item: Milestone) -> dict[str, Any]:
+    """One session as an invitation lists it (states.messages.MeetingSession)."""
+    days = item.days
+    return {"meeting": item.key, "meeting_name": name, "start": str(item.start),
+            "end": str(item.last), "mode": item.mode, "place": item.place,
+            "informal": item.informal, "days": [str(d) for d in days] if days else None}
 
 
 def _keep_machine_history(old: ProcessDefinition, new: ProcessDefinition, instance: Instance,

@@ -18,7 +18,7 @@ from states.decision import Decision, Effect, Record
 from states.definition import CycleDef, ProcessDefinition
 from states.engine import actor_of
 from states.errors import InputError, Refused, RuleId
-from states.instance import Amendment, DraftVersion, Instance
+from states.instance import Amendment, DraftVersion, Instance, Relocation
 from states.notices import with_message
 from states.plan import Milestone, plan_milestones
 from states.queries import Occurrence, history
@@ -36,6 +36,8 @@ class Story:
     changes: tuple[Amendment, ...]
     current: Milestone
     actual: tuple[Occurrence, ...]
+    relocations: tuple[Relocation, ...] = ()
+    """Each change of mode or place (a revision's), in order."""
 
 
 def stories(definition: ProcessDefinition, instance: Instance) -> list[Story]:
@@ -45,7 +47,7 @@ def stories(definition: ProcessDefinition, instance: Instance) -> list[Story]:
         happened.setdefault(occurrence.milestone, []).append(occurrence)
     planned = {m.key: m for m in plan_milestones(definition)}
     return [Story(planned[item.key], instance.history.get(item.key, ()), item,
-                  tuple(happened.get(item.key, ())))
+                  tuple(happened.get(item.key, ())), instance.relocations.get(item.key, ()))
             for item in effective_milestones(definition, instance)]
 
 

@@ -7,6 +7,7 @@ escaped: rich would read '[/x]' in a reason as markup and fail, or drop '[draft]
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from rich.console import Console
 from rich.markup import escape
@@ -21,7 +22,7 @@ from states.plan import Milestone
 from states.queries import history
 from states.rules import RuleResult, Status
 from states.status import Report
-from states.versions import stories
+from states.versions import Story, stories
 
 MARK = {Status.PASS: "[green]PASS[/]", Status.FAIL: "[bold red]FAIL[/]",
         Status.UNKNOWN: "[yellow]RISK[/]"}
@@ -107,21 +108,33 @@ def timeline(console: Console, definition: ProcessDefinition, plan: list[Milesto
         table.add_row(item.key, escape(label), original, current,
                       escape("; ".join(by_milestone.get(item.key, [])) or "—"))
     console.print(table)
-    changed = [s for s in stories(definition, instance) if s.changes]
+    changed = [s for s in stories(definition, instance) if s.changes or s.relocations]
     if changed:
         console.print("[bold]Changes[/] (plan → each change → actual)")
     for story in changed:
         console.print(f"  [bold]{escape(story.current.key)}[/] {escape(story.current.label)}",
                       soft_wrap=True, highlight=False)
         console.print(f"    plan      {story.planned.span_text()}", highlight=False)
-        for number, change in enumerate(story.changes, 1):
-            span = change.start.human() + (f" – {change.end.human()}" if change.end else "")
-            console.print(escape(f"    change {number}  {span}  ({describe(change.at, tz)}, "
-                                 f"by {change.by}: {change.reason})"), soft_wrap=True,
-                          highlight=False)
+        for number, (what, at, by, reason) in enumerate(_changes(story), 1):
+            console.print(escape(f"    change {number}  {what}  ({describe(at, tz)}, "
+                                 f"by {by}: {reason})"), soft_wrap=True, highlight=False)
         actual = "; ".join(describe(o.when, tz) + (f" ({o.document})" if o.document else "")
                            for o in story.actual) or "not yet"
         console.print(escape(f"    actual    {actual}"), soft_wrap=True, highlight=False)
+
+
+def _changes(story: Story) -> list[tuple[str, datetime, str, str]]:
+    """Each change of a milestone in time order: new dates, a new mode or place, or both
+    (a revision that did both at once is one change)."""
+    lines: dict[tuple[datetime, str, str], list[str]] = {}
+    for change in story.changes:
+        span = change.start.human() + (f" – {change.end.human()}" if change.end else "")
+        lines.setdefault((change.at, change.by, change.reason), []).append(span)
+    for relocation in story.relocations:
+        lines.setdefault((relocation.at, relocation.by, relocation.reason),
+                         []).append(relocation.text())
+    return [("; ".join(what), at, by, reason)
+            for (at, by, reason), what in sorted(lines.items(), key=lambda i: i[0][0])]
 
 
 def audit(console: Console, entries: Sequence[AuditEntry], timezone: str | None) -> None:

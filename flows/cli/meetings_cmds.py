@@ -35,9 +35,10 @@ Place = Annotated[str | None, typer.Option(help="Where, e.g. Geneva ('' for none
 
 
 def _run(database: str | None, process: str, build: Reshape, by: str, reason: str,
-         override: bool, now: str | None, action: str, inputs: dict[str, object]) -> None:
+         override: bool, now: str | None, action: str, inputs: dict[str, object],
+         sessions: tuple[str, ...] = ()) -> None:
     outcome = service(database).revise(process, build, by, reason, override, parse_now(now),
-                                       action, inputs)
+                                       action, inputs, sessions)
     _show(outcome)
 
 
@@ -79,7 +80,8 @@ def add_cmd(
     """
     if days and end:
         raise InputError("give --end or --days, not both.")
-    dates = Dates.parse(days) if days else Dates.parse(f"{start}..{end}" if end else start)
+    dates = (Dates.parse(days) if days else Dates.parse(f"{start}..{end}" if end else start)
+             ).check()
     if days and dates.start != Dates.parse(start).start:
         raise InputError(f"--start {start} is not the first of --days {days}.")
     chosen = mode_of(mode, "--mode") if mode else None
@@ -123,29 +125,37 @@ def split_cmd(
           --by wtpf-secretariat --reason "CWG-WTPF decision"
     """
     sessions = [Session.parse(text) for text in session]
+    names = tuple(s.name(meeting, number) for number, s in enumerate(sessions, start=1))
     _run(database, process, lambda d: reshape.split_meeting(d, meeting, sessions), by, reason,
-         override, now, f"meetings split {meeting}", {"meeting": meeting, "sessions": session})
+         override, now, f"meetings split {meeting}", {"meeting": meeting, "sessions": session},
+         names)
 
 
 @meetings_app.command("change")
 def change_cmd(
-    process: Process,
-    meeting: Annotated[str | None, typer.Argument(help="Meeting id, or 'forum'.")] = None,
-    by: Actor = "", reason: Reason = "", mode: ModeOption = None, place: Place = None,
+    process: Process, by: Actor, reason: Reason,
+    meeting: Annotated[str | None, typer.Argument(
+        help="Meeting id, e.g. ieg4 (the forum: --forum instead).")] = None,
+    mode: ModeOption = None, place: Place = None,
     remote: Annotated[bool | None, typer.Option(
         "--remote/--no-remote", help="Remote participation offered (meetings).")] = None,
-    forum: Annotated[bool, typer.Option(help="Change the forum, not a meeting.")] = False,
+    forum: Annotated[bool, typer.Option(
+        help="Change the forum (then name no meeting).")] = False,
     override: Override = False, database: Database = None, now: Now = None,
 ) -> None:
-    """Change a meeting's (or the forum's) mode and place; dates move with 'prepflow amend'.
+    """Change a meeting's (or, with --forum, the forum's) mode and place; dates move with
+    'prepflow amend'.
 
     Examples:
       prepflow meetings change wtpf-26 ieg3 --mode physical --place Geneva --by ... --reason ...
       prepflow meetings change wtpf-26 --forum --mode hybrid --place Geneva --by ... --reason ...
     """
-    if not by:
-        raise InputError("--by is required: your secretariat member id, name or email.")
-    target = "forum" if forum or meeting == "forum" else meeting
+    if forum and meeting is not None:
+        raise InputError(f"give a meeting ('{meeting}') or --forum, not both.")
+    if meeting == "forum":
+        raise InputError("the forum is named with --forum: prepflow meetings change "
+                         f"{process} --forum --mode MODE --place PLACE --by NAME --reason WHY.")
+    target = "forum" if forum else meeting
     if target is None:
         raise InputError("name the meeting (e.g. ieg4), or give --forum.")
     chosen = mode_of(mode, "--mode") if mode else None

@@ -24,7 +24,7 @@ from states.notices import message_payload
 log = get_logger("prepflow.mail")
 
 #: Events whose message also goes to the Member States' focal points.
-FOCAL_EVENTS = {"draft_posted", "draft_revised", "final_posted"}
+FOCAL_EVENTS = {"draft_posted", "draft_revised", "final_posted", "forum_updated"}
 #: Expert statuses that receive messages (a withdrawn nomination does not).
 ACTIVE = {"nominated", "confirmed"}
 

@@ -49,6 +49,7 @@ from flows.mail.wording import (
     mode_text,
     moved_text,
     one_line,
+    span_text,
     when_text,
     where_changed_text,
     zone_label,
@@ -191,6 +192,10 @@ class Renderer:
                 (str(before), _text(view.get("previous_end"))),
                 (str(view["start"]), _text(view["end"])), zone, language) if before else None
             _meeting_view(view, zone_label(zone), language)
+        if item.event == "forum_updated":
+            for key in ("mode", "previous_mode"):
+                how = view.get(key)
+                view[f"{key}_text"] = mode_text(str(how), language) if how else None
         return view
 
     def render(self, item: Renderable, definition_timezone: str,
@@ -250,6 +255,24 @@ def _meeting_view(view: dict[str, object], zone: str, language: str) -> None:
         view.get("start"), view.get("end"))
     if same_span and _days(view.get("previous_days")) == days:
         view["moved_text"] = None
+    view["sessions_text"] = [_session_text(s, language) for s in _sessions(view)]
+
+
+def _sessions(view: Mapping[str, object]) -> list[Mapping[str, object]]:
+    sessions = view.get("sessions")
+    return [s for s in sessions if isinstance(s, Mapping)] if isinstance(
+        sessions, list | tuple) else []
+
+
+def _session_text(session: Mapping[str, object], language: str) -> str:
+    """'4th IEG meeting: 9 Feb 2026 – 10 Feb 2026, in person, Geneva'."""
+    days = _days(session.get("days"))
+    when = days_list_text(days, language) if days else span_text(
+        str(session["start"]), _text(session.get("end")), language)
+    place = _text(session.get("place"))
+    informal = {"fr": " (session informelle)"}.get(language, " (informal session)")
+    return (f"{session['meeting_name']}: {when}, {mode_text(str(session.get('mode')), language)}"
+            f"{f', {place}' if place else ''}{informal if session.get('informal') else ''}")
 
 
 def _days(value: object) -> tuple[str, ...] | None:

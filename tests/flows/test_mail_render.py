@@ -30,7 +30,7 @@ SPEC_EVENTS = {
     "comments_closed",
     "consultation_opened", "consultation_closed", "meeting_invitation", "meeting_updated",
     "meeting_cancelled", "final_posted", "forum_reminder", "step_overdue", "rule_at_risk",
-    "delivery_failures",
+    "delivery_failures", "forum_updated",
 }
 COMMON = {"process_id": "wtpf-26", "forum": "WTPF-26", "contact": "wtpf@itu.int",
           "process_name": "Seventh World Telecommunication/ICT Policy Forum (WTPF-26) — "
@@ -63,6 +63,8 @@ CONTEXTS: dict[str, dict[str, Any]] = {
                      "document": "WTPF26/FINAL", "forum_opens": "2026-05-12",
                      "document_url": "https://www.itu.int/md/S26-WTPF-WTPF26/FINAL/en"},
     "forum_reminder": {"forum_opens": "2026-05-12", "days_before": 14, "place": "Geneva"},
+    "forum_updated": {"forum_opens": "2026-05-12", "mode": "hybrid", "place": "Geneva",
+                      "previous_mode": "virtual", "reason": "Council decision"},
     "step_overdue": {"step": "Second Draft: posting", "step_key": "draft2.posting",
                      "due": "2024-11-04T23:00:00+00:00", "overdue_days": 2.5,
                      "action": "prepflow post wtpf-26 draft2 --document WTPF26/IEG2-1"},

@@ -11,9 +11,11 @@ from icalendar import Calendar
 
 from flows.cli import app as cli
 from flows.definition_file import load_definition
+from flows.mail.outbox_plan import recipients
 from flows.mail.render import Renderer
 from flows.nominations import acknowledgements, check_row
 from flows.storage import OutboxItem, SqlStore
+from states.definition import FocalPoint
 from tests.flows.test_cli import BY, WTPF, Result, Run, audit, ok, one_paragraph, stored
 from tests.flows.test_mail_render import SENDER, parts
 
@@ -296,3 +298,93 @@ def test_init_with_another_version_points_to_revise(run: Run, changed_file: Path
     result = run("init", str(changed_file), "--now", "2024-07-11T08:00Z")
     assert result.code == 2
     assert "prepflow revise wtpf-26 FILE.yaml --by NAME --reason WHY" in one_paragraph(result)
+
+
+def test_the_timeline_shows_the_plan_then_the_split(running: Run, db_url: str) -> None:
+    """After the split, ieg4 reads plan (February 2026) → fixed → split, with the split's
+    days, mode and place, by whom and why; the definition in force keeps the plan."""
+    ok(running("meetings", "split", "wtpf-26", "ieg4", "--session",
+               "physical:2026-02-09..2026-02-10@Geneva", "--session",
+               "informal virtual:2026-03-10", "--session", "informal virtual:2026-03-24",
+               "--by", BY, "--reason", "CWG-WTPF decision", "--now", "2025-12-22T09:00Z"))
+    assert stored(db_url).definition["cycles"][3]["meetings"][0]["start"] == "2026-02"
+    out = ok(running("timeline", "wtpf-26")).out
+    story = out[out.index("ieg4 4th IEG meeting"):].splitlines()
+    assert story[1].split() == ["plan", "February", "2026"]
+    assert "change 1  16 Feb 2026" in story[2]
+    assert "fixed" in story[2]
+    assert "change 2  9 Feb 2026 – 10 Feb 2026; mode virtual → in-person, place — → Geneva" \
+        in story[3]
+    assert "CWG-WTPF decision" in story[3]
+    assert story[4].split()[0] == "actual"
+    _verified(running)
+
+
+def test_the_updated_invitation_says_why_and_lists_the_sessions(running: Run,
+                                                                db_url: str) -> None:
+    """The experts read the split's reason and all three sessions (text and html)."""
+    ok(running("meetings", "split", "wtpf-26", "ieg4", *SPLIT, "--by", BY,
+               "--reason", "CWG-WTPF decision", "--now", "2025-12-22T09:00Z"))
+    update = _outbox(db_url, "meeting_updated")[0]
+    text, _ = _mail(update)
+    assert "Why: CWG-WTPF decision" in text
+    assert ("held in 3 sessions: - 4th IEG meeting: 20 Jan 2026 – 22 Jan 2026, in person, "
+            "Geneva - 4th IEG meeting, informal session 2: 10 Mar 2026, virtual (online) "
+            "(informal session) - 4th IEG meeting, informal session 3: 2 Apr 2026") in text
+    _, html = parts(Renderer(SENDER).render(update, "Europe/Zurich", update.created_at))
+    assert "<li>4th IEG meeting, informal session 3: 2 Apr 2026" in html
+
+
+def test_a_new_forum_mode_and_place_is_mailed(running: Run, db_url: str) -> None:
+    """'forum_updated' goes to each expert and focal point: old → new mode and place, why."""
+    ok(running("meetings", "change", "wtpf-26", "--forum", "--mode", "hybrid", "--place",
+               "Geneva", "--by", BY, "--reason", "Council", "--now", "2025-12-22T09:00Z"))
+    mails = _outbox(db_url, "forum_updated")
+    focal = load_definition(WTPF).notifications.focal_points
+    assert len(mails) == len(PEOPLE) + len(focal)
+    message = Renderer(SENDER).render(mails[0], "Europe/Zurich", mails[0].created_at)
+    text = " ".join(parts(message)[0].split())
+    assert "How: not yet announced → hybrid (in person and online)" in text
+    assert "→ Geneva" in text
+    assert "Why: Council" in text
+    assert "forum" in ok(running("timeline", "wtpf-26")).out.split("Changes")[1]
+    _verified(running)
+
+
+def test_an_end_before_the_start_is_said_in_the_commands_terms(running: Run,
+                                                                db_url: str) -> None:
+    """--end before --start: exit 2 naming both options, no internal path, nothing changed."""
+    before = audit(db_url)
+    result = running("meetings", "add", "wtpf-26", "--cycle", "draft4", "--id", "ieg4b",
+                     "--name", "IEG 4b", "--start", "2026-05-05", "--end", "2026-05-01",
+                     "--by", BY, "--reason", "r", "--now", "2025-12-22T09:00Z")
+    assert result.code == 2
+    text = one_paragraph(result)
+    assert "--end 2026-05-01 is before --start 2026-05-05" in text
+    assert "cycles[" not in text
+    assert len(audit(db_url)) == len(before)
+
+
+def test_change_names_the_forum_one_way_and_needs_by_and_reason(running: Run) -> None:
+    """'forum' as the meeting argument points to --forum; --by and --reason are required."""
+    result = running("meetings", "change", "wtpf-26", "forum", "--mode", "hybrid",
+                     "--by", BY, "--reason", "r")
+    assert result.code == 2
+    assert "--forum" in one_paragraph(result)
+    missing = running("meetings", "change", "wtpf-26", "ieg4", "--mode", "hybrid",
+                      "--reason", "r")
+    assert missing.code == 2
+    assert "--by" in one_paragraph(missing)
+    missing = running("meetings", "change", "wtpf-26", "ieg4", "--mode", "hybrid", "--by", BY)
+    assert missing.code == 2
+    assert "--reason" in one_paragraph(missing)
+
+
+def test_forum_updated_also_goes_to_the_focal_points() -> None:
+    """As other forum mails: the experts and each Member State's focal point."""
+    definition = load_definition(WTPF)
+    focal = FocalPoint(member_state="CH", name="OFCOM", email="focal@example.ch")
+    definition = definition.model_copy(update={"notifications": definition.notifications
+                                               .model_copy(update={"focal_points": [focal]})})
+    found = recipients(definition, "experts", "forum_updated", lambda: [])
+    assert [r.ref for r in found] == ["focal:CH"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from states.dates import PlanDate
@@ -9,8 +11,10 @@ from states.definition import Mode, ProcessDefinition, parse_definition
 from states.errors import InputError, Refused, RuleId
 from states.invitations import Invitation
 from states.machine import build_table
-from states.reshape import Dates, Session, add_meeting, cancel_meeting, split_meeting
-from states.revision import revise
+from states.messages import ForumUpdated, MeetingInvitation, MeetingUpdated
+from states.replay import rebuild
+from states.reshape import Dates, Session, add_meeting, cancel_meeting, change_forum, split_meeting
+from states.revision import revise, revised
 from tests.states.helpers import SEC, WTPF26, fix_meetings, new, post, raw, utc, wtpf
 
 SESSIONS = [Session.parse("physical:2026-01-20..2026-01-22@Geneva"),
@@ -71,12 +75,88 @@ def test_a_revision_lists_its_changes_and_keeps_the_new_definition() -> None:
     """Its record holds both hashes, the changes in words and the whole new definition."""
     definition, instance = _running()
     new_def = split_meeting(definition, "ieg4", SESSIONS)
-    decision = revise(definition, new_def, instance, SEC, "CWG", utc(2024, 11, 5))
+    decision, in_force = revised(definition, new_def, instance, SEC, "CWG", utc(2024, 11, 5))
     (record,) = [r for r in decision.records if r.kind == "revision"]
-    assert record.inputs["to"] == new_def.fingerprint()
-    assert record.inputs["definition"] == new_def.model_dump(mode="json")
+    assert record.inputs["to"] == in_force.fingerprint()
+    assert record.inputs["definition"] == in_force.model_dump(mode="json")
     assert "ieg4.place: none → Geneva" in record.inputs["changes"]
-    assert "ieg4" not in decision.after.amendments  # the new version states its dates
+    assert "ieg4.start: 2026-02 → 2026-01-20" in record.inputs["changes"]
+
+
+def test_a_split_keeps_the_plan_and_records_the_move_as_a_change() -> None:
+    """ieg4 keeps its planned days in the version in force; the split's new days are an
+    amendment with its reason, the new mode and place a relocation; the log rebuilds both."""
+    definition, instance = _running()
+    planned = definition.cycles[3].meetings[0]
+    decision, in_force = revised(definition, split_meeting(definition, "ieg4", SESSIONS),
+                                 instance, SEC, "CWG", utc(2024, 11, 5))
+    kept = in_force.cycles[3].meetings[0]
+    assert (kept.start, kept.end, kept.mode) == (planned.start, planned.end, Mode.IN_PERSON)
+    moved = decision.after.history["ieg4"][-1]
+    assert (str(moved.start), str(moved.end), moved.reason) == ("2026-01-20", "2026-01-22",
+                                                                "CWG")
+    assert decision.after.amendments["ieg4"] == moved
+    (relocation,) = decision.after.relocations["ieg4"]
+    assert relocation.text() == "mode virtual → in-person, place — → Geneva"
+    assert "ieg4-2" not in decision.after.history  # a new session's days are its plan
+    again = rebuild(in_force, decision.records, instance.process_id)  # the revision's records
+    assert (again.amendments["ieg4"], again.history["ieg4"][-1]) == (moved, moved)
+    assert again.relocations == decision.after.relocations
+
+
+def test_a_split_tells_why_and_lists_every_session() -> None:
+    """The updated invitation and the new session's invitation carry the reason and both
+    sessions in order (typed payload)."""
+    definition, instance = _running()
+    sessions = [Session.parse("physical:2025-02-10..2025-02-12@Geneva"),
+                Session.parse("informal virtual:2025-03-10")]
+    decision = revise(definition, split_meeting(definition, "ieg2", sessions), instance, SEC,
+                      "CWG decision", utc(2024, 11, 5), sessions=("ieg2", "ieg2-2"))
+    sent = {e.data["meeting"]: e.message for e in decision.effects
+            if e.event in ("meeting_updated", "meeting_invitation")}
+    updated = sent["ieg2"]
+    assert isinstance(updated, MeetingUpdated)
+    assert updated.reason == "CWG decision"
+    assert [(s.meeting, s.start, s.end, s.mode, s.place, s.informal)
+            for s in updated.sessions] == [
+        ("ieg2", "2025-02-10", "2025-02-12", "in-person", "Geneva", False),
+        ("ieg2-2", "2025-03-10", "2025-03-10", "virtual", None, True)]
+    invited = sent["ieg2-2"]
+    assert isinstance(invited, MeetingInvitation)
+    assert (invited.reason, len(invited.sessions)) == ("CWG decision", 2)
+
+
+def test_a_new_forum_mode_and_place_tell_the_experts() -> None:
+    """The forum held hybrid in Geneva: a 'forum_updated' message (old → new, with the reason),
+    decided once, and a relocation in the forum's history."""
+    definition, instance = _running()
+    decision = revise(definition, change_forum(definition, Mode.HYBRID, "Geneva"), instance,
+                      SEC, "Council", utc(2024, 11, 5))
+    (effect,) = [e for e in decision.effects if e.event == "forum_updated"]
+    assert isinstance(effect.message, ForumUpdated)
+    assert (effect.message.mode, effect.message.place, effect.message.previous_place,
+            effect.message.reason) == ("hybrid", "Geneva", definition.forum.place, "Council")
+    assert effect.key in decision.after.notices
+    assert effect.data["audience"] == "experts"
+    (relocation,) = decision.after.relocations["forum"]
+    assert relocation.place is not None
+    assert relocation.place.after == "Geneva"
+
+
+def test_an_end_before_the_start_is_said_in_the_commands_terms() -> None:
+    """--end before --start names both options; a session's reversed days name the session."""
+    with pytest.raises(InputError, match="--end 2026-05-01 is before --start 2026-05-05"):
+        Dates.parse("2026-05-05..2026-05-01").check()
+    with pytest.raises(InputError, match=re.escape("--session 'virtual:2026-05-05..2026-05-01'")):
+        Session.parse("virtual:2026-05-05..2026-05-01")
+
+
+def test_a_definition_problem_names_the_meeting_not_an_index() -> None:
+    """A problem the new definition still has is said of the meeting's id."""
+    with pytest.raises(InputError) as bad:
+        add_meeting(wtpf(), "draft4", "ieg4b", "", Dates.parse("2026-03-10"))
+    assert "meeting 'ieg4b'" in str(bad.value)
+    assert "meetings[" not in str(bad.value)
 
 
 def test_removing_a_held_meeting_is_refused() -> None:
