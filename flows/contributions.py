@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails
 from flows.shell import Service
 from flows.storage import AuditDraft
 from states import engine
+from states.contribution_types import audit_inputs
 from states.contributions import (
     Contribution,
     ContributionDraft,
@@ -52,19 +53,23 @@ def record(service: Service, process_id: str, drafts: Sequence[tuple[str, Contri
            problems: Sequence[str] = ()) -> list[Contribution]:
     """Decide on and record contributions (labelled for messages, e.g. 'line 4'), all or
     nothing; a refusal is audited, then raised. ``problems``: rows already found bad (they
-    are listed with those the core finds bad, and nothing is written)."""
+    are listed with those the core finds bad, and nothing is written). A document reference
+    already in the register is bad input, checked against the register read in the write's
+    transaction; a public submitter's name reaches the audit log only masked."""
     at = service.now(now)
     refused: Refused | None = None
     with service.store.transaction(process_id) as tx:
         definition, instance = service.decode(tx.get())
         member = engine.actor_of(definition, by)
+        register = tx.contributions(sorted({d.cycle for _, d in drafts}))
         try:
-            receipts = ([receive(definition, instance, drafts[0][1], at, by=member.id)]
+            receipts = ([receive(definition, instance, drafts[0][1], at, by=member.id,
+                                 register=register)]
                         if len(drafts) == 1 and not problems else
                         receive_many(definition, instance, drafts, at, by=member.id,
-                                     problems=problems))
+                                     problems=problems, register=register))
         except Refused as exc:
-            inputs = {"contributions": [d.model_dump(mode="json") for _, d in drafts]}
+            inputs = {"contributions": [audit_inputs(d) for _, d in drafts]}
             refusal = engine.refusal_record(definition, instance, action, member.id, at, exc,
                                             inputs)
             tx.commit(None, [_audit(refusal)])
@@ -153,6 +158,10 @@ def read_csv(path: Path, process_id: str, tz: ZoneInfo, now: datetime) -> Import
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror}).") from None
+    wide = wide_encoding(data)
+    if wide is not None:
+        raise InputError(f"{path}: the file is {wide}; save it as UTF-8 (in Excel: 'CSV "
+                         "UTF-8'), then import it again.")
     header = data.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0]
     separator = ";" if header.count(b";") > header.count(b",") else ","
     try:
@@ -195,6 +204,25 @@ def _check_header(path: Path, columns: list[str], separator: str) -> None:
             ([f"missing column(s) {', '.join(missing)}"] if missing else [])
         raise InputError(f"{path}: line 1 (header, separator '{separator}'): "
                          f"{'; '.join(parts)}; {expected}.")
+
+
+#: Byte order marks of the encodings Excel and Notepad save as 'Unicode' (longest first).
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+         (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+
+
+def wide_encoding(data: bytes) -> str | None:
+    """'UTF-16' or 'UTF-32' when ``data`` is text in one (by its BOM, or without one by the
+    NUL bytes its Latin letters carry), else None: named as such rather than as a byte that
+    is not UTF-8."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return name
+    head = data[:4096]
+    nuls = head.count(0)
+    if not head or nuls * 4 < len(head):
+        return None
+    return "UTF-32" if nuls * 3 > len(head) * 2 else "UTF-16"
 
 
 def _encoding_problem(path: Path, data: bytes, exc: UnicodeDecodeError, separator: str) -> str:

@@ -87,6 +87,26 @@ class ContributionDraft(_Frozen):
         return (value or "").strip() or None
 
 
+def audit_submitter(draft: ContributionDraft) -> str:
+    """The submitter as the audit log may show it: a private person (category public) only
+    as 'J***' (the README's promise: no personal names in the log); an entity in full."""
+    if draft.category is SubmitterCategory.PUBLIC:
+        return f"{draft.submitter[:1]}***"
+    return draft.submitter
+
+
+def audit_inputs(draft: ContributionDraft) -> dict[str, object]:
+    """``draft`` as audit inputs (JSON), its submitter as ``audit_submitter`` shows it; the
+    full name stays in the contributions table only."""
+    return {**draft.model_dump(mode="json", exclude={"id"}), "submitter": audit_submitter(draft)}
+
+
+def reference(draft: ContributionDraft) -> tuple[str, str, str]:
+    """What identifies a contribution: its process, draft and document reference (compared
+    without case and with runs of spaces as one)."""
+    return draft.process_id, draft.cycle, " ".join(draft.document.split()).casefold()
+
+
 class Contribution(ContributionDraft):
     """A contribution in the register: accepted on time or late, never dropped."""
 

@@ -21,6 +21,9 @@ from states.contribution_types import (
     ContributionKind,
     SubmitterCategory,
     WindowSummary,
+    audit_inputs,
+    audit_submitter,
+    reference,
     summarize,
 )
 from states.dates import PlanDate, describe, end_instant, require_aware, zone
@@ -36,6 +39,7 @@ __all__ = [
     "Contribution",
     "ContributionDraft",
     "ContributionKind",
+    "FieldError",
     "Receipt",
     "SubmitterCategory",
     "WindowSummary",
@@ -50,6 +54,15 @@ __all__ = [
 #: The audit kinds this register writes (a refusal is the engine's "refusal").
 CONTRIBUTION = "contribution"
 WINDOW_SUMMARY = "window-summary"
+
+
+class FieldError(InputError):
+    """Bad input in one field of a contribution: the edge names it as its option or column."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,8 @@ class Receipt:
 
 
 def receive(definition: ProcessDefinition, instance: Instance, draft: ContributionDraft,
-            now: datetime, *, by: str = SYSTEM) -> Receipt:
+            now: datetime, *, by: str = SYSTEM,
+            register: Sequence[Contribution] = ()) -> Receipt:
     """Decide on one contribution received at ``draft.received_at`` and recorded at ``now``.
 
     InputError for what cannot be a contribution (an unknown draft, region, a receipt in the
@@ -75,12 +89,15 @@ def receive(definition: ProcessDefinition, instance: Instance, draft: Contributi
     public consultation on that draft is open. Lateness and the consultation's close are
     decided on the received time against the effective deadlines (end of the named day in the
     process's zone), not on the region's state: a paper received in time but entered after the
-    tick closed the window is on time.
+    tick closed the window is on time. ``register``: the contributions already recorded (read
+    in the write's transaction); one with the same document reference is bad input.
     """
     now = require_aware(now)
     cycle = _cycle(definition, draft)
     _check(definition, instance, draft, now)
     tz = zone(definition.timezone)
+    _unique(draft, register, tz)
+    cite = definition.citation(RuleId.CONTRIBUTION)
     received = draft.received_at
     posted = instance.posted_at(cycle.id)
     if posted is None:
@@ -89,14 +106,15 @@ def receive(definition: ProcessDefinition, instance: Instance, draft: Contributi
             f"the {cycle.name} ({cycle.id}) has not been posted, so its comment window never "
             f"opened (posting planned {cycle.posting.human()}); nothing was recorded.",
             f"contributions on a draft already posted: {_posted(definition, instance)}.",
-            dates=(cycle.posting.first_day(),))
+            dates=(cycle.posting.first_day(),), citation=cite)
     if received < posted:
         raise Refused(
             RuleId.CONTRIBUTION,
             f"received {describe(received, tz)}, before the {cycle.name} was posted "
             f"({describe(posted, tz)}): its comment window was not open yet.",
             f"a receipt time from {describe(posted, tz)} on (--received).",
-            dates=(received.astimezone(tz).date(), posted.astimezone(tz).date()))
+            dates=(received.astimezone(tz).date(), posted.astimezone(tz).date()),
+            citation=cite)
     deadline = comment_deadline(definition, instance, cycle.id)
     late = received >= deadline
     if draft.category is SubmitterCategory.PUBLIC:
@@ -109,24 +127,32 @@ def receive(definition: ProcessDefinition, instance: Instance, draft: Contributi
     state = instance.regions.get("main")
     when = "late " if late else ""
     record = Record(now, by, CONTRIBUTION, None, state, state,
-                    f"{when}{draft.kind.value} on {cycle.id} from {draft.submitter} "
+                    f"{when}{draft.kind.value} on {cycle.id} from {audit_submitter(draft)} "
                     f"({draft.category.value}), received {describe(received, tz)}",
-                    contribution.model_dump(mode="json", exclude={"id"}))
+                    audit_inputs(contribution))
     return Receipt(contribution, deadline, record)
 
 
 def receive_many(definition: ProcessDefinition, instance: Instance,
                  drafts: Sequence[tuple[str, ContributionDraft]], now: datetime, *,
-                 by: str = SYSTEM, problems: Sequence[str] = ()) -> list[Receipt]:
+                 by: str = SYSTEM, problems: Sequence[str] = (),
+                 register: Sequence[Contribution] = ()) -> list[Receipt]:
     """``receive`` for a batch (an import), all or nothing: every bad or refused one is named
-    by its label (e.g. 'line 4'), after the ``problems`` the edge found reading the batch.
+    by its label (e.g. 'line 4'), after the ``problems`` the edge found reading the batch; a
+    document reference given twice in the batch is bad on its second line.
     Bad input wins over refusals: it is fixed first."""
     receipts: list[Receipt] = []
     bad: list[str] = list(problems)
     refused: list[tuple[str, Refused]] = []
+    seen: dict[tuple[str, str, str], str] = {}
     for label, draft in drafts:
+        first = seen.setdefault(reference(draft), label)
         try:
-            receipts.append(receive(definition, instance, draft, now, by=by))
+            receipt = receive(definition, instance, draft, now, by=by, register=register)
+            if first != label:
+                bad.append(f"{label}: document '{draft.document}' on {draft.cycle} is already "
+                           f"on {first}")
+            receipts.append(receipt)
         except Refused as exc:
             refused.append((label, exc))
         except InputError as exc:
@@ -139,7 +165,8 @@ def receive_many(definition: ProcessDefinition, instance: Instance,
         raise Refused(RuleId.CONTRIBUTION,
                       f"{len(refused)} row(s) refused, nothing recorded: "
                       + " ".join(f"{label}: {exc.message}" for label, exc in refused),
-                      refused[0][1].allowed, dates=dates)
+                      refused[0][1].allowed, dates=dates,
+                      citation=definition.citation(RuleId.CONTRIBUTION))
     return receipts
 
 
@@ -184,10 +211,26 @@ def _check(definition: ProcessDefinition, instance: Instance, draft: Contributio
     if draft.opinion is not None and draft.kind is not ContributionKind.OPINION_COMMENT:
         raise InputError(f"opinion: '{draft.opinion}' is given, but only a comment on a draft "
                          f"Opinion (kind {ContributionKind.OPINION_COMMENT.value}) names one.")
+    if draft.opinion is not None and draft.opinion not in instance.opinions:
+        known = ", ".join(sorted(instance.opinions)) or "none yet"
+        raise FieldError("opinion", f"'{draft.opinion}' is not a draft Opinion of "
+                         f"{instance.process_id}; Opinions: {known}.")
     if draft.received_at > now:
         tz = zone(definition.timezone)
         raise InputError(f"received: {describe(draft.received_at, tz)} is later than now "
                          f"({describe(now, tz)}); give the time it was received.")
+
+
+def _unique(draft: ContributionDraft, register: Sequence[Contribution], tz: ZoneInfo) -> None:
+    """A contribution is recorded once: its document reference on that draft is not yet in
+    the register (a second import of the same file, a copy saved another way)."""
+    key = reference(draft)
+    earlier = next((c for c in register if reference(c) == key), None)
+    if earlier is not None:
+        raise FieldError("document", f"'{draft.document}' on {draft.cycle} is already in the "
+                         f"register as #{earlier.id} ({earlier.kind.value} from "
+                         f"{audit_submitter(earlier)}, recorded "
+                         f"{describe(earlier.recorded_at, tz)}).")
 
 
 def _public(definition: ProcessDefinition, cycle: CycleDef, closes: PlanDate | None,
@@ -200,7 +243,8 @@ def _public(definition: ProcessDefinition, cycle: CycleDef, closes: PlanDate | N
         raise Refused(
             RuleId.CONTRIBUTION,
             f"no public consultation is held on the {cycle.name} ({cycle.id}), so input from "
-            "the public is not accepted on it.", allowed)
+            "the public is not accepted on it.", allowed,
+            citation=definition.citation(RuleId.CONTRIBUTION))
     end = _end(closes, tz)
     if received >= end:
         raise Refused(
@@ -208,7 +252,8 @@ def _public(definition: ProcessDefinition, cycle: CycleDef, closes: PlanDate | N
             f"the public consultation on the {cycle.name} ran from {describe(posted, tz)} to "
             f"{describe(end, tz)}; public input received {describe(received, tz)} is not "
             "accepted after it closed.", allowed,
-            dates=(posted.astimezone(tz).date(), end.astimezone(tz).date()))
+            dates=(posted.astimezone(tz).date(), end.astimezone(tz).date()),
+            citation=definition.citation(RuleId.CONTRIBUTION))
     return end
 
 

@@ -23,7 +23,13 @@ from rich.table import Table
 from flows.cli.common import Actor, Database, Now, app, out, parse_now, service
 from flows.contributions import draft, read_csv, record
 from flows.shell import Service
-from states.contributions import Contribution, WindowSummary, comment_deadline, summarize
+from states.contributions import (
+    Contribution,
+    FieldError,
+    WindowSummary,
+    comment_deadline,
+    summarize,
+)
 from states.dates import describe, human_day, zone
 from states.definition import ProcessDefinition
 from states.errors import InputError
@@ -83,7 +89,10 @@ def add_cmd(
         one = draft(values, process, zone(definition.timezone), at, prefix="--")
     except ValueError as exc:
         raise InputError(f"contribution not recorded: {exc}.") from None
-    (added,) = record(svc, process, [("contribution", one)], by, at)
+    try:
+        (added,) = record(svc, process, [("contribution", one)], by, at)
+    except FieldError as exc:
+        raise InputError(f"contribution not recorded: --{exc.field} {exc.problem}") from None
     tz = zone(definition.timezone)
     out.print(escape(f"recorded #{added.id}: {added.kind} on {added.cycle} from "
                      f"{added.submitter}, received {describe(added.received_at, tz)}")
@@ -111,6 +120,8 @@ def import_cmd(
     try:
         added = record(svc, process, rows.drafts, by, at,
                        action=f"comments import {file.name}", problems=rows.problems)
+    except FieldError as exc:  # a file of one row is decided as one contribution
+        raise InputError(f"{file}: {rows.drafts[0][0]}: {exc}") from None
     except InputError as exc:
         raise InputError(f"{file}: {exc}") from None
     late = sum(c.late for c in added)

@@ -63,7 +63,8 @@ def stored(tmp_path: Path) -> tuple[list, list]:  # type: ignore[type-arg]
 def test_add_on_time_and_late_then_list_in_geneva_time(run: Run, tmp_path: Path) -> None:
     """Times are taken in Geneva without a zone and shown with the zone named; late flagged."""
     assert add(run, "--received", "2024-08-26 23:59", "--region", "A").code == 0
-    result = add(run, "--received", "2024-08-27T00:00+02:00", "--from", "Ghana")
+    result = add(run, "--received", "2024-08-27T00:00+02:00", "--from", "Ghana",
+                 "--document", "C-2")
     assert result.code == 0, result.err
     assert "late" in result.out
     register, audit = stored(tmp_path)
@@ -80,7 +81,8 @@ def test_add_on_time_and_late_then_list_in_geneva_time(run: Run, tmp_path: Path)
 def test_summary_per_window_as_table_and_json(run: Run) -> None:
     """Counts by kind, source and region, on time and late; the close's record once closed."""
     add(run, "--received", "2024-08-20T10:00Z", "--region", "A")
-    add(run, "--received", "2024-08-27T10:00Z", "--kind", "opinion-outline", "--region", "D")
+    add(run, "--received", "2024-08-27T10:00Z", "--kind", "opinion-outline", "--region", "D",
+        "--document", "C-2")
     assert run("advance", "--now", "2024-08-28T09:00Z").code == 0
     table = run("comments", "summary", "wtpf-26")
     assert "26 Aug 2024, end of day" in table.out
@@ -169,8 +171,8 @@ def test_import_with_bad_rows_writes_nothing_and_lists_every_one(run: Run,
                                                                  tmp_path: Path) -> None:
     """Two bad rows among good ones: exit 2, each named by line and field, nothing written."""
     good = ROW.replace(",pt,", ",en,")
-    text = "\n".join([HEADER, good, good.replace("member-state", "ngo"), good,
-                      good.replace(",A,", ",Q,")]) + "\n"
+    text = "\n".join([HEADER, good, good.replace("member-state", "ngo"),
+                      good.replace("C-1", "C-4"), good.replace(",A,", ",Q,")]) + "\n"
     result = run("comments", "import", "wtpf-26", write(tmp_path, text), "--by", BY,
                  "--now", "2024-08-28T08:00Z")
     assert result.code == 2
@@ -224,3 +226,65 @@ def test_list_and_summary_refuse_an_unknown_cycle(run: Run) -> None:
         result = run("comments", command, "wtpf-26", "--cycle", "final")
         assert result.code == 2
         assert "draft1, draft2, draft3, draft4" in result.err
+
+
+def test_a_comment_on_an_unknown_opinion_is_bad_input(run: Run, tmp_path: Path) -> None:
+    """--opinion op-99 with no such Opinion: exit 2 naming --opinion (or the line), listing
+    the known Opinions; nothing written."""
+    result = add(run, "--kind", "opinion-comment", "--opinion", "op-99")
+    assert result.code == 2
+    assert "--opinion 'op-99' is not a draft Opinion of wtpf-26; Opinions: none yet" \
+        in result.err
+    header = HEADER + ",opinion"
+    text = "\n".join([header, ROW.replace(",pt,", ",en,").replace("draft-comment",
+                                                                    "opinion-comment") + ",op-99"])
+    result = run("comments", "import", "wtpf-26", write(tmp_path, text + "\n"), "--by", BY,
+                 "--now", "2024-08-28T08:00Z")
+    assert result.code == 2
+    assert "line 2: opinion: 'op-99'" in result.err
+    assert stored(tmp_path)[0] == []
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_import_of_a_utf16_file_says_so(run: Run, tmp_path: Path, encoding: str) -> None:
+    """Excel's 'Unicode text' (with or without a BOM): exit 2 saying which encoding it is."""
+    text = "\n".join([HEADER, ROW.replace(",pt,", ",en,")]) + "\n"
+    result = run("comments", "import", "wtpf-26", write(tmp_path, text, encoding), "--by", BY,
+                 "--now", "2024-08-28T08:00Z")
+    assert result.code == 2
+    wide = "UTF-32" if encoding == "utf-32" else "UTF-16"
+    assert f"the file is {wide}; save it as UTF-8 (in Excel: 'CSV UTF-8')" in result.err
+    assert "0xff" not in result.err
+    assert stored(tmp_path)[0] == []
+
+
+def test_the_same_contributions_are_not_recorded_twice(run: Run, tmp_path: Path) -> None:
+    """A BOM copy then a semicolon copy of one file: the second names its line and the
+    earlier record and writes nothing; `add` of the same reference names --document."""
+    rows = [ROW.replace(",pt,", ",en,"), ROW.replace(",pt,", ",en,").replace("C-1", "C-2")]
+    first = write(tmp_path, "\n".join([HEADER, *rows]) + "\n", "utf-8-sig")
+    assert run("comments", "import", "wtpf-26", first, "--by", BY,
+               "--now", "2024-08-28T08:00Z").code == 0
+    register, audit = stored(tmp_path)
+    copy = "\n".join([HEADER.replace(",", ";"), rows[1].replace(",", ";").replace("C-2", "c-2")])
+    result = run("comments", "import", "wtpf-26", write(tmp_path, copy + "\n"), "--by", BY,
+                 "--now", "2024-08-29T08:00Z")
+    assert result.code == 2
+    assert f"line 2: document: 'c-2' on draft1 is already in the register as " \
+        f"#{register[1].id}" in result.err
+    result = add(run, "--document", "C-1")
+    assert result.code == 2
+    assert f"--document 'C-1' on draft1 is already in the register as #{register[0].id}" \
+        in result.err
+    assert stored(tmp_path) == (register, audit)
+
+
+def test_a_public_name_is_masked_in_the_audit_log(run: Run, tmp_path: Path) -> None:
+    """A refused public contribution is audited with the name masked and its source cited."""
+    result = add(run, "--category", "public", "--from", "Jane Doe")
+    assert result.code == 1
+    assert "(source: " in result.err
+    refusal = stored(tmp_path)[1][-1]
+    assert refusal.kind == "refusal"
+    assert "Jane" not in f"{refusal.reason} {refusal.inputs}"
+    assert refusal.inputs["contributions"][0]["submitter"] == "J***"

@@ -17,7 +17,7 @@ from flows.orchestration.artifacts import views
 from flows.shell import Service
 from flows.storage import AuditDraft, SqlStore, UnknownProcess
 from states.contributions import Contribution, ContributionDraft
-from states.errors import Refused
+from states.errors import InputError, Refused
 
 ROOT = Path(__file__).resolve().parents[2]
 BY = "wtpf-secretariat"
@@ -62,7 +62,8 @@ def test_contributions_are_stored_with_their_audit_entries(svc: Service) -> None
     before = svc.store.get(PID)
     added = record(svc, PID, [("line 2", draft()),
                               ("line 3", draft(received=utc(2024, 8, 27), kind="opinion-outline",
-                                               submitter="Ghana", region=None))],
+                                               submitter="Ghana", region=None,
+                                               document="C-2"))],
                    BY, utc(2024, 8, 28))
     assert [c.late for c in added] == [False, True]
     stored = svc.store.contributions(PID)
@@ -119,7 +120,8 @@ def test_the_store_adds_with_audit_in_one_transaction_and_reads_by_cycle(svc: Se
 
 def test_the_tick_that_closes_a_window_records_its_summary(svc: Service) -> None:
     """advance past the deadline: the summary is in the state and in the log, after the close."""
-    record(svc, PID, [("a", draft()), ("b", draft(received=utc(2024, 8, 26, 22)))], BY,
+    late = draft(received=utc(2024, 8, 26, 22), document="C-2")
+    record(svc, PID, [("a", draft()), ("b", late)], BY,
            utc(2024, 8, 27, 6))
     (outcome,) = svc.advance(utc(2024, 8, 27, 9))
     _, _, instance = svc.load(PID)
@@ -143,3 +145,28 @@ def test_a_manual_step_that_catches_up_over_a_close_records_the_summary(svc: Ser
     _, _, instance = svc.load(PID)
     assert instance.summaries["draft1"].total == 1
     assert "window-summary" in [e.kind for e in svc.store.audit(PID)]
+
+
+def test_a_document_already_recorded_is_bad_input_and_writes_nothing(svc: Service) -> None:
+    """The register read in the write's transaction decides: a second import of the same
+    references is refused whole, naming the line and the earlier record."""
+    (first,) = record(svc, PID, [("contribution", draft())], BY, utc(2024, 8, 21))
+    before = svc.store.get(PID)
+    with pytest.raises(InputError, match=f"line 3: document: 'C-1' on draft1 is already in "
+                       f"the register as #{first.id}"):
+        record(svc, PID, [("line 2", draft(document="C-9")), ("line 3", draft())], BY,
+               utc(2024, 8, 22), action="comments import c.csv")
+    assert svc.store.contributions(PID) == [first]
+    assert svc.store.get(PID).audit_seq == before.audit_seq
+
+
+def test_a_public_submitter_never_reaches_the_audit_log(svc: Service) -> None:
+    """Refused public input is audited with the name masked and the rule's source cited."""
+    with pytest.raises(Refused, match=r"\(source: "):
+        record(svc, PID, [("contribution", draft(category="public", submitter="Jane Doe"))],
+               BY, utc(2024, 8, 22))
+    refusal = svc.store.audit(PID)[-1]
+    assert refusal.kind == "refusal"
+    assert refusal.inputs["contributions"][0]["submitter"] == "J***"
+    assert "Jane" not in f"{refusal.reason} {refusal.inputs}"
+    assert "(source: " in (refusal.reason or "")

@@ -22,6 +22,7 @@ from states.contributions import (
     Contribution,
     ContributionDraft,
     ContributionKind,
+    FieldError,
     SubmitterCategory,
     closing_cycles,
     comment_deadline,
@@ -31,6 +32,7 @@ from states.contributions import (
     with_summaries,
 )
 from states.errors import InputError, Refused, RuleId
+from states.opinions import add as add_opinion
 from tests.states.helpers import SEC, fix_meetings, new, post, utc, wtpf
 
 
@@ -207,7 +209,7 @@ def test_a_batch_is_all_or_nothing_and_names_every_bad_row() -> None:
     assert "line 3:" in refused.value.message
     assert "line 4:" in refused.value.message
     with pytest.raises(InputError, match="line 5: region"):
-        receive_many(wtpf(), first_posted(), [*rows, ("line 5", draft(region="Q"))],
+        receive_many(wtpf(), first_posted(), [*rows, ("line 5", draft(region="Q", document="C-5"))],
                      utc(2024, 8, 20, 9))
     ok = receive_many(wtpf(), first_posted(), rows[:1], utc(2024, 8, 20, 9))
     assert [r.contribution.submitter for r in ok] == ["Brazil"]
@@ -265,3 +267,68 @@ def test_an_instance_stored_before_summaries_still_loads() -> None:
     doc = first_posted().to_doc()
     del doc["summaries"]
     assert Instance.from_doc(doc).summaries == {}
+
+
+def test_a_comment_on_an_opinion_that_does_not_exist_is_bad_input() -> None:
+    """--opinion must name a draft Opinion of the process; the error lists the known ones."""
+    definition = wtpf()
+    instance = add_opinion(definition, first_posted(), "op-1", "Skills", "digital-divides",
+                           SEC, utc(2024, 8, 10)).after
+    comment = draft(kind="opinion-comment", opinion="op-99")
+    with pytest.raises(FieldError) as bad:
+        receive(definition, instance, comment, utc(2024, 8, 20, 9))
+    assert bad.value.field == "opinion"
+    assert "'op-99' is not a draft Opinion of wtpf-26; Opinions: op-1." in str(bad.value)
+    with pytest.raises(InputError, match="line 2: opinion: 'op-99'"):
+        receive_many(definition, instance, [("line 2", comment)], utc(2024, 8, 20, 9))
+    ok = receive(definition, instance, draft(kind="opinion-comment", opinion="op-1"),
+                 utc(2024, 8, 20, 9))
+    assert ok.contribution.opinion == "op-1"
+
+
+def test_a_document_reference_is_recorded_once_per_draft() -> None:
+    """The same reference on the same draft, in the register or earlier in the batch, is bad
+    input naming the earlier one; on another draft it is a different contribution."""
+    earlier = Contribution(**draft().model_dump(), late=False, recorded_at=utc(2024, 8, 21),
+                           recorded_by=SEC, id=7)
+    with pytest.raises(FieldError) as bad:
+        receive(wtpf(), first_posted(), draft(document=" c-1 "), utc(2024, 8, 22),
+                register=[earlier])
+    assert bad.value.field == "document"
+    assert "already in the register as #7" in str(bad.value)
+    rows = [("line 2", draft(document="C-2")), ("line 3", draft(document="C-2"))]
+    with pytest.raises(InputError, match="line 3: document 'C-2' on draft1 is already on line 2"):
+        receive_many(wtpf(), first_posted(), rows, utc(2024, 8, 22), register=[earlier])
+    with pytest.raises(InputError, match="line 2: document: 'C-1'"):
+        receive_many(wtpf(), first_posted(), [("line 2", draft())], utc(2024, 8, 22),
+                     register=[earlier])
+    other = earlier.model_copy(update={"cycle": "draft2"})
+    assert receive(wtpf(), first_posted(), draft(), utc(2024, 8, 22), register=[other])
+
+
+def test_a_public_submitter_is_masked_in_the_audit_record() -> None:
+    """A private person's name stays in the register; the log shows 'J***' only."""
+    receipt = receive(wtpf(), second_posted(),
+                      draft("draft2", utc(2024, 12, 1), category="public",
+                            submitter="Jane Doe", region=None), utc(2024, 12, 2))
+    assert receipt.contribution.submitter == "Jane Doe"
+    assert receipt.record.inputs["submitter"] == "J***"
+    assert "Jane" not in repr(receipt.record)
+    member = receive(wtpf(), first_posted(), draft(), utc(2024, 8, 22))
+    assert member.record.inputs["submitter"] == "Brazil"
+
+
+def test_a_contribution_refusal_cites_its_source() -> None:
+    """Refused by rule 'contribution' says where the rule comes from, alone or in a batch."""
+    definition = wtpf()
+    with pytest.raises(Refused) as one:
+        receive(definition, first_posted(), draft("draft2"), utc(2024, 8, 20, 9))
+    assert one.value.citation == definition.citation(RuleId.CONTRIBUTION)
+    assert "(source: " in str(one.value)
+    with pytest.raises(Refused) as public:
+        receive(definition, first_posted(), draft(category="public"), utc(2024, 8, 20, 9))
+    assert public.value.citation
+    with pytest.raises(Refused) as batch:
+        receive_many(definition, first_posted(), [("line 2", draft("draft3"))],
+                     utc(2024, 8, 20, 9))
+    assert batch.value.citation == definition.citation(RuleId.CONTRIBUTION)
