@@ -89,14 +89,16 @@ def receive(definition: ProcessDefinition, instance: Instance, draft: Contributi
             f"the {cycle.name} ({cycle.id}) has not been posted, so its comment window never "
             f"opened (posting planned {cycle.posting.human()}); nothing was recorded.",
             f"contributions on a draft already posted: {_posted(definition, instance)}.",
-            dates=(cycle.posting.first_day(),))
+            dates=(cycle.posting.first_day(),),
+            citation=definition.citation(RuleId.CONTRIBUTION))
     if received < posted:
         raise Refused(
             RuleId.CONTRIBUTION,
             f"received {describe(received, tz)}, before the {cycle.name} was posted "
             f"({describe(posted, tz)}): its comment window was not open yet.",
             f"a receipt time from {describe(posted, tz)} on (--received).",
-            dates=(received.astimezone(tz).date(), posted.astimezone(tz).date()))
+            dates=(received.astimezone(tz).date(), posted.astimezone(tz).date()),
+            citation=definition.citation(RuleId.CONTRIBUTION))
     deadline = comment_deadline(definition, instance, cycle.id)
     late = received >= deadline
     if draft.category is SubmitterCategory.PUBLIC:
@@ -139,7 +141,8 @@ def receive_many(definition: ProcessDefinition, instance: Instance,
         raise Refused(RuleId.CONTRIBUTION,
                       f"{len(refused)} row(s) refused, nothing recorded: "
                       + " ".join(f"{label}: {exc.message}" for label, exc in refused),
-                      refused[0][1].allowed, dates=dates)
+                      refused[0][1].allowed, dates=dates,
+                      citation=definition.citation(RuleId.CONTRIBUTION))
     return receipts
 
 
@@ -200,7 +203,8 @@ def _public(definition: ProcessDefinition, cycle: CycleDef, closes: PlanDate | N
         raise Refused(
             RuleId.CONTRIBUTION,
             f"no public consultation is held on the {cycle.name} ({cycle.id}), so input from "
-            "the public is not accepted on it.", allowed)
+            "the public is not accepted on it.", allowed,
+            citation=definition.citation(RuleId.CONTRIBUTION))
     end = _end(closes, tz)
     if received >= end:
         raise Refused(
@@ -208,7 +212,8 @@ def _public(definition: ProcessDefinition, cycle: CycleDef, closes: PlanDate | N
             f"the public consultation on the {cycle.name} ran from {describe(posted, tz)} to "
             f"{describe(end, tz)}; public input received {describe(received, tz)} is not "
             "accepted after it closed.", allowed,
-            dates=(posted.astimezone(tz).date(), end.astimezone(tz).date()))
+            dates=(posted.astimezone(tz).date(), end.astimezone(tz).date()),
+            citation=definition.citation(RuleId.CONTRIBUTION))
     return end
 
 
