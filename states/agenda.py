@@ -8,12 +8,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-#: Decision 641, Annex 1: the draft agenda of WTPF-26 (the default of every forum's agenda).
+#: Decision 641, Annex 1's draft agenda in its order, worded for any forum: the default of a
+#: forum whose definition gives no agenda (WTPF-26's own wording is in config/wtpf26.yaml).
 ANNEX1_AGENDA = (
-    "Inauguration of the seventh World Telecommunication/ICT Policy Forum",
+    "Inauguration of the Forum",
     "Election of the chair",
     "Opening remarks and presentations",
-    "Organization of the work of the WTPF",
+    "Organization of the work of the Forum",
     "Presentation of the Secretary-General's report",
     "Presentation of comments by the membership on the report",
     "Discussion",

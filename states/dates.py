@@ -198,3 +198,11 @@ def require_aware(instant: datetime, what: str = "time") -> datetime:
 def days(count: int) -> str:
     """'1 day', '0 days', '42 days': a count of days as people write it."""
     return f"{count} day" if abs(count) == 1 else f"{count} days"
+
+
+def zone_city(tz: ZoneInfo) -> str:
+    """'Geneva' for ITU's zone (Europe/Zurich is the IANA name for Geneva), else its city, as
+    messages name a process's local time ('15 Jun 2026 (Geneva time)')."""
+    if tz.key == "Europe/Zurich":
+        return "Geneva"
+    return tz.key.rsplit("/", 1)[-1].replace("_", " ")

@@ -13,7 +13,15 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from states.dates import days, describe, end_instant, human_day, local_day, start_instant
+from states.dates import (
+    days,
+    describe,
+    end_instant,
+    human_day,
+    local_day,
+    start_instant,
+    zone_city,
+)
 from states.definition import ProcessDefinition
 from states.errors import Refused, RuleId
 from states.forum import OUTCOMES, Stage
@@ -173,11 +181,33 @@ def forum_in_session(ctx: Context) -> Refused | None:
     if ctx.instance.regions.get(MAIN) == "forum":
         return None
     here = table_for(ctx.definition).labels.get(ctx.instance.regions.get(MAIN, ""), "")
-    return Refused(RuleId.OUTCOME_BEFORE_FORUM,
-                   f"'{ctx.spec.label}' happens at the forum, which is not in session (the "
-                   f"process is at '{here}').",
-                   "wait until the forum opens ('prepflow advance' opens it on its date).",
-                   citation=_cite(ctx, RuleId.OUTCOME_BEFORE_FORUM))
+    return forum_not_open(ctx.definition, ctx.instance, ctx.milestones, ctx.tz,
+                          f"'{ctx.spec.label}' happens at the forum, which is not in session "
+                          f"(the process is at '{here}')", "take its agenda",
+                          "'prepflow advance' opens the forum on its date.")
+
+
+def forum_not_open(definition: ProcessDefinition, instance: Instance,
+                   milestones: dict[str, Milestone], tz: ZoneInfo, message: str, then: str,
+                   allowed: str) -> Refused:
+    """The forum-not-open refusal, naming the forum's effective opening day (what ``then``
+    is allowed from), or saying it is not set (or only to the month) and how to set it."""
+    rule = RuleId.OUTCOME_BEFORE_FORUM
+    cite = definition.citation(rule)
+    opening = milestones["forum"].start
+    amend = f"'prepflow amend {instance.process_id} forum YYYY-MM-DD --reason ...'"
+    if opening is None:
+        return Refused(rule, f"{message}; the forum's date is not set yet, so it has no "
+                       f"opening day to {then} from.", f"set it with {amend}; {allowed}",
+                       citation=cite)
+    first = opening.first_day()
+    if not opening.exact:
+        return Refused(rule, f"{message}; the forum opens in {opening.human()}, its day not "
+                       f"fixed yet; {then} from its opening.",
+                       f"fix its day with {amend}; {allowed}", dates=(first,), citation=cite)
+    return Refused(rule, f"{message}; the forum opens on {opening.human()} "
+                   f"({zone_city(tz)} time); {then} from then.", allowed, dates=(first,),
+                   allowed_date=first, citation=cite)
 
 
 def chair_elected(ctx: Context) -> Refused | None:

@@ -25,8 +25,11 @@ from states.forum import (
     Stage,
     Where,
 )
+from states.guards import forum_not_open
 from states.instance import Instance
 from states.machine import AGENDA, AGENDA_DONE, AGENDA_PENDING, MAIN, table_for
+from states.plan import by_key
+from states.rules import effective_milestones
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
@@ -98,7 +101,8 @@ def move(definition: ProcessDefinition, instance: Instance, opinion_id: str, sta
     now = _now(now)
     member = actor_of(definition, actor)
     opinion = _opinion(instance, opinion_id)
-    target = _stage(stage)
+    target = _stage(stage, "stage", PREPARATION,
+                    " (an outcome is set with 'prepflow opinions outcome')")
     if target in OUTCOMES:
         raise InputError(f"'{target}' is the forum's outcome: use 'prepflow opinions outcome "
                          f"{instance.process_id} {opinion_id} {target} --by NAME'.")
@@ -107,15 +111,7 @@ def move(definition: ProcessDefinition, instance: Instance, opinion_id: str, sta
         raise _no(definition, rule,
                   f"Opinion '{opinion_id}' is {opinion.label}; it changes no more.",
                   "nothing: its outcome stands.")
-    if PREPARATION.index(target) <= PREPARATION.index(opinion.stage):
-        ahead = ", ".join(s for s in PREPARATION[PREPARATION.index(opinion.stage) + 1:])
-        raise _no(definition, rule,
-                  f"Opinion '{opinion_id}' is already {opinion.label}; its stages "
-                  "move forward only.",
-                  f"a later stage ({ahead or 'none: it is in the final report'}), or "
-                  "'opinions outcome ... withdrawn'.")
-    if target is Stage.FINAL and opinion.presented_after_final:
-        _not_before_forum(definition, opinion)
+    _one_stage_on(definition, instance, opinion, target)
     change = OpinionChange(stage=target, where=where(definition, instance),
                            state=instance.regions[MAIN], at=now, by=member.id, reason=reason,
                            consensus=consensus)
@@ -131,9 +127,9 @@ def outcome(definition: ProcessDefinition, instance: Instance, opinion_id: str, 
     now = _now(now)
     member = actor_of(definition, actor)
     opinion = _opinion(instance, opinion_id)
-    target = _stage(result)
+    target = _stage(result, "outcome", OUTCOMES)
     if target not in OUTCOMES:
-        raise InputError(f"outcome '{result}': use one of {', '.join(OUTCOMES)}; stages "
+        raise InputError(f"outcome '{result}': use one of {_listed(OUTCOMES)}; stages "
                          f"before the forum are set with 'prepflow opinions move'.")
     if opinion.stage in OUTCOMES:
         rule = RuleId.OPINION_STAGE
@@ -181,6 +177,11 @@ def forum_next(definition: ProcessDefinition, instance: Instance, actor: str, no
     if source == AGENDA_PENDING and definition.forum.working_groups == "per-opinion":
         groups = tuple(sorted(o.id for o in current.opinions.values() if o.stage is Stage.FINAL))
         forum = forum.model_copy(update={"working_groups": groups})
+    if spec.needs_document and not (document and document.strip()):
+        raise InputError(f"leaving item {definition.forum.adoption_item} ('"
+                         f"{definition.forum.agenda[definition.forum.adoption_item - 1]}') "
+                         "records the chair's report: give the chair's report's reference "
+                         f"with --document (e.g. --document {definition.forum.name}/CR).")
     staged = current.model_copy(update={"forum": forum})
     stepped = apply(definition, staged, spec.trigger, actor, now, document, reason)
     dest = spec.dest
@@ -203,10 +204,12 @@ def _at_forum(definition: ProcessDefinition, instance: Instance, opinion: Opinio
     table = table_for(definition)
     names = table.states[MAIN]
     if names.index(state) < names.index("forum"):
-        rule = RuleId.OUTCOME_BEFORE_FORUM
-        raise _no(definition, rule, f"an Opinion's outcome is recorded at the forum, which has not "
-                  f"opened (the process is at '{table.labels[state]}').",
-                  "wait for the forum; before it, only 'withdrawn' (or 'opinions move').")
+        milestones = by_key(effective_milestones(definition, instance))
+        raise forum_not_open(definition, instance, milestones, zone(definition.timezone),
+                             f"an Opinion's outcome is recorded at the forum, which has not "
+                             f"opened (the process is at '{table.labels[state]}')",
+                             "record outcomes", "before the forum, only 'withdrawn' (or "
+                             "'opinions move').")
     position = agenda_item(definition, instance.regions[AGENDA])
     first, last = definition.forum.opinions_item, definition.forum.adoption_item
     if not first <= position <= last:
@@ -262,12 +265,49 @@ def _opinion(instance: Instance, opinion_id: str) -> Opinion:
     return found
 
 
-def _stage(text: str) -> Stage:
+def _stage(text: str, what: str, offered: tuple[Stage, ...], more: str = "") -> Stage:
+    """The stage named; an unknown one lists only the stages this command takes."""
     try:
         return Stage(text.strip().lower())
     except ValueError:
-        every = ", ".join(f"{s.value} ({LABELS[s]})" for s in Stage)
-        raise InputError(f"stage '{text}': use one of {every}.") from None
+        raise InputError(f"{what} '{text}': use one of {_listed(offered)}{more}.") from None
+
+
+def _listed(stages: tuple[Stage, ...]) -> str:
+    return " | ".join(s.value for s in stages)
+
+
+def _one_stage_on(definition: ProcessDefinition, instance: Instance, opinion: Opinion,
+                  target: Stage) -> None:
+    """Annex 2's rhythm: one stage forward at a time beside the drafts, and into the final
+    report only once every draft is posted (the final report in preparation or posted)."""
+    rule = RuleId.OPINION_STAGE
+    at = PREPARATION.index(opinion.stage)
+    following = PREPARATION[at + 1] if at + 1 < len(PREPARATION) else None
+    withdraw = (f"'prepflow opinions outcome {instance.process_id} {opinion.id} withdrawn' "
+                "at any time before an outcome")
+    if following is None:
+        raise _no(definition, rule, f"Opinion '{opinion.id}' is already {opinion.label}; it "
+                  "goes before the forum as it is.", f"its outcome at the forum, or {withdraw}.")
+    if target is not following:
+        raise _no(definition, rule, f"Opinion '{opinion.id}' is {opinion.label}; its stages move "
+                  f"forward one at a time ({' → '.join(s.value for s in PREPARATION)}), so it "
+                  f"cannot become '{target.value}' now.",
+                  f"'{following.value}' ({LABELS[following]}), or {withdraw}.")
+    if target is Stage.FINAL and opinion.presented_after_final:
+        _not_before_forum(definition, opinion)
+    final = definition.cycles[-1]
+    here = where(definition, instance)
+    if target is Stage.FINAL and here.cycle != final.id and final_posted(
+            definition, instance) is None:
+        planned = by_key(effective_milestones(definition, instance))[f"{final.id}.posting"]
+        state = table_for(definition).labels[instance.regions[MAIN]]
+        raise _no(definition, rule, f"Opinion '{opinion.id}' goes into the final report only "
+                  "once every draft has been posted and the final report is in preparation; "
+                  f"the process is at '{state}'.",
+                  f"it stays {opinion.label} until then (the {final.name} is to be posted "
+                  f"{planned.span_text()}), or {withdraw}.",
+                  dates=(planned.start.first_day(),) if planned.start else ())
 
 
 def _record(instance: Instance, opinion: Opinion, action: str, actor: str, now: datetime,

@@ -86,7 +86,7 @@ def revised(old: ProcessDefinition, new: ProcessDefinition, instance: Instance, 
         first = broken[0]
         raise Refused(first.rule, f"this revision breaks a rule: {first.message}",
                       "change the new definition, or --override with a --reason.",
-                      overridable=True)
+                      overridable=True, citation=new.citation(first.rule))
     overrides = tuple(Override(rule=r.rule, what="revision", message=r.message, at=now,
                                by=member.id, reason=reason) for r in broken)
     after = after_instance.model_copy(update={"overrides": instance.overrides + overrides})
@@ -169,7 +169,8 @@ def _keep_machine_history(old: ProcessDefinition, new: ProcessDefinition, instan
         if state not in new_states:
             raise Refused(RuleId.HISTORY, f"the process is at '{old_table.labels[state]}', "
                           "which the new definition no longer has.",
-                          "change only what is still ahead of the process.")
+                          "change only what is still ahead of the process.",
+                          citation=new.citation(RuleId.HISTORY))
         behind_old = old_states[:old_states.index(state) + 1]
         behind_new = new_states[:new_states.index(state) + 1]
         if behind_old != behind_new:
@@ -178,7 +179,8 @@ def _keep_machine_history(old: ProcessDefinition, new: ProcessDefinition, instan
             raise Refused(RuleId.HISTORY, f"the new definition puts '{shown}' before where the "
                           f"process stands ('{old_table.labels[state]}'): the past cannot "
                           "gain steps.", "add meetings only after the current position "
-                          f"(after '{old_table.labels[state]}').")
+                          f"(after '{old_table.labels[state]}').",
+                          citation=new.citation(RuleId.HISTORY))
     for trigger in instance.happened:
         was, now_spec = old_table.by_trigger.get(trigger), new_table.by_trigger.get(trigger)
         if was is None:
@@ -188,7 +190,8 @@ def _keep_machine_history(old: ProcessDefinition, new: ProcessDefinition, instan
             raise Refused(RuleId.HISTORY, f"'{was.label}' already happened; the new definition "
                           f"{'drops it' if now_spec is None else 'gives it another meaning'}, "
                           "so the record would no longer read.",
-                          "change only what is still ahead of the process.")
+                          "change only what is still ahead of the process.",
+                          citation=new.citation(RuleId.HISTORY))
 
 
 def _meetings(definition: ProcessDefinition) -> dict[str, tuple[str, MeetingDef]]:
@@ -214,19 +217,20 @@ def _keep_meeting_history(old: ProcessDefinition, new: ProcessDefinition, instan
         if kept is None:
             raise Refused(RuleId.HISTORY, f"'{meeting.name}' has already started; it cannot be "
                           "removed or cancelled.", "change only meetings still ahead.",
-                          dates=_day(item, tz))
+                          dates=_day(item, tz), citation=new.citation(RuleId.HISTORY))
         new_cycle, new_meeting = kept
         if new_cycle != cycle_id or new_meeting.name != meeting.name:
             raise Refused(RuleId.HISTORY, f"'{meeting.name}' has already started; it cannot be "
                           "renamed or moved to another cycle.", "change only meetings ahead.",
-                          dates=_day(item, tz))
+                          dates=_day(item, tz), citation=new.citation(RuleId.HISTORY))
         if meeting_id in instance.amendments:
             continue  # its amended dates stand (see _keep_amendments)
         if new_meeting.start != meeting.start or (ended and new_meeting.last != meeting.last):
             raise Refused(RuleId.HISTORY, f"'{meeting.name}' has already started "
                           f"({item.span_text()}); its dates cannot be moved now.",
                           "an ended meeting keeps its days; one in session may have its end "
-                          "moved.", dates=_day(item, tz))
+                          "moved.", dates=_day(item, tz),
+                          citation=new.citation(RuleId.HISTORY))
 
 
 def _day(item: Milestone, tz: ZoneInfo) -> tuple[date, ...]:
@@ -267,7 +271,8 @@ def _not_into_past(old: ProcessDefinition, new: ProcessDefinition,
         if start_instant(item.start, tz) <= now:
             raise Refused(RuleId.PAST, f"'{item.label}' would start {item.span_text()}, which "
                           f"is already past (now {describe(now, tz)}).",
-                          "give meetings days still ahead.", dates=(local_day(now, tz),))
+                          "give meetings days still ahead.", dates=(local_day(now, tz),),
+                          citation=new.citation(RuleId.PAST))
 
 
 def _with_details(instance: Instance, items: list[Milestone]) -> dict[str, Any]:

@@ -66,17 +66,17 @@ def test_opinion_lifecycle_through_the_cli_to_the_forum(run: Run, db_url: str) -
     closes after the agenda; each change's audit record rebuilds the Opinion."""
     ok(run("init", WTPF, "--now", "2024-07-10T08:00Z"))
     add(run, "op-1", "2024-08-20T08:00Z", "digital-divides")
-    moved = ok(run("opinions", "move", "wtpf-26", "op-1", "annexed", "--no-consensus",
+    moved = ok(run("opinions", "move", "wtpf-26", "op-1", "possible", "--no-consensus",
                    "--by", BY, "--now", "2024-08-21T08:00Z"))
-    assert "draft Opinion annexed to a draft (no IEG consensus)" in moved.out
+    assert "possible draft Opinion (no IEG consensus)" in moved.out
     listed = json.loads(ok(run("opinions", "list", "wtpf-26", "--format", "json")).out)
-    assert [(o["id"], o["stage"], o["consensus"]) for o in listed] == [("op-1", "annexed",
+    assert [(o["id"], o["stage"], o["consensus"]) for o in listed] == [("op-1", "possible",
                                                                         False)]
     early = run("opinions", "outcome", "wtpf-26", "op-1", "adopted", "--by", BY,
                 "--now", "2024-08-22T08:00Z")
     assert early.code == 1
     assert "Refused by rule 'forum-not-open'" in one_paragraph(early)
-    ok(run("opinions", "move", "wtpf-26", "op-1", "final", "--by", BY,
+    ok(run("opinions", "move", "wtpf-26", "op-1", "annexed", "--by", BY,
            "--now", "2024-08-23T08:00Z"))
     again = run("opinions", "add", "wtpf-26", "op-1", "--title", "Twice", "--theme", "space",
                 "--by", BY, "--now", "2024-08-24T08:00Z")
@@ -93,8 +93,9 @@ def test_forum_agenda_and_outcomes_through_the_cli(run: Run, db_url: str) -> Non
     consideration of draft opinions; the process closes at its end; status shows it."""
     drive_to_final(run)
     add(run, "op-1", "2026-03-01T08:00Z")
-    ok(run("opinions", "move", "wtpf-26", "op-1", "final", "--by", BY,
-           "--now", "2026-03-01T09:00Z"))
+    for stage in ("possible", "annexed", "final"):
+        ok(run("opinions", "move", "wtpf-26", "op-1", stage, "--by", BY,
+               "--now", "2026-03-01T09:00Z"))
     ok(run("amend", "wtpf-26", "forum", "2026-06-02", "--by", BY, "--reason", "Council",
            "--now", "2026-03-02T08:00Z"))
     ok(run("transition", "wtpf-26", "post_final", "--by", BY, "--document", "WTPF-26/F",

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from states import Decision, InputError, Instance, Refused, advance, amend, parse_definition
 from states.decision import Record
 from states.errors import RuleId
-from states.forum import ForumRecord, Opinion, Stage
+from states.forum import PREPARATION, ForumRecord, Opinion, Stage
 from states.instance import Happening
 from states.machine import AGENDA, MAIN
 from states.opinions import add, forum_next, move, outcome
@@ -39,8 +39,8 @@ def at_forum(opinions: dict[str, str]) -> tuple[Instance, Any]:
     for number, (opinion, stage) in enumerate(opinions.items()):
         instance = add(definition, instance, opinion, f"Opinion {number}", "space", SEC,
                        utc(2026, 3, 2)).after
-        if stage != "outline":
-            instance = move(definition, instance, opinion, stage, SEC, utc(2026, 3, 3)).after
+        for step in PREPARATION[1:PREPARATION.index(Stage(stage)) + 1]:  # one at a time
+            instance = move(definition, instance, opinion, step, SEC, utc(2026, 3, 3)).after
     instance = amend(definition, instance, "forum", "2026-06-02", SEC, "Council",
                      utc(2026, 3, 4)).after
     instance = post(definition, instance, "post_final", utc(2026, 4, 13, 8)).after
@@ -75,17 +75,17 @@ def test_an_opinion_records_where_the_process_stood() -> None:
 
 
 def test_moves_go_forward_and_remember_no_consensus() -> None:
-    """Outline → annexed without IEG consensus marks it; going back is refused, citing."""
+    """Possible without IEG consensus marks it for good; going back is refused, citing."""
     definition = wtpf()
     instance = add(definition, new(definition), "op-1", "T", "green", SEC, utc(2024, 8, 1)).after
-    instance = move(definition, instance, "op-1", "annexed", SEC, utc(2024, 8, 2),
+    instance = move(definition, instance, "op-1", "possible", SEC, utc(2024, 8, 2),
                     consensus=False).after
-    instance = move(definition, instance, "op-1", "final", SEC, utc(2024, 8, 3)).after
+    instance = move(definition, instance, "op-1", "annexed", SEC, utc(2024, 8, 3)).after
     opinion = instance.opinions["op-1"]
-    assert opinion.stage is Stage.FINAL
+    assert opinion.stage is Stage.ANNEXED
     assert opinion.consensus is False
     assert [(c.stage, c.consensus) for c in opinion.history] == [
-        (Stage.OUTLINE, True), (Stage.ANNEXED, False), (Stage.FINAL, True)]
+        (Stage.OUTLINE, True), (Stage.POSSIBLE, False), (Stage.ANNEXED, True)]
     with pytest.raises(Refused) as back:
         move(definition, instance, "op-1", "possible", SEC, utc(2024, 8, 4))
     assert back.value.rule is RuleId.OPINION_STAGE
