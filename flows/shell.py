@@ -254,6 +254,9 @@ class Service:
         except ValueError as exc:
             raise StoreError(f"a stored process can no longer be read ({exc}); run "
                              "'prepflow audit --verify' and restore it from a backup.") from None
+        unknown = sorted((wanted or set()) - {p.process_id for p in rows})
+        if unknown:  # a misspelt --process must not read as "nothing due"
+            raise UnknownProcess(unknown[0], [p.process_id for p in rows])
         for stored in rows:
             if wanted is not None and stored.process_id not in wanted:
                 continue

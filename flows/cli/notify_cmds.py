@@ -22,6 +22,7 @@ from flows.nominations import COLUMNS, acknowledgements, check_row, read_csv
 from flows.settings import load_settings
 from flows.shell import Service
 from flows.storage import AuditDraft, DuplicateExpert, Expert, ExpertDraft, UnknownExpert
+from flows.storage.notify_model import OUTBOX_STATUSES
 from states.engine import actor_of
 from states.errors import InputError
 
@@ -237,6 +238,9 @@ def outbox_cmd(ctx: typer.Context, process: Process = None,
     """
     if ctx.invoked_subcommand is not None:
         return
+    if status is not None and status not in OUTBOX_STATUSES:
+        raise InputError(f"--status '{status}' is not a message status; choose one of "
+                         f"{', '.join(OUTBOX_STATUSES)}.")
     svc = service(database)
     table = Table(title="Outbox", title_justify="left")
     for column in ("id", "process", "event", "to", "status", "tries", "last error / reply"):
