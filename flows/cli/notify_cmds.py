@@ -93,7 +93,7 @@ def import_cmd(
                          + ". Fix them, or import the rest with --skip-invalid.")
     added = _add(svc, process_id, fresh, member.id, at, file.name) if fresh else []
     late = [e for e in added if e.late]
-    out.print(f"imported {len(added)} nomination(s) into {process_id}"
+    out.print(f"imported {len(added)} nomination(s) into {escape(process_id)}"
               + (f"; {len(late)} after the nominations deadline (flagged late)" if late else ""))
     for problem in checked.problems:
         out.print(f"  skipped: {escape(problem)}", soft_wrap=True)
@@ -131,7 +131,8 @@ def add_cmd(
     except ValueError as exc:
         raise InputError(f"nomination refused: {exc}.") from None
     (added,) = _add(svc, process_id, [draft], member.id, at, "experts add")
-    out.print(f"added {added.first_name} {added.last_name} ({mask_email(added.email)})"
+    out.print(f"added {escape(added.first_name)} {escape(added.last_name)} "
+              f"({escape(mask_email(added.email))})"
               + (" — after the nominations deadline (flagged late)" if added.late else ""))
 
 
@@ -309,7 +310,7 @@ def deliver_cmd(
     report = run_delivery(svc, at, limit, settings.smtp)
     out.print(f"delivery: {report}")
     for problem in report.problems:
-        out.print(f"  #{problem.id} {problem.event} to {problem.recipient}: "
+        out.print(f"  #{problem.id} {problem.event} to {escape(problem.recipient)}: "
                   f"{escape(problem.error)}", soft_wrap=True)
     if report.failed or report.uncertain:
         raise typer.Exit(1)

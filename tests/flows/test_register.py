@@ -135,6 +135,17 @@ def test_a_nomination_after_the_deadline_is_flagged_late(run: Run, tmp_path: Pat
     assert [e.late for e in stored(tmp_path)[0]] == [False, True]
 
 
+def test_a_name_with_rich_markup_is_printed_as_typed(run: Run, tmp_path: Path) -> None:
+    """Brackets in a name are text, not console markup: added once, said once, exit 0."""
+    added = run("experts", "add", "--first-name", "[/]", "--last-name", "Silva[bold]",
+                "--entity", "An[/]atel", "--email", "ana@example.br", "--nominated-by", "Brazil",
+                "--country", "BR", "--region", "A", "--stakeholder-type", "government",
+                "--by", BY)
+    assert added.code == 0, added.err
+    assert "added [/] Silva[bold]" in added.out
+    assert [e.last_name for e in stored(tmp_path)[0]] == ["Silva[bold]"]
+
+
 def test_only_secretariat_members_may_import(run: Run, tmp_path: Path) -> None:
     """Someone not listed in the definition is refused and nothing is imported."""
     result = run("experts", "import", csv_file(tmp_path, ANA), "--by", "mallory")
