@@ -40,16 +40,49 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:bool",
                               re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
+#: Bounds on hostile input: WTPF-26's definition is 5 kB and 5 levels deep.
+MAX_BYTES = 256_000
+MAX_DEPTH = 20
+
+
 def load_yaml(text: str, source: str) -> object:
     """Parse prepflow YAML (safe: no arbitrary objects); malformed YAML is a DefinitionError
-    that names ``source`` and the line and column."""
+    that names ``source`` and the line and column. Text over ``MAX_BYTES`` or nested deeper
+    than ``MAX_DEPTH`` is refused before it can cost minutes, gigabytes or a RecursionError."""
+    if len(text) > MAX_BYTES:
+        raise DefinitionError(source, [Problem("", "", f"the file is {len(text):,} characters; "
+                                               f"prepflow reads at most {MAX_BYTES:,} (a "
+                                               "definition or scenario is a few kB)")])
     try:
-        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader: no arbitrary objects
+        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader: no arbitrary objects
+    except RecursionError:
+        data = None
+        deep = True
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise DefinitionError(source, [Problem(where, "", f"malformed YAML: {problem}")]) from None
+    else:
+        deep = _depth(data) > MAX_DEPTH
+    if deep:
+        raise DefinitionError(source, [Problem("", "", f"nested more than {MAX_DEPTH} levels "
+                                               "deep; a definition needs about five")])
+    return data
+
+
+def _depth(data: object) -> int:
+    """How deeply lists and mappings nest (iterative: no recursion on hostile input)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def load_definition(path: str | Path) -> ProcessDefinition:
@@ -59,6 +92,9 @@ def load_definition(path: str | Path) -> ProcessDefinition:
     if not file.is_file():
         raise InputError(f"{source}: no such file. Give the path of a process definition, "
                          "e.g. config/wtpf26.yaml.")
+    if file.stat().st_size > MAX_BYTES:
+        raise InputError(f"{source}: {file.stat().st_size:,} bytes; a process definition is a "
+                         f"few kB and prepflow reads at most {MAX_BYTES:,}.")
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -31,6 +31,10 @@ class Problem:
         return f"{where}{shown}: {self.message}"
 
 
+#: A definition's problems printed at most: the rest are counted (a junk file has thousands).
+SHOWN_PROBLEMS = 20
+
+
 class DefinitionError(InputError):
     """A process definition failed validation; all problems are reported together."""
 
@@ -39,7 +43,10 @@ class DefinitionError(InputError):
         self.problems = problems
         count = len(problems)
         head = f"{source}: {count} problem{'s' if count != 1 else ''} in the process definition:"
-        super().__init__("\n".join([head, *(f"  - {p}" for p in problems)]))
+        lines = [head, *(f"  - {p}" for p in problems[:SHOWN_PROBLEMS])]
+        if count > SHOWN_PROBLEMS:
+            lines.append(f"  … and {count - SHOWN_PROBLEMS} more (mend these first)")
+        super().__init__("\n".join(lines))
 
 
 class RuleId(StrEnum):

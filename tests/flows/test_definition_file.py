@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.definition_file import load_yaml
+from flows.definition_file import definition_from_text, load_definition, load_yaml
 from flows.rehearsal.scenario import load_scenario
-from states.errors import DefinitionError
+from states.errors import DefinitionError, InputError
 
 
 def test_malformed_yaml_names_the_line_and_column() -> None:
@@ -38,3 +38,32 @@ def test_a_malformed_scenario_is_reported_with_its_line(tmp_path: Path) -> None:
                     encoding="utf-8")
     with pytest.raises(DefinitionError, match=r"line \d+, column \d+"):
         load_scenario(path)
+
+
+@pytest.mark.parametrize("text", ["[" * 5000 + "]" * 5000, "a:\n" + "".join(
+    f"{'  ' * n}b{n}:\n" for n in range(1, 40)) + "  " * 40 + "x: 1\n"])
+def test_deeply_nested_yaml_is_refused_without_a_recursion_error(text: str) -> None:
+    """Lists 5,000 deep (PyYAML's recursion) or mappings 40 deep: one clear problem."""
+    with pytest.raises(DefinitionError, match="nested more than 20 levels deep"):
+        load_yaml(text, "deep.yaml")
+
+
+def test_an_oversized_definition_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A 300 kB file is not parsed: bad input saying the limit."""
+    junk = tmp_path / "junk.yaml"
+    junk.write_text("x: " + "y" * 300_000 + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="reads at most 256,000"):
+        load_definition(junk)
+    with pytest.raises(DefinitionError, match="reads at most 256,000"):
+        load_yaml(junk.read_text(encoding="utf-8"), "junk.yaml")
+
+
+def test_at_most_twenty_problems_are_listed_with_a_count_of_the_rest() -> None:
+    """A definition with 30 unknown fields lists 20 of them and says 10 more."""
+    text = "".join(f"field{n}: {n}\n" for n in range(30))
+    with pytest.raises(DefinitionError) as raised:
+        definition_from_text(text, "many.yaml")
+    message = str(raised.value)
+    assert message.count("\n  - ") == 20
+    assert "… and " in message
+    assert "more (mend these first)" in message
