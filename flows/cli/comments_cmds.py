@@ -212,7 +212,8 @@ def _deadline(instant: datetime, tz: ZoneInfo) -> str:
     """'20 Dec 2024, end of day (CET)' for a deadline at local midnight, else the instant."""
     local = instant.astimezone(tz)
     if local.time() == time(0):
-        return f"{human_day(local.date() - timedelta(days=1))}, end of day ({local.tzname()})"
+        before = (instant - timedelta(microseconds=1)).astimezone(tz)  # the zone in force at 24:00
+        return f"{human_day(before.date())}, end of day ({before.tzname()})"
     return describe(instant, tz)
 
 

@@ -66,14 +66,17 @@ def day_text(day: str | date, language: str) -> str:
 
 def instant_text(instant: str | datetime, zone: ZoneInfo, language: str) -> str:
     """'20 Dec 2024, 24:00 CET': midnight reads as the end of the day before (a deadline
-    "by 20 December" ends at 24:00 on the 20th, which is 00:00 on the 21st)."""
+    "by 20 December" ends at 24:00 on the 20th, which is 00:00 on the 21st), in the zone
+    abbreviation in force at that end, so the text names the very instant given."""
     moment = datetime.fromisoformat(instant) if isinstance(instant, str) else instant
     if moment.tzinfo is None:
         raise RenderError(f"instant {instant!r} has no offset; give it in UTC, e.g. ...+00:00")
     local = moment.astimezone(zone)
     clock = local.strftime("%H:%M")
     if local.time() == time(0):
-        local, clock = local - timedelta(days=1), "24:00"
+        # '24:00' is read in the offset in force just before the instant, not on the day's
+        # wall-clock start: on a DST-change day these differ (end of 30 Mar 2025 is 24:00 CEST).
+        local, clock = (moment - timedelta(microseconds=1)).astimezone(zone), "24:00"
     return f"{day_text(local.date(), language)}, {clock} {_abbrev(local)}"
 
 
