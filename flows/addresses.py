@@ -7,6 +7,11 @@ forgetting. The full address stays with the store and with the secretariat membe
 
 One validator (``valid_email``): pydantic's ``EmailStr`` (email-validator), the checker the
 ecosystem keeps up to date, rather than a hand-written pattern.
+
+Names beside an address go into a header too: ``text_problem`` refuses a control character
+(CR, LF, NUL…) in one as given *or* once its RFC 2047 encoded words are decoded — the email
+package decodes ``=?utf-8?q?Eve=0D=0ABcc:...?=`` when it parses the header (issue 9) — and
+absurd lengths.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
@@ -99,3 +106,41 @@ def get_logger(name: str) -> logging.Logger:
     if name != "prepflow" and not name.startswith("prepflow."):
         raise ValueError(f"logger {name!r}: prepflow's loggers are named 'prepflow.<part>'")
     return mask_logger(logging.getLogger(name))
+
+
+#: The longest name or entity a nomination may carry (a header, not a biography).
+MAX_NAME_LENGTH = 200
+
+
+def decoded(text: str) -> str:
+    """The text with its RFC 2047 encoded words decoded; ValueError if one cannot be."""
+    if "=?" not in text:
+        return text
+    try:
+        return str(make_header(decode_header(text)))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError) as exc:
+        raise ValueError(f"an RFC 2047 encoded word that cannot be decoded ({exc})") from None
+
+
+def _has_control(text: str) -> bool:
+    """CR, LF, NUL, TAB, any other C0/C1 control, or a Unicode line or paragraph separator
+    (format characters such as the zero-width non-joiner stay: Persian names use them)."""
+    return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text)
+
+
+def text_problem(text: str, limit: int = MAX_NAME_LENGTH) -> str | None:
+    """What makes ``text`` unfit for a header, or None: a control character (CR, LF, NUL…)
+    as given or once its RFC 2047 encoded words are decoded, or more than ``limit``
+    characters."""
+    if len(text) > limit:
+        return f"is {len(text)} characters long (at most {limit})"
+    if _has_control(text):
+        return "contains a control character (line break, NUL or similar)"
+    try:
+        plain = decoded(text)
+    except ValueError as exc:
+        return f"contains {exc}"
+    if _has_control(plain):
+        return ("contains a control character (line break, NUL or similar) once its RFC 2047 "
+                "encoded words are decoded")
+    return None

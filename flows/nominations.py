@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from flows.addresses import mask_email, normalise_email, valid_email
+from flows.addresses import mask_email, normalise_email, text_problem, valid_email
 from flows.storage import ExpertDraft, OutboxDraft
 from states.dates import end_instant, zone
 from states.definition import ProcessDefinition
@@ -75,8 +75,9 @@ def check_row(definition: ProcessDefinition, row: dict[str, str], now: datetime)
             problems.append(str(exc))
     problems += _choice_problems(definition, values)
     for name, value in values.items():
-        if any(c in value for c in "\r\n"):
-            problems.append(f"{name} contains a line break")
+        problem = text_problem(value)
+        if problem:
+            problems.append(f"{name} {problem}")
     if problems:
         raise ValueError("; ".join(problems))
     deadline = definition.nominations_deadline

@@ -11,7 +11,9 @@ The sequence for each row, and why it cannot send a row twice by itself:
    250s that arrive while one 'sent' transaction is being written go into the next one, in a
    thread, so an fsync never stalls the other connections); a 4xx, a refused or
    dropped connection or a timeout puts it back to 'pending' with exponential backoff (failed
-   after ``max_attempts``); a 5xx marks it 'failed' with the server's reply.
+   after ``max_attempts``); a 5xx marks it 'failed' with the server's reply. A row whose
+   message cannot be built (an old row with a name import now refuses, a builder's bug) is
+   marked 'failed' alone, with the masked reason; the run goes on with the others.
 
 Residual window, stated honestly: if the process dies after the server's 250 and before the
 'sent' update commits, the row is left 'sending' and becomes 'uncertain' — it is never resent
@@ -44,7 +46,7 @@ from email.message import EmailMessage
 from typing import Protocol
 
 from flows.addresses import get_logger, mask_addresses, mask_email
-from flows.mail.mail_transport import Mailer, RecordingMailer
+from flows.mail.mail_transport import Mailer, RecordingMailer, SendResult
 from flows.mail.render import Renderable, Renderer, RenderError
 from flows.storage import OutboxItem, OutboxStore, StoredProcess, UnknownProcess
 from states.dates import require_aware
@@ -172,7 +174,13 @@ class _Run:
         except RenderError as exc:
             self.failed(item, mask_addresses(f"not rendered: {exc}"))
             return
-        result = await self.mailer.send(message)
+        except Exception as exc:  # noqa: BLE001 - one message that cannot be built fails alone
+            self.failed(item, mask_addresses(f"not built: {type(exc).__name__}: {exc}"))
+            return
+        try:
+            result = await self.mailer.send(message)
+        except Exception as exc:  # noqa: BLE001 - the mailer's own bug: this row, not the run
+            result = SendResult(False, False, f"not sent: {type(exc).__name__}: {exc}")
         reply = mask_addresses(result.reply)  # before it is stored or reported
         if result.accepted:
             self.accepted.append((item.id, reply))
@@ -243,7 +251,10 @@ async def deliver(store: DeliveryStore, mailer: Mailer, now: datetime, *, render
         run.release()
         raise
     except BaseExceptionGroup as group:  # e.g. the store failed: stop, show the first cause
-        run.release()
+        try:
+            run.record_sent()  # what the server accepted is recorded, if the store still can
+        finally:
+            run.release()
         raise group.exceptions[0] from group
     run.record_sent()
     if run.report.sent or run.report.failed or run.report.uncertain:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.errors import MessageError
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage
 from typing import Protocol, cast
@@ -99,11 +100,11 @@ class SmtpMailer:
             await client.login(s.username, self._password or "")
         return client
 
-    async def _sendmail(self, client: aiosmtplib.SMTP,
-                        message: EmailMessage) -> tuple[SendResult, bool]:
+    async def _sendmail(self, client: aiosmtplib.SMTP, sender: str, recipients: list[str],
+                        data: bytes) -> tuple[SendResult, bool]:
         """The server's answer, and whether the connection may be reused."""
         try:
-            refused, response = await client.sendmail(*envelope(message))
+            refused, response = await client.sendmail(sender, recipients, data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             reply = "; ".join(_reply(r.code, r.message) for r in exc.recipients)
@@ -121,13 +122,18 @@ class SmtpMailer:
         return SendResult(True, False, f"250 {' '.join(response.split())}"), True
 
     async def send(self, message: EmailMessage) -> SendResult:
-        """Send over an idle pooled connection (opened if needed); never raises for SMTP."""
+        """Send over an idle pooled connection (opened if needed); never raises for SMTP, nor
+        for a message that cannot be flattened (refused for good, before any connection)."""
+        try:
+            sender, recipients, data = envelope(message)
+        except (ValueError, TypeError, LookupError, IndexError, MessageError) as exc:
+            return SendResult(False, True, f"not built: {type(exc).__name__}: {exc}")
         client = await self._idle.get()
         keep = False
         try:
             if client is None or not client.is_connected:
                 client = await self._connect()
-            result, keep = await self._sendmail(client, message)
+            result, keep = await self._sendmail(client, sender, recipients, data)
             return result
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             # Refused or dropped connections, timeouts (SMTPServerDisconnected,

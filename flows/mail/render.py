@@ -36,7 +36,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, select_auto
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import ValidationError
 
-from flows.addresses import valid_email
+from flows.addresses import text_problem, valid_email
 from flows.mail import invitation as ics_invite
 from flows.mail.fastmime import Calendar, Parts, build_fast
 from flows.mail.wording import (
@@ -101,8 +101,12 @@ def recipient_address(name: str, email: str) -> Address:
     if not email or any(c.isspace() for c in email) or email.count("@") != 1:
         raise RenderError("recipient address is not a single address like name@itu.int")
     local, domain = email.split("@")
+    shown = one_line(name)
+    problem = text_problem(shown, limit=len(shown))  # an old row may hold what import refuses
+    if problem:
+        raise RenderError(f"recipient name {problem}")
     try:
-        return Address(display_name=one_line(name), username=local, domain=domain)
+        return Address(display_name=shown, username=local, domain=domain)
     except (ValueError, IndexError) as exc:
         raise RenderError(f"recipient address refused by the email package: {exc}") from exc
 
