@@ -18,6 +18,7 @@ from flows.clock import Clock, SystemClock
 from flows.mail.outbox_plan import plan
 from flows.storage import (
     AuditDraft,
+    AuditEntry,
     Expert,
     OutboxDraft,
     ProcessTransaction,
@@ -34,6 +35,7 @@ from states.definition import ProcessDefinition
 from states.engine import Decision, Record
 from states.errors import InputError, Refused
 from states.instance import Instance
+from states.replay import differences, fingerprint_of, rebuild
 from states.status import Report, report
 
 #: A decision taken on a process's definition and current instance (may raise Refused).
@@ -312,10 +314,11 @@ class Service:
         return plan(definition, decision.effects, experts, at)
 
     def verify(self, process_id: str | None = None) -> list[str]:
-        """The hash chains, and each process's state against its own audit log.
+        """The hash chains, and each process's definition and state against its audit log.
 
-        The chain shows an edited, deleted, inserted or reordered entry; replaying the log's
-        transitions shows a state document edited behind the log's back.
+        The chain shows an edited, deleted, inserted or reordered entry; the definition's hash,
+        an edited definition body; the whole state rebuilt from the log (states.replay), a state
+        document edited behind the log's back.
         """
         problems = self.store.verify(process_id)
         rows = [self.store.get(process_id)] if process_id else self.store.list()
@@ -325,28 +328,7 @@ class Service:
             except DamagedState as exc:
                 problems.append(str(exc))
                 continue
-            # Replayed on the definition in force: a revision keeps every fired step in it.
-            table = engine.engine_for(definition).table
-            regions, fired = dict(table.initial), set()
-            in_force: str | None = None
-            for entry in self.store.audit(stored.process_id):
-                if entry.kind == "transition" and entry.trigger in table.by_trigger:
-                    regions[table.by_trigger[entry.trigger].region] = str(entry.to_state)
-                    fired.add(entry.trigger)
-                elif entry.kind == "init":
-                    in_force = str(entry.inputs.get("definition", "")) or None
-                elif entry.kind == "revision":
-                    in_force = str(entry.inputs.get("to", "")) or None
-            if in_force is not None and in_force != stored.definition_hash:
-                problems.append(
-                    f"{stored.process_id}: the process runs on definition "
-                    f"{stored.definition_hash[:12]}…, but its audit log last put it on "
-                    f"{in_force[:12]}…: the definition was changed outside prepflow")
-            if regions != instance.regions or fired != set(instance.happened):
-                problems.append(
-                    f"{stored.process_id}: the stored state ({instance.regions}, "
-                    f"{len(instance.happened)} steps) does not match its audit log "
-                    f"({regions}, {len(fired)} steps): the state was changed outside prepflow")
+            problems += _checked(stored, definition, instance, self.store.audit(stored.process_id))
         return problems
 
     def status(self, process_id: str, now: datetime | None = None) -> Report:
@@ -363,3 +345,26 @@ def _draft(record: Record) -> AuditDraft:
     return AuditDraft(at=record.at, actor=record.actor, kind=record.kind,
                       trigger=record.trigger, from_state=record.from_state,
                       to_state=record.to_state, reason=record.reason, inputs=record.inputs)
+
+
+def _checked(stored: StoredProcess, definition: ProcessDefinition, instance: Instance,
+             log: Sequence[AuditEntry]) -> list[str]:
+    """What is wrong with one process: its definition against its hashes, its state against
+    the state its log rebuilds (on the definition in force: a revision keeps the fired steps)."""
+    pid, problems = stored.process_id, []
+    body = fingerprint_of(stored.definition)
+    if body != stored.definition_hash:
+        problems.append(f"{pid}: the stored definition's content hashes to {body[:12]}…, not "
+                        f"to {stored.definition_hash[:12]}… it was stored under: the definition "
+                        "was edited outside prepflow")
+    put = [str(e.inputs.get("definition" if e.kind == "init" else "to", "")) for e in log
+           if e.kind in ("init", "revision")]
+    if put and put[-1] and put[-1] != stored.definition_hash:
+        problems.append(f"{pid}: the process runs on definition {stored.definition_hash[:12]}…, "
+                        f"but its audit log last put it on {put[-1][:12]}…: the definition was "
+                        "changed outside prepflow")
+    found = differences(instance, rebuild(definition, log, pid))
+    if found:
+        problems.append(f"{pid}: the stored state does not match its audit log: "
+                        f"{'; '.join(found)}. The state was changed outside prepflow")
+    return problems

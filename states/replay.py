@@ -14,9 +14,13 @@ record kinds are skipped: extend
 from __future__ import annotations
 
 import calendar
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime, time
 from typing import Any, Protocol
+
+from pydantic import BaseModel
 
 from states.contribution_types import WindowSummary
 from states.dates import PlanDate, end_instant, start_instant, zone
@@ -170,3 +174,59 @@ def superseded(definition: ProcessDefinition, key: str,
     sent = int(offset[:-1])
     return {f"{head}:{d}d" for d in offsets if d > sent
             and (posted is None or days_before(at, d, tz) >= posted.at)}
+
+
+def fingerprint_of(body: Mapping[str, Any]) -> str:
+    """The hash of a definition's JSON body, spelt as ``ProcessDefinition.fingerprint`` spells
+    it: a stored body can be checked against the hash its process was created with."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def differences(stored: Instance, rebuilt: Instance, limit: int = 3) -> list[str]:
+    """Where the stored state and the one its log rebuilds differ: the first ``limit`` places
+    named, then how many more. Invitations are not rebuilt, so not compared."""
+    found: list[str] = []
+    left, right = stored.model_dump(mode="json"), rebuilt.model_dump(mode="json")
+    for name in Instance.model_fields:
+        if name in ("invitations", "process_id") or left[name] == right[name]:
+            continue
+        if name == "notices":
+            only = sorted(set(left[name]) - set(right[name]))
+            found += [f"notice {k!r} is stored but not in the log" for k in only]
+            found += [f"notice {k!r} is in the log but not stored"
+                      for k in sorted(set(right[name]) - set(left[name]))]
+        else:
+            keyed = not isinstance(getattr(stored, name), BaseModel)
+            _diff(name, left[name], right[name], found, keyed)
+    if len(found) > limit:
+        return [*found[:limit], f"and {len(found) - limit} more"]
+    return found
+
+
+def _diff(path: str, stored: object, log: object, found: list[str], keyed: bool) -> None:
+    """Append the places below ``path`` where the two JSON values differ."""
+    if stored == log:
+        return
+    if isinstance(stored, dict) and isinstance(log, dict):
+        for key in sorted(set(stored) | set(log)):
+            place = f"{path}[{key!r}]" if keyed else f"{path}.{key}"
+            if key not in log:
+                found.append(f"{place} is stored but not in the log")
+            elif key not in stored:
+                found.append(f"{place} is in the log but not stored")
+            else:
+                _diff(place, stored[key], log[key], found, False)
+    elif isinstance(stored, list) and isinstance(log, list) and len(stored) == len(log):
+        for i, (a, b) in enumerate(zip(stored, log, strict=True)):
+            _diff(f"{path}[{i}]", a, b, found, False)
+    elif isinstance(stored, list) and isinstance(log, list):
+        found.append(f"{path}: {len(stored)} stored, {len(log)} in the log")
+    else:
+        found.append(f"{path} differs: stored {_short(stored)}, log {_short(log)}")
+
+
+def _short(value: object) -> str:
+    """A JSON value as a person reads it, cut to a line."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 40 else text[:39] + "…"

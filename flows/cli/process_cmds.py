@@ -224,7 +224,7 @@ def audit_cmd(process: Annotated[str | None, typer.Argument(help="Process id.")]
         if problems:
             err.print("[bold red]The audit log has been tampered with:[/]")
             for problem in problems:
-                err.print(f"  - {problem}", soft_wrap=True)
+                err.print(f"  - {escape(problem)}", soft_wrap=True)
             raise typer.Exit(1)
         count = len(svc.store.audit(process))
         out.print(f"audit log intact: {count} {'entry' if count == 1 else 'entries'} verified.")

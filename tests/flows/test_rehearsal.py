@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from flows.cli.app import main
+from flows.shell import Service
 from flows.storage import open_store
 from states.instance import Instance
 
@@ -151,7 +152,7 @@ def test_plain_rehearsal_takes_one_opinion_per_theme_through_the_forum(plain: Tw
 def test_rehearse_with_database_keeps_a_store_whose_audit_log_verifies(plain: TwoRuns) -> None:
     """--database keeps the rehearsed store: state where the transcript ends, chain intact."""
     with open_store(plain.database) as store:
-        assert store.verify() == []
+        assert Service(store).verify() == []  # chains, definition and whole state
         [process] = store.list()
         assert process.process_id == "wtpf-26"
         assert Instance.from_doc(process.state).regions["main"] == "closed"
@@ -233,5 +234,5 @@ def test_what_if_process_reaches_closed(what_if: tuple[str, str]) -> None:
     assert lines_on(text, "2026-06-02", "WTPF-26 opened")
     assert lines_on(text, r"2026-06-0\d", "process closed")
     with open_store(database) as store:
-        assert store.verify() == []
+        assert Service(store).verify() == []  # chains, definition and whole state
         assert Instance.from_doc(store.get("wtpf-26").state).regions["main"] == "closed"
