@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from flows.addresses import mask_email, normalise_email, text_problem, valid_email
+from flows.addresses import (
+    mask_addresses,
+    mask_email,
+    normalise_email,
+    text_problem,
+    valid_email,
+)
 from flows.storage import ExpertDraft, OutboxDraft
 from states.dates import end_instant, zone
 from states.definition import ProcessDefinition
@@ -73,7 +79,8 @@ def check_row(definition: ProcessDefinition, row: dict[str, str], now: datetime)
             email = clean_email(values["email"])
         except ValueError as exc:
             problems.append(str(exc))
-    problems += _choice_problems(definition, values)
+    # These echo the value given; one in the wrong column may be an address: masked.
+    problems += [mask_addresses(p) for p in _choice_problems(definition, values)]
     for name, value in values.items():
         problem = text_problem(value)
         if problem:
@@ -105,7 +112,8 @@ def read_csv(definition: ProcessDefinition, path: Path, now: datetime) -> Checke
                          f"{', '.join(COLUMNS)} (gender, language, timezone optional).")
     unknown = [c for c in reader.fieldnames or [] if c not in COLUMNS]
     if unknown:
-        raise InputError(f"{path}: unknown columns {', '.join(unknown)}; expected: "
+        raise InputError(f"{path}: unknown columns {mask_addresses(', '.join(unknown))}; "
+                         "expected: "
                          f"{', '.join(COLUMNS)}.")
     checked, seen = Checked(), dict[str, int]()
     for row in reader:

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.addresses import mask_email
+from flows.addresses import mask_addresses, mask_email
 from flows.cli.common import Actor, Database, Now, app, out, parse_now, service
 from flows.nominations import COLUMNS, acknowledgements, check_row, read_csv
 from flows.settings import load_settings
@@ -232,9 +232,13 @@ def status_cmd(email: Annotated[str, typer.Argument()],
 def outbox_cmd(ctx: typer.Context, process: Process = None,
                status: Annotated[str | None, typer.Option(
                    help="pending, sending, sent, failed, uncertain")] = None,
+               show_addresses: Annotated[bool, typer.Option(
+                   help="Show full addresses (for the secretariat); masked by default.")]
+               = False,
                database: Database = None) -> None:
     """List messages (pending, sent, failed, uncertain); subcommands retry and deliver.
 
+    Addresses are personal data: shown masked (j***@itu.int) unless --show-addresses.
     Example: prepflow outbox --status failed
     """
     if ctx.invoked_subcommand is not None:
@@ -246,9 +250,11 @@ def outbox_cmd(ctx: typer.Context, process: Process = None,
     table = Table(title="Outbox", title_justify="left")
     for column in ("id", "process", "event", "to", "status", "tries", "last error / reply"):
         table.add_column(column)
+    shown = (lambda text: text) if show_addresses else mask_addresses
     for m in svc.store.outbox(process, status):
-        table.add_row(str(m.id), m.process_id, m.event, escape(m.email), m.status,
-                      str(m.attempts), escape(m.last_error or m.reply or ""))
+        to = m.email if show_addresses else mask_email(m.email)
+        table.add_row(str(m.id), m.process_id, m.event, escape(to), m.status,
+                      str(m.attempts), escape(shown(m.last_error or m.reply or "")))
     out.print(table)
 
 
@@ -266,6 +272,9 @@ def retry_cmd(item: Annotated[int, typer.Argument(help="Outbox id.")], by: Actor
     target = [m for m in svc.store.outbox() if m.id == item]
     if not target:
         raise InputError(f"no message {item} in the outbox; see 'prepflow outbox'.")
+    if target[0].status == "pending":
+        raise InputError(f"message {item} is pending; only failed or uncertain messages can be "
+                         "retried (it goes out with the next 'prepflow outbox deliver').")
     _, definition, _ = svc.load(target[0].process_id)
     member = actor_of(definition, by)
     entry = AuditDraft(at=at, actor=member.id, kind="outbox-retry", reason=reason, inputs={
@@ -310,7 +319,7 @@ def deliver_cmd(
     report = run_delivery(svc, at, limit, settings.smtp)
     out.print(f"delivery: {report}")
     for problem in report.problems:
-        out.print(f"  #{problem.id} {problem.event} to {escape(problem.recipient)}: "
-                  f"{escape(problem.error)}", soft_wrap=True)
+        out.print(f"  #{problem.id} {problem.event} to {escape(mask_addresses(problem.recipient))}"
+                  f": {escape(mask_addresses(problem.error))}", soft_wrap=True)
     if report.failed or report.uncertain:
         raise typer.Exit(1)

@@ -46,6 +46,12 @@ def run_delivery(service: Service, now: datetime, limit: int = 5000,
     return report
 
 
+def _listing(failed: int, uncertain: int) -> str:
+    """The command that lists exactly the reported kinds (all uncertain: not --status failed)."""
+    kinds = [k for k, n in (("failed", failed), ("uncertain", uncertain)) if n]
+    return "; ".join(f"prepflow outbox --status {k}" for k in kinds)
+
+
 def report_failures(service: Service, report: DeliveryReport, now: datetime) -> int:
     """One 'delivery failures' message per process and secretariat member, once per set."""
     by_process: dict[str, list[DeliveryProblem]] = {}
@@ -65,7 +71,7 @@ def report_failures(service: Service, report: DeliveryReport, now: datetime) -> 
             "failed": failed, "uncertain": len(items) - failed,
             "items": [{"id": i.id, "event": i.event, "recipient": i.recipient, "error": i.error}
                       for i in items],
-            "command": "prepflow outbox --status failed"}).model_dump(mode="json")
+            "command": _listing(failed, len(items) - failed)}).model_dump(mode="json")
         for member in definition.secretariat:
             rows.append(OutboxDraft(
                 key=f"{process_id}:delivery-failures:{tag}:member:{member.id}",

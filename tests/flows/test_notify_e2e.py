@@ -138,3 +138,24 @@ def test_a_stranded_message_is_reported_as_uncertain_not_failed(svc: Service) ->
     assert [(p.id, p.uncertain) for p in report.problems] == [(stranded.id, True)]
     (failures,) = [m for m in svc.store.outbox("wtpf-26") if m.event == "delivery_failures"]
     assert (failures.context["failed"], failures.context["uncertain"]) == (0, 1)
+
+
+def test_a_report_of_only_uncertain_messages_says_how_to_handle_them(svc: Service) -> None:
+    """All uncertain: the mail lists them with --status uncertain (not failed) and says a
+    retry resends with the same Message-ID, not 're-queue a failed one'."""
+    from flows.mail.render import Renderer
+
+    svc.transition("wtpf-26", "post_draft1", BY, "WTPF-26/1", now=utc(2024, 8, 5, 8))
+    svc.store.claim(utc(2024, 8, 5, 8, 1), 1)  # the deliverer dies here
+    with SmtpServer(RecordingHandler()) as server:
+        settings = SmtpSettings(host=server.host, port=server.port, stale_after_seconds=60)
+        run_delivery(svc, utc(2024, 8, 5, 9), settings=settings)
+    (failures,) = [m for m in svc.store.outbox("wtpf-26") if m.event == "delivery_failures"]
+    message = Renderer("WTPF <wtpf@itu.int>").render(failures, "Europe/Zurich",
+                                                     utc(2024, 8, 5, 9))
+    text = " ".join(message.get_body(("plain",)).get_content().split())
+    assert "prepflow outbox --status uncertain" in text
+    assert "--status failed" not in text
+    assert "check whether it arrived" in text
+    assert "same Message-ID" in text
+    assert "Re-queue a failed one" not in text

@@ -185,13 +185,15 @@ def test_outbox_deliver_dry_run_lists_each_message_and_sends_nothing(run: Run,
 
 def test_outbox_retry_needs_a_member_and_is_audited(run: Run, tmp_path: Path) -> None:
     """Re-queueing a message names who and why in the audit log; others are refused."""
-    assert run("experts", "import", csv_file(tmp_path, ANA), "--by", BY).code == 0
+    assert run("experts", "import", csv_file(tmp_path, ANA), "--by", BY,
+               "--now", "2024-07-20T08:00Z").code == 0
     with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
         (item,) = store.outbox("wtpf-26")
         from datetime import UTC, datetime
 
-        store.claim(datetime(2024, 8, 1, tzinfo=UTC), 1)
-        store.mark_failed(item.id, "550 mailbox unavailable", datetime(2024, 8, 1, tzinfo=UTC))
+        assert [c.id for c in store.claim(datetime(2024, 8, 1, tzinfo=UTC), 1)] == [item.id]
+        assert store.mark_failed(item.id, "550 mailbox unavailable",
+                                 datetime(2024, 8, 1, tzinfo=UTC))
     assert run("outbox", "retry", str(item.id), "--by", "mallory", "--reason", "x").code == 2
     again = run("outbox", "retry", str(item.id), "--by", BY, "--reason", "mailbox fixed")
     assert again.code == 0, again.err
@@ -214,3 +216,52 @@ def test_each_problem_with_an_address_names_the_line_and_masks_it(tmp_path: Path
     assert checked.problems[0].startswith("line 3: 'b***@example.cn' is not an email address")
     assert checked.problems[1] == "line 4: a***@example.br repeats line 2"
     assert "bo li" not in " ".join(checked.problems)
+
+
+def test_outbox_masks_addresses_unless_the_secretariat_asks(run: Run, tmp_path: Path) -> None:
+    """`prepflow outbox` shows a***@example.br; --show-addresses shows the full address."""
+    assert run("experts", "import", csv_file(tmp_path, ANA), "--by", BY).code == 0
+    listed = run("outbox")
+    assert listed.code == 0, listed.err
+    assert "a***@example.br" in listed.out
+    assert "ana.silva@example.br" not in listed.out
+    full = run("outbox", "--show-addresses")
+    assert full.code == 0, full.err
+    assert "ana.silva@example.br" in full.out
+
+
+def test_an_address_in_any_column_of_an_import_is_masked(run: Run, tmp_path: Path) -> None:
+    """An address that landed in the region or zone column is named masked, as is one in
+    `experts add`; nothing is imported."""
+    path = csv_file(tmp_path, ANA.replace("America/Sao_Paulo", "tz.ana@example.br"),
+                    KOFI.replace(",D,", ",kofi.region@example.gh,"))
+    result = run("experts", "import", path, "--by", BY)
+    assert result.code == 2
+    assert "line 2" in result.err
+    assert "line 3" in result.err
+    assert "***@example.br" in result.err
+    assert "***@example.gh" in result.err
+    assert "tz.ana@" not in result.err
+    assert "kofi.region@" not in result.err
+    added = run("experts", "add", "--first-name", "A", "--last-name", "S", "--entity", "E",
+                "--email", "ana@example.br", "--nominated-by", "Brazil", "--country", "BR",
+                "--region", "jo.doe@example.org", "--stakeholder-type", "government",
+                "--by", BY)
+    assert added.code == 2
+    assert "***@example.org" in added.err
+    assert "jo.doe@" not in added.err
+    assert stored(tmp_path)[0] == []
+
+
+def test_retrying_a_pending_message_is_bad_input_and_writes_nothing(run: Run,
+                                                                    tmp_path: Path) -> None:
+    """A pending message is already in line: retry exits 2 and no retry is audited."""
+    assert run("experts", "import", csv_file(tmp_path, ANA), "--by", BY).code == 0
+    _, (item,), before = stored(tmp_path)
+    result = run("outbox", "retry", str(item.id), "--by", BY, "--reason", "again")
+    assert result.code == 2
+    assert (f"message {item.id} is pending; only failed or uncertain messages can be retried"
+            in result.err)
+    _, outbox, after = stored(tmp_path)
+    assert after == before
+    assert [(m.status, m.attempts) for m in outbox] == [("pending", item.attempts)]
