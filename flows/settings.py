@@ -13,6 +13,7 @@ its sink with ``Settings.pointed_at``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -94,6 +95,17 @@ class PrefectSettings(BaseModel):
     """Most messages one scheduled delivery run sends (the CLI's ``--limit`` default)."""
 
 
+class AuditSettings(BaseModel):
+    """Where the audit log is anchored outside the database (PREPFLOW_AUDIT_*)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    witness: Path | None = None
+    """An append-only file each advance adds the moved chain heads to, and ``audit --verify``
+    checks the log against (unset: no witness). Keep it where the database's owner cannot
+    write."""
+
+
 class Settings(BaseSettings):
     """Everything configurable from the environment; nothing secret lives in a definition."""
 
@@ -103,6 +115,7 @@ class Settings(BaseSettings):
     smtp: SmtpSettings = SmtpSettings()
     database: DatabaseSettings = DatabaseSettings()
     prefect: PrefectSettings = PrefectSettings()
+    audit: AuditSettings = AuditSettings()
 
     def pointed_at(self, target: SmtpTarget | None) -> Settings:
         """The same settings, delivering to ``target`` instead (None: unchanged)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ from flows.storage import (
     StoreError,
     UnknownProcess,
     VersionConflict,
+    anchor,
 )
 from states import engine, revision, versions
 from states.contributions import closing_cycles, with_summaries
@@ -313,22 +315,36 @@ class Service:
         (``experts`` reads the register in that transaction, only if a message needs it)."""
         return plan(definition, decision.effects, experts, at)
 
-    def verify(self, process_id: str | None = None) -> list[str]:
+    def anchor(self, witness: Path | None, processes: Sequence[str] | None = None) -> list[str]:
+        """Append the chain heads that moved to the ``witness`` file (none: off); the processes
+        witnessed. The CLI's advance and the Prefect tick both call this after advancing."""
+        if witness is None:
+            return []
+        rows = [r for r in self.store.list() if not processes or r.process_id in processes]
+        return [h.process for h in anchor.witness(witness, self.store, rows, self.clock.now())]
+
+    def verify(self, process_id: str | None = None, witness: Path | None = None) -> list[str]:
         """The hash chains, and each process's definition and state against its audit log.
 
         The chain shows an edited, deleted, inserted or reordered entry; the definition's hash,
         an edited definition body; the whole state rebuilt from the log (states.replay), a state
-        document edited behind the log's back.
+        document edited behind the log's back; the ``witness`` file (storage.anchor), a tail
+        cut off or a chain recomputed by the database's owner.
         """
         problems = self.store.verify(process_id)
         rows = [self.store.get(process_id)] if process_id else self.store.list()
+        heads, found = anchor.verify(witness, [r.process_id for r in rows],
+                                     process_id is None) if witness else ({}, [])
+        problems += found
         for stored in rows:
+            log = self.store.audit(stored.process_id)
+            problems += anchor.check(heads.get(stored.process_id), log)
             try:
                 definition, instance = self.decode(stored)
             except DamagedState as exc:
                 problems.append(str(exc))
                 continue
-            problems += _checked(stored, definition, instance, self.store.audit(stored.process_id))
+            problems += _checked(stored, definition, instance, log)
         return problems
 
     def status(self, process_id: str, now: datetime | None = None) -> Report:

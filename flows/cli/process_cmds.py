@@ -18,6 +18,7 @@ from flows.calendar_export import to_ics
 from flows.cli import console as render
 from flows.cli.common import Actor, Database, Now, app, err, out, parse_now, process_ids, service
 from flows.definition_file import load_definition
+from flows.settings import load_settings
 from states.definition import ProcessDefinition
 from states.errors import InputError
 from states.machine import mermaid
@@ -136,8 +137,10 @@ def advance_cmd(now: Now = None, database: Database = None,
 
     Example: prepflow advance --now 2024-08-27T00:00+02:00
     """
-    svc = service(database)
+    settings = load_settings()
+    svc = service(database, settings)
     outcomes = svc.advance(parse_now(now), process)
+    svc.anchor(settings.audit.witness, process)
     for problem in svc.damaged:
         err.print(f"[bold red]Skipped:[/] {escape(str(problem))}", soft_wrap=True)
     steps = [(o.process_id, r) for o in outcomes for r in o.decision.records
@@ -216,11 +219,12 @@ def audit_cmd(process: Annotated[str | None, typer.Argument(help="Process id.")]
       prepflow audit wtpf-26
       prepflow audit --verify
     """
-    svc = service(database)
+    settings = load_settings()
+    svc = service(database, settings)
     if process:
         svc.store.get(process)
     if verify:
-        problems = svc.verify(process)
+        problems = svc.verify(process, settings.audit.witness)
         if problems:
             err.print("[bold red]The audit log has been tampered with:[/]")
             for problem in problems:

@@ -12,9 +12,10 @@ from typing import Any
 
 from prefect import flow
 
-from flows.orchestration.artifacts import first_tick_of_day, send_all, views
+from flows.orchestration.artifacts import anchor_artifact, first_tick_of_day, send_all, views
 from flows.orchestration.run_context import aware, rename_run, run_logger, service_for
 from flows.orchestration.waiting_steps import request_steps
+from flows.settings import load_settings
 from states.status import report
 
 #: Above this many processes even the daily refresh publishes only the processes it changed.
@@ -30,6 +31,7 @@ def advance(now: datetime | None = None, database: str | None = None,
     with service_for(database) as service:
         at = service.now(aware(now))
         outcomes = service.advance(at, processes)
+        witnessed = set(service.anchor(load_settings().audit.witness, processes))
         applied = [
             {"process": o.process_id, "trigger": r.trigger, "label": r.inputs.get("label"),
              "from": r.from_state, "to": r.to_state, "due": r.inputs.get("due")}
@@ -48,7 +50,7 @@ def advance(now: datetime | None = None, database: str | None = None,
         rows = [r for r in service.store.list()  # one read for every process's view
                 if r.process_id not in unreadable
                 and (wanted is None or r.process_id in wanted)]
-        touched = {o.process_id for o in outcomes}
+        touched = {o.process_id for o in outcomes} | witnessed
         warnings: dict[str, list[str]] = {}
         for stored in rows:
             process_id = stored.process_id
@@ -63,8 +65,9 @@ def advance(now: datetime | None = None, database: str | None = None,
             if publish_artifacts and (process_id in touched or (
                     len(rows) <= PUBLISH_ALL_UP_TO
                     and first_tick_of_day(at, definition.timezone))):
-                send_all(views(definition, instance, at, urgent,
-                               service.store.experts(process_id)))
+                send_all([*views(definition, instance, at, urgent,
+                                 service.store.experts(process_id)),
+                          anchor_artifact(service.store, stored)])
     rename_run(run_name(applied + messages))
     return {"at": at.isoformat(), "applied": applied, "messages": len(messages),
             "warnings": warnings}

@@ -17,7 +17,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.orchestration import operator_view as view
 from flows.orchestration.balance_view import compute, markdown
 from flows.shell import Service
-from flows.storage import Expert
+from flows.storage import Expert, ProcessStore, StoredProcess
 from states.dates import zone
 from states.definition import ProcessDefinition
 from states.errors import InputError
@@ -94,6 +94,17 @@ def balance_view(definition: ProcessDefinition, process_id: str,
     except InputError as exc:
         return Artifact(key, what, f"### Expert group balance — {process_id}\n\n"
                                    f"Not computed: {exc}\n")
+
+
+def anchor_artifact(store: ProcessStore, stored: StoredProcess) -> Artifact:
+    """The chain head (seq, hash) as `<process>-audit-anchor`: Prefect's record of it, which the
+    database's owner cannot quietly rewrite (compare it with `prepflow audit PROCESS`)."""
+    process_id = stored.process_id
+    log = store.audit(process_id)
+    seq, head = (log[-1].seq, log[-1].hash) if log else (0, "")
+    return Artifact(view.artifact_key(process_id, "audit-anchor"),
+                    f"{process_id}: audit chain head (anchor outside the database)",
+                    rows=[{"process": process_id, "seq": seq, "hash": head}])
 
 
 def send_all(artifacts: list[Artifact]) -> None:
