@@ -117,7 +117,8 @@ class Service:
             return False
         decision = engine.start(definition, at, process_id)
         return self.store.create(process_id, definition.model_dump(mode="json"), fingerprint,
-                                 decision.after.to_doc(), _draft(decision.records[0]))
+                                 decision.after.to_doc(),
+                                 _draft(decision.records[0], self.clock.now()))
 
     def _same(self, stored: StoredProcess, definition: ProcessDefinition) -> bool:
         """The stored definition, read by this release, says what the file says (a field
@@ -233,13 +234,15 @@ class Service:
             except Refused as exc:
                 record = engine.refusal_record(definition, instance, action, actor, at, exc,
                                                inputs)
-                tx.commit(None, [_draft(record)])  # the refusal is audited, then raised
+                # the refusal is audited, then raised
+                tx.commit(None, [_draft(record, self.clock.now())])
                 refused = exc
             else:
                 revised = None if in_force is definition else (
                     in_force.model_dump(mode="json"), in_force.fingerprint())
                 decision = self._summaries(in_force, decision, tx)
-                saved = tx.commit(decision.after.to_doc(), [_draft(r) for r in decision.records],
+                drafts = [_draft(r, self.clock.now()) for r in decision.records]
+                saved = tx.commit(decision.after.to_doc(), drafts,
                                   self._outbox(in_force, decision, at, tx.experts),
                                   definition=revised)
         if refused is not None:
@@ -285,7 +288,7 @@ class Service:
                 with self.store.transaction(stored.process_id) as tx:
                     decision = self._summaries(definition, decision, tx)
                     saved = tx.commit(decision.after.to_doc(),
-                                      [_draft(r) for r in decision.records],
+                                      [_draft(r, self.clock.now()) for r in decision.records],
                                       self._outbox(definition, decision, at, tx.experts),
                                       expected_version=stored.version)
             except VersionConflict:
@@ -357,10 +360,11 @@ class Service:
         return [p.process_id for p in self.store.list()]
 
 
-def _draft(record: Record) -> AuditDraft:
+def _draft(record: Record, recorded_at: datetime | None = None) -> AuditDraft:
     return AuditDraft(at=record.at, actor=record.actor, kind=record.kind,
                       trigger=record.trigger, from_state=record.from_state,
-                      to_state=record.to_state, reason=record.reason, inputs=record.inputs)
+                      to_state=record.to_state, reason=record.reason, inputs=record.inputs,
+                      recorded_at=recorded_at)
 
 
 def _checked(stored: StoredProcess, definition: ProcessDefinition, instance: Instance,

@@ -6,13 +6,14 @@ escaped: rich would read '[/x]' in a reason as markup and fail, or drop '[draft]
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from flows.cli import wallclock
 from flows.storage import AuditEntry
 from states.dates import describe, zone
 from states.definition import ProcessDefinition
@@ -137,8 +138,10 @@ def _changes(story: Story) -> list[tuple[str, datetime, str, str]]:
             for (at, by, reason), what in sorted(lines.items(), key=lambda i: i[0][0])]
 
 
-def audit(console: Console, entries: Sequence[AuditEntry], timezone: str | None) -> None:
-    """The audit log as a table; times in UTC and, when known, the process's zone."""
+def audit(console: Console, entries: Sequence[AuditEntry], timezone: str | None,
+          zones: Mapping[str, str] | None = None) -> None:
+    """The audit log as a table; times in UTC and, when known, the process's zone (``zones``
+    by process id); an entry made with --now far from the clock says when it was recorded."""
     table = Table(title="Audit log", title_justify="left")
     for column in ("process", "#", "time (UTC)", "actor", "kind", "trigger", "from → to",
                    "reason / details"):
@@ -148,6 +151,7 @@ def audit(console: Console, entries: Sequence[AuditEntry], timezone: str | None)
         details = e.reason or ""
         if e.inputs.get("document"):
             details = f"{details} [document {e.inputs['document']}]".strip()
+        details = f"{details} {wallclock.mark(e, (zones or {}).get(e.process_id, timezone))}"
         table.add_row(e.process_id, str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"),
-                      escape(e.actor), e.kind, e.trigger or "", moved, escape(details))
+                      escape(e.actor), e.kind, e.trigger or "", moved, escape(details.strip()))
     console.print(table)

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from flows.calendar_export import to_ics
 from flows.cli import console as render
+from flows.cli import wallclock
 from flows.cli.common import Actor, Database, Now, app, err, out, parse_now, process_ids, service
 from flows.definition_file import load_definition
 from flows.settings import load_settings
@@ -94,6 +95,9 @@ def status_cmd(process: Annotated[str | None, typer.Argument(help="Process id.")
         render.status(out, svc.status(process_id, parse_now(now)), definition.timezone)
         entries = "entry" if stored.audit_seq == 1 else "entries"
         out.print(f"(version {stored.version}, {stored.audit_seq} audit {entries})")
+        note = wallclock.last_change_note(svc.store.audit(process_id), definition.timezone)
+        if note:
+            out.print(escape(note))
 
 
 @app.command("timeline")
@@ -233,7 +237,10 @@ def audit_cmd(process: Annotated[str | None, typer.Argument(help="Process id.")]
         count = len(svc.store.audit(process))
         out.print(f"audit log intact: {count} {'entry' if count == 1 else 'entries'} verified.")
         return
-    render.audit(out, svc.store.audit(process), None)
+    log = svc.store.audit(process)
+    zones = {pid: svc.definition(svc.store.get(pid)).timezone
+             for pid in sorted({e.process_id for e in log})}
+    render.audit(out, log, None, zones)
 
 
 @app.command("diagram")

@@ -77,8 +77,12 @@ def entry_hash(
     reason: str | None,
     inputs: Mapping[str, Any],
     prev_hash: str,
+    recorded_at: datetime | None = None,
 ) -> str:
-    """sha256 (hex) of the canonical JSON of everything an entry says, including its place."""
+    """sha256 (hex) of the canonical JSON of everything an entry says, including its place.
+
+    ``recorded_at`` is hashed only when known, so entries written before revision 0006 (NULL)
+    keep the hash they were written with, and a later one's recording time cannot be edited."""
     body = {
         "process_id": process_id,
         "seq": seq,
@@ -92,12 +96,17 @@ def entry_hash(
         "inputs": inputs,
         "prev_hash": prev_hash,
     }
+    if recorded_at is not None:
+        body["recorded_at"] = iso_utc(recorded_at)
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
-def seal(process_id: str, seq: int, prev_hash: str, draft: AuditDraft) -> AuditEntry:
-    """Turn a draft into the entry that follows ``prev_hash`` at position ``seq``."""
+def seal(process_id: str, seq: int, prev_hash: str, draft: AuditDraft,
+         stamp: datetime | None = None) -> AuditEntry:
+    """Turn a draft into the entry that follows ``prev_hash`` at position ``seq``; a draft
+    without a recording time gets ``stamp`` (the writer's real clock)."""
     at = to_utc(draft.at)
+    recorded = draft.recorded_at or stamp
     inputs = to_document(draft.inputs, f"inputs of audit entry #{seq} of {process_id}")
     fields: dict[str, Any] = {
         "process_id": process_id,
@@ -111,19 +120,22 @@ def seal(process_id: str, seq: int, prev_hash: str, draft: AuditDraft) -> AuditE
         "reason": draft.reason,
         "inputs": inputs,
         "prev_hash": prev_hash,
+        "recorded_at": None if recorded is None else to_utc(recorded),
     }
     return AuditEntry(**fields, hash=entry_hash(**fields))
 
 
 def seal_all(
-    process_id: str, audit_seq: int, head_hash: str, drafts: Iterable[AuditDraft]
+    process_id: str, audit_seq: int, head_hash: str, drafts: Iterable[AuditDraft],
+    stamp: datetime | None = None,
 ) -> list[AuditEntry]:
-    """Chain ``drafts`` after a log that has ``audit_seq`` entries ending in ``head_hash``."""
+    """Chain ``drafts`` after a log that has ``audit_seq`` entries ending in ``head_hash``
+    (``stamp``: the recording time of drafts that bring none)."""
     sealed: list[AuditEntry] = []
     prev, seq = head_hash, audit_seq
     for draft in drafts:
         seq += 1
-        entry = seal(process_id, seq, prev, draft)
+        entry = seal(process_id, seq, prev, draft, stamp)
         sealed.append(entry)
         prev = entry.hash
     return sealed
@@ -143,6 +155,7 @@ def recompute(entry: AuditEntry) -> str:
         reason=entry.reason,
         inputs=entry.inputs,
         prev_hash=entry.prev_hash,
+        recorded_at=entry.recorded_at,
     )
 
 

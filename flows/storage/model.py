@@ -29,10 +29,14 @@ class AuditDraft:
     to_state: str | None = None
     reason: str | None = None
     inputs: Mapping[str, Any] = field(default_factory=dict)
+    #: The real clock when the entry was written (the edge's clock); None: the store stamps it.
+    recorded_at: datetime | None = None
 
     def __post_init__(self) -> None:
         # A naive time is ambiguous across the delegations' time zones: refuse it at the door.
         require_aware(self.at, "audit time")
+        if self.recorded_at is not None:
+            require_aware(self.recorded_at, "audit recording time")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class AuditEntry:
     inputs: Mapping[str, Any]
     prev_hash: str
     hash: str
+    #: The real clock when it was written (revision 0006); None for entries written before.
+    recorded_at: datetime | None = None
 
 
 def _read_only(*_args: object, **_kwargs: object) -> NoReturn:

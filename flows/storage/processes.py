@@ -79,9 +79,9 @@ class SqlProcesses:
         entry: AuditDraft,
     ) -> bool:
         """Store a new process with ``entry`` as audit #1; False if it already existed."""
-        first = seal(process_id, 1, GENESIS, entry)
-        body = to_document(definition, f"definition of {process_id}")
         now = datetime.now(UTC)
+        first = seal(process_id, 1, GENESIS, entry, stamp=now)
+        body = to_document(definition, f"definition of {process_id}")
         row = {
             "process_id": process_id,
             "definition_hash": definition_hash,

@@ -57,6 +57,7 @@ def log_rows(dialect: sa.Dialect, entries: Sequence[AuditEntry]) -> list[dict[st
             **{"actor": e.actor, "kind": e.kind, "trigger": e.trigger, "reason": e.reason},
             **{"from_state": e.from_state, "to_state": e.to_state, "prev_hash": e.prev_hash},
             **{"inputs": hot.json_in(e.inputs), "hash": e.hash},
+            "recorded_at": None if e.recorded_at is None else hot.time_in(dialect, e.recorded_at),
         }
         for e in entries
     ]
@@ -135,7 +136,8 @@ def append_audit(
     """Chain ``drafts`` after ``head`` (from lock_chain, same transaction), as a commit with
     no state does: the entries, then the process row's count and last hash."""
     audit_seq, head_hash = head
-    sealed = seal_all(process_id, audit_seq, head_hash, drafts)
+    now = datetime.now(UTC)
+    sealed = seal_all(process_id, audit_seq, head_hash, drafts, stamp=now)
     if not sealed:
         return
     params = {
@@ -143,7 +145,7 @@ def append_audit(
         "old_seq": audit_seq,
         "new_seq": audit_seq + len(sealed),
         "new_hash": sealed[-1].hash,
-        "at": hot.time_in(conn.dialect, datetime.now(UTC)),
+        "at": hot.time_in(conn.dialect, now),
     }
     if hot.run(conn, APPEND_ONLY, params).rowcount != 1:  # belt and braces: the row is locked
         raise StoreError(

@@ -74,6 +74,9 @@ audit_log = sa.Table(
     sa.Column("inputs", sa.JSON, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # The real clock at writing (revision 0006), beside the effective ``at`` (which --now
+    # may set); NULL for entries written before it was kept.
+    sa.Column("recorded_at", UtcDateTime),
     sa.Index("ix_audit_log_at", "at"),
 )
 

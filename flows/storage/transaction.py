@@ -178,10 +178,10 @@ class SqlTransaction:
         expected = head.version if expected_version is None else expected_version
         if state_doc is not None and head.version != expected:
             raise VersionConflict(self._pid, expected, head.version)
-        sealed = seal_all(self._pid, head.audit_seq, head.hash, entries)
+        updated_at = datetime.now(UTC)
+        sealed = seal_all(self._pid, head.audit_seq, head.hash, entries, stamp=updated_at)
         new_seq = head.audit_seq + len(sealed)
         dialect = self._conn.dialect
-        updated_at = datetime.now(UTC)
         params: dict[str, object] = {
             "pid": self._pid,
             "old_seq": head.audit_seq,

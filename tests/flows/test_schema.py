@@ -170,7 +170,9 @@ def _old_database(
                         **fields,
                     )
                 )
-            conn.execute(sa.insert(audit_log), [dataclasses.asdict(e) for e in log])
+            conn.execute(sa.insert(audit_log), [  # the old days kept no recording time
+                {k: v for k, v in dataclasses.asdict(e).items() if k != "recorded_at"}
+                for e in log])
             if legacy:  # as prepflow 0.1's runner left it: its own table, no Alembic
                 conn.execute(sa.text("DROP TABLE prepflow_alembic_version"))
                 conn.execute(sa.text("CREATE TABLE prepflow_schema (version INTEGER NOT NULL)"))
@@ -373,15 +375,18 @@ def release(tmp_path: Path) -> tuple[Path, dict[str, list[tuple[object, ...]]]]:
 
 
 def _check_upgraded(path: Path, before: dict[str, list[tuple[object, ...]]]) -> None:
-    """Same rows as before the upgrade, an intact chain, Alembic's table instead of ours."""
-    assert _rows(path) == before
+    """Same rows as before the upgrade, an intact chain, Alembic's table instead of ours;
+    revision 0006's recording time is NULL (unknown) on every old audit entry."""
+    after = _rows(path)
+    assert after.pop("audit_log") == [(*r, None) for r in before["audit_log"]]
+    assert after == {t: rows for t, rows in before.items() if t != "audit_log"}
     assert [len(before[t]) for t in ("processes", "audit_log", "experts", "outbox")] == [
         2, 11, 4, 17
     ]
     with SqlStore(f"sqlite:///{path}") as store:
         assert store.verify() == []
         entries = [dataclasses.astuple(e) for e in store.audit()]
-        assert [(e[0], e[1], e[-2], e[-1]) for e in entries] == [
+        assert [(e[0], e[1], e[-3], e[-2]) for e in entries] == [
             (r[0], r[1], r[-2], r[-1]) for r in before["audit_log"]
         ]
         processes = {p.process_id: (p.state, p.version) for p in store.list()}
