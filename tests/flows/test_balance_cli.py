@@ -6,16 +6,14 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from flows.cli import app as cli
 from flows.definition_file import load_definition, load_yaml
 from flows.orchestration.balance_view import load_countries
 from flows.rehearsal.register_gen import nomination_rows, write_csv
+from tests.flows.cli_run import Run, fresh_store, in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 WTPF = str(ROOT / "config" / "wtpf26.yaml")
@@ -25,38 +23,14 @@ BEFORE_DEADLINE = "2024-08-01T10:00+02:00"
 TITLES = ("By region", "Stakeholder type", "Gender", "Developing / least developed")
 
 
-@dataclass(frozen=True)
-class Result:
-    """One CLI run: exit status and what it printed."""
-
-    code: int
-    out: str
-    err: str
-
-
-Run = Callable[..., Result]
 
 
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> Run:
     """``prepflow ARGS...`` in-process on a fresh SQLite store, wide enough not to wrap."""
-    monkeypatch.setenv("PREPFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'prepflow.db'}")
-    monkeypatch.setattr(cli.out, "width", 200)
-    monkeypatch.setattr(cli.err, "width", 200)
-
-    def call(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            cli.main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        else:
-            pytest.fail("flows.cli.main returned instead of exiting")
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return call
+    fresh_store(tmp_path, monkeypatch)
+    return in_process(capsys)
 
 
 def tables(text: str) -> dict[str, list[list[str]]]:

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -19,54 +18,26 @@ import pytest
 import sqlalchemy as sa
 from icalendar import Calendar
 
-from flows.cli import app as cli
 from flows.storage import SqlStore, StoredProcess
+from tests.flows.cli_run import Result, Run, fresh_store, in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 WTPF = str(ROOT / "config" / "wtpf26.yaml")
 BY = "wtpf-secretariat"
 
 
-@dataclass(frozen=True)
-class Result:
-    """One CLI run: exit status and what it printed."""
-
-    code: int
-    out: str
-    err: str
-
-
-Run = Callable[..., Result]
 
 
 @pytest.fixture
 def db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh SQLite store in a temp folder, set as PREPFLOW_DATABASE_URL; wide output."""
-    url = f"sqlite:///{tmp_path / 'prepflow.db'}"
-    monkeypatch.setenv("PREPFLOW_DATABASE_URL", url)
-    monkeypatch.setenv("COLUMNS", "200")
-    # The consoles are made at import time; widen them so tables do not wrap mid-value.
-    monkeypatch.setattr(cli.out, "width", 200)
-    monkeypatch.setattr(cli.err, "width", 200)
-    return url
+    return fresh_store(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def run(db_url: str, capsys: pytest.CaptureFixture[str]) -> Run:
     """Call ``prepflow ARGS...`` in-process and return its exit status and output."""
-
-    def call(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            cli.main(list(args))
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        else:  # main always exits; returning would itself be a bug
-            pytest.fail("flows.cli.main returned instead of exiting")
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return call
+    return in_process(capsys)
 
 
 def snapshot(url: str) -> tuple[list[StoredProcess], list[object]]:

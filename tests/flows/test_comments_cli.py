@@ -3,41 +3,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from flows.cli.app import main
 from flows.storage import open_store
+from tests.flows.cli_run import Result, Run, fresh_store, in_process
 
 WTPF = "config/wtpf26.yaml"
 BY = "wtpf-secretariat"
 HEADER = "cycle,from,category,kind,title,document,country,region,language,received"
 
 
-class Result:
-    """What a CLI call printed and returned."""
-
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-
-Run = Callable[..., Result]
 
 
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> Run:
     """The CLI on a fresh SQLite store: WTPF-26 created, its First Draft posted 5 Aug 2024."""
-    monkeypatch.setenv("PREPFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'store.db'}")
-    monkeypatch.setenv("COLUMNS", "250")
-
-    def call(*args: str) -> Result:
-        with pytest.raises(SystemExit) as stop:
-            main(list(args))
-        captured = capsys.readouterr()
-        return Result(int(stop.value.code or 0), captured.out, captured.err)
+    fresh_store(tmp_path, monkeypatch, width=250, name="store.db")
+    call = in_process(capsys)
 
     assert call("init", WTPF, "--now", "2024-07-10T08:00Z").code == 0
     assert call("transition", "wtpf-26", "post_draft1", "--document", "WTPF-26/1", "--by", BY,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from flows.cli.app import main
 from flows.storage import open_store
+from tests.flows.cli_run import Run, fresh_store, in_process
 
 WTPF = "config/wtpf26.yaml"
 BY = "wtpf-secretariat"
@@ -20,28 +19,14 @@ ANA = "Ana,Silva,Anatel,Ana.Silva@Example.br,Brazil,BR,A,government,F,en,America
 KOFI = "Kofi,Mensah,NCA,kofi@example.gh,Ghana,GH,D,government,,fr,"
 
 
-class Result:
-    """What a CLI call printed and returned."""
-
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-
-Run = Callable[..., Result]
 
 
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> Run:
     """The CLI on a fresh SQLite store with WTPF-26 created on 10 Jul 2024."""
-    monkeypatch.setenv("PREPFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'store.db'}")
-    monkeypatch.setenv("COLUMNS", "200")
-
-    def call(*args: str) -> Result:
-        with pytest.raises(SystemExit) as stop:
-            main(list(args))
-        captured = capsys.readouterr()
-        return Result(int(stop.value.code or 0), captured.out, captured.err)
+    fresh_store(tmp_path, monkeypatch, width=200, name="store.db")
+    call = in_process(capsys)
 
     assert call("init", WTPF, "--now", "2024-07-10T08:00Z").code == 0
     return call

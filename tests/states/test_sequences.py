@@ -275,5 +275,8 @@ def test_random_sequences_keep_the_invariants(gap: int | None, steps: list[Step]
     fires twice or goes back, and the six-week rule holds or its override is on record."""
     run = Run(DEFINITIONS[gap])
     for step in steps:
-        run.step(step)
+        run.step(step)  # each step checks (a)-(d) as it goes (Run.accept, Run.check)
     event(f"ended at: {run.instance.regions['main']}")  # --hypothesis-show-statistics
+    # and at the end, the whole log still rebuilds the whole state
+    rebuilt = rebuild(run.d, run.records, run.instance.process_id)
+    assert rebuilt_fields(rebuilt) == rebuilt_fields(run.instance)
