@@ -22,8 +22,11 @@ from flows.calendar_export import to_ics
 from flows.cli.comments_cmds import _deadline
 from flows.definition_file import load_definition
 from flows.mail.render import Renderer
+from flows.orchestration.operator_view import status_rows
+from states import apply, parse_definition, start
 from states.dates import PlanDate, describe, end_instant
 from states.plan import Kind, Milestone
+from tests.states.helpers import SEC, raw
 
 ROOT = Path(__file__).resolve().parents[2]
 ZONES = ("Europe/Zurich", "America/New_York", "Australia/Sydney")
@@ -142,3 +145,24 @@ def test_status_calendar_and_comments_show_the_enforced_deadline(key: str, day: 
     description = str(event["description"])
     assert parse_back(description, tz, day) == [enforced], description
     assert f"{enforced:%Y-%m-%d %H:%M} UTC" in description
+
+
+@pytest.mark.parametrize(("key", "day"), CASES, ids=[f"{k}-{d}" for k, d in CASES])
+def test_the_status_artifact_shows_the_enforced_deadline(key: str, day: date) -> None:
+    """The operator's status table (the `<process>-status` artifact) names end_instant for a
+    comment deadline on a DST-change day, in the definition's own zone."""
+    data = raw(ROOT / "config" / "wtpf26.yaml")
+    data["timezone"] = key
+    data["nominations_deadline"] = (day - timedelta(days=60)).isoformat()
+    draft1 = data["cycles"][0]
+    draft1["posting"] = (day - timedelta(days=21)).isoformat()
+    draft1["comment_deadline"] = day.isoformat()
+    draft1["meetings"][0]["start"] = (day + timedelta(days=30)).isoformat()
+    definition = parse_definition(data, "test")
+    tz = ZoneInfo(key)
+    enforced = end_instant(PlanDate.parse(day.isoformat()), tz)
+    posted = apply(definition, start(definition, enforced - timedelta(days=20)).after,
+                   "post_draft1", SEC, enforced - timedelta(days=20), document="D1").after
+    rows = status_rows(definition, posted, enforced - timedelta(days=2))
+    (row,) = [r for r in rows if r["cycle"] == draft1["name"]]
+    assert parse_back(row["next milestone"], tz, day) == [enforced], row
