@@ -39,6 +39,11 @@ def keyed(hash_: str) -> bool:
     return hash_.startswith(KEYED)
 
 
+def short(hash_: str) -> str:
+    """The first 12 characters of a hash's value (after its scheme), for messages."""
+    return (KEYED + hash_[len(KEYED):][:12]) if keyed(hash_) else hash_[:12]
+
+
 def digest(text: str, key: bytes | None) -> str:
     """A plain SHA-256 (hex) of ``text``, or with ``key`` its HMAC-SHA256 spelt as KEYED."""
     data = text.encode("utf-8")

@@ -6,6 +6,7 @@ HMACs; unkeyed stores verify as before; the key shows nowhere. SQLite and Postgr
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -192,7 +193,7 @@ def test_a_short_key_is_bad_input(run: Run, db_url: str,
     assert "short-key" not in result.err
 
 
-def test_check_chain_reports_a_missing_key_for_an_empty_keyed_log() -> None:
+def test_a_keyed_process_whose_whole_log_was_deleted_reports_the_deletion() -> None:
     """A keyed head with its whole log deleted: deletion reported, and the key not needed."""
     head = KEYED + "a" * 52
     problems = check_chain("p", [], 3, head, b"k" * 16)
@@ -232,3 +233,22 @@ def _recompute_tail(url: str, log: list[AuditEntry], start: int, key: bytes | No
                                  "WHERE process_id = 'wtpf-26'"), {"hash": prev})
     finally:
         engine.dispose()
+
+
+def test_a_keyed_chain_recomputed_with_another_key_is_caught_by_both_anchors(
+        run: Run, any_url: str, key: bytes, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entry #2 edited and every hash recomputed under another key, head reset, state rebuilt:
+    the key names entry #1 on, and the witness file the rewritten head."""
+    witness = tmp_path / "witness.jsonl"
+    monkeypatch.setenv("PREPFLOW_AUDIT_WITNESS", str(witness))
+    _history(run, any_url)
+    entries = len(test_cli.audit(any_url))
+    test_audit_anchor._forge(any_url, entries, edit=True, key=OTHER.encode())
+    with SqlStore(any_url, key=key) as store:
+        problems = Service(store).verify(witness=witness)
+    hmac_problem, witnessed = problems
+    assert hmac_problem.startswith(f"wtpf-26: audit entry #1 (and {entries - 1} later "
+                                   "entries) does not match its HMAC")
+    assert witnessed.startswith("wtpf-26: the audit log was truncated or rewritten after seq ")
+    assert f"with hash {KEYED}" in witnessed
