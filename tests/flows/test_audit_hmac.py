@@ -136,13 +136,14 @@ def test_without_the_key_verify_says_it_cannot_check_and_checks_the_rest(
 
 def test_without_the_key_a_keyed_process_takes_no_new_entries(
         run: Run, db_url: str, key: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A writer without the key would break the chain: refused, nothing written, exit 1."""
+    """A writer without the key would break the chain: refused as a store error (exit 2,
+    what to set), nothing written."""
     _history(run, db_url)
     before = test_cli.audit(db_url)
     monkeypatch.delenv("PREPFLOW_AUDIT_KEY")
     refused = run("transition", "wtpf-26", "post_draft2", "--by", BY, "--document",
                   "WTPF-26/2", "--database", db_url, "--now", "2024-11-04T08:00Z")
-    assert refused.code != 0
+    assert refused.code == 2
     assert "Traceback" not in refused.err
     assert "has a keyed audit chain" in " ".join(refused.err.split())
     assert test_cli.audit(db_url) == before
