@@ -85,7 +85,8 @@ def _recorded_in_clear(database: str) -> bool:
 
 
 class StoreFlow(Flow[P, R]):
-    """A Prefect flow whose ``database`` parameter is recorded with its password masked."""
+    """A Prefect flow whose ``database`` parameter is recorded with its password masked.
+    (Prefect's ``with_options`` builds a plain Flow: give such a copy no password.)"""
 
     def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
         """Prefect's serialization, after masking: what the server keeps of a run's inputs."""
