@@ -96,7 +96,8 @@ class PrefectSettings(BaseModel):
 
 
 class AuditSettings(BaseModel):
-    """Where the audit log is anchored outside the database (PREPFLOW_AUDIT_*)."""
+    """Where the audit log is anchored outside the database, and the key that makes its chain
+    an HMAC chain (PREPFLOW_AUDIT_*). ``repr`` hides the key (SecretStr)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -104,6 +105,27 @@ class AuditSettings(BaseModel):
     """An append-only file each advance adds the moved chain heads to, and ``audit --verify``
     checks the log against (unset: no witness). Keep it where the database's owner cannot
     write."""
+    key: SecretStr | None = Field(default=None, min_length=16)
+    """The audit key: processes created while it is set are chained with HMAC-SHA256 under it,
+    so recomputing their chain needs it (flows.storage.chain). Keep it out of the database."""
+    key_block: str | None = Field(
+        default=None, description="name of a Prefect Secret block holding the audit key")
+
+    def secret_key(self) -> bytes | None:
+        """The key: from the environment, else from the Prefect Secret block (if named)."""
+        if self.key is not None:
+            return self.key.get_secret_value().encode("utf-8")
+        if self.key_block:
+            from prefect.blocks.system import Secret  # lazy: Prefect is slow to import
+
+            block = Secret.load(self.key_block)  # sync context: a block, not a coroutine
+            value = str(block.get())  # type: ignore[union-attr]  # sync load returns the block
+            if len(value) < 16:
+                raise InputError(f"the Prefect Secret block {self.key_block!r} "
+                                 "(PREPFLOW_AUDIT_KEY_BLOCK) holds a key shorter than 16 "
+                                 "characters; store a longer, random key in it.")
+            return value.encode("utf-8")
+        return None
 
 
 class Settings(BaseSettings):

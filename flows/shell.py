@@ -332,8 +332,8 @@ class Service:
         The chain shows an edited, deleted, inserted or reordered entry; the definition's hash,
         an edited definition body; the whole state rebuilt from the log (states.replay), a state
         document edited behind the log's back; the ``witness`` file (storage.anchor), a tail
-        cut off or a chain recomputed by the database's owner.
-        """
+        cut off or a chain recomputed by the database's owner; the store's audit key (chain.py),
+        a keyed chain recomputed without it or with another key."""
         problems = self.store.verify(process_id)
         rows = [self.store.get(process_id)] if process_id else self.store.list()
         heads, found = anchor.verify(witness, [r.process_id for r in rows],

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 import typer
 from rich.console import Console
 
@@ -67,8 +66,8 @@ _opened: list[Store] = []
 def service(database: str | None, settings: Settings | None = None) -> Service:
     """The service on ``database``, else on the configured store (the command's settings,
     else read now: each command is an entry point)."""
-    url = database or (settings or load_settings()).database.url
-    store = open_store(url)
+    settings = settings or load_settings()
+    store = open_store(database or settings.database.url, settings.audit.secret_key())
     _opened.append(store)
     return Service(store)
 
@@ -82,20 +81,3 @@ def process_ids(svc: Service, process: str | None) -> list[str]:
                          "'prepflow init config/wtpf26.yaml'.")
     return ids
 
-
-def served_database(database: str | None) -> str | None:
-    """``--database`` for served flows, where it becomes a deployment and run parameter: such
-    parameters are stored by the Prefect server and shown in its UI, so a password must not
-    travel that way (the environment, PREPFLOW_DATABASE_URL, carries it instead)."""
-    if database is None:
-        return None
-    try:
-        password = sa.make_url(database).password
-    except sa.exc.ArgumentError:
-        return database  # opening it says what is wrong with it
-    if password:
-        raise InputError(
-            "--database holds a password, and served flows would keep it in the Prefect "
-            "server's records and show it in its UI. Set PREPFLOW_DATABASE_URL instead (the "
-            "served flows read it from their environment) and leave out --database.")
-    return database

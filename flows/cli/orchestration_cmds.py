@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import Database, app, err, out, served_database, service
+from flows.cli.common import Database, app, err, out, service
 from flows.definition_file import load_definition
 from flows.storage import open_store
 from states.errors import InputError
@@ -108,7 +108,6 @@ def serve_cmd(
     """
     from flows.orchestration.serve import serve_forever
 
-    database = served_database(database)
     service(database).store.close()  # a broken store fails now, clearly, not in every run
     serve_forever(cron, timezone, lambda text: err.print(text, soft_wrap=True), database)
 
@@ -129,7 +128,6 @@ def up_cmd(
 
     from flows.orchestration.serve import start_server, stop
 
-    database = served_database(database)
     spec = load_definition(definition)
     started: list[subprocess.Popen[bytes]] = []
 
@@ -150,12 +148,12 @@ def up_cmd(
         svc.init(spec)
         svc.store.close()
         command = [sys.executable, "-m", "flows.cli", "serve"]
-        if database:
-            command += ["--database", database]
         # Prefect's own setting, handed to the child and to this process's client directly:
-        # nothing here is configured by writing os.environ.
+        # nothing here is configured by writing os.environ. The store goes to the child in
+        # its environment, not its command line (which any user can read, password and all).
+        store = {"PREPFLOW_DATABASE_URL": database} if database else {}
         started.append(subprocess.Popen(command, start_new_session=True,
-                                        env={**os.environ, "PREFECT_API_URL": api}))
+                                        env={**os.environ, "PREFECT_API_URL": api, **store}))
         rehearsal_db = Path("rehearsal.db").resolve()
         rehearsal_db.unlink(missing_ok=True)
         say(f"rehearsing {spec.id} (store: {rehearsal_db}) …")

@@ -10,10 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prefect import flow
-
 from flows.orchestration.artifacts import anchor_artifact, first_tick_of_day, send_all, views
-from flows.orchestration.run_context import aware, rename_run, run_logger, service_for
+from flows.orchestration.run_context import (
+    aware,
+    rename_run,
+    run_logger,
+    service_for,
+    store_flow,
+)
 from flows.orchestration.waiting_steps import request_steps
 from flows.settings import load_settings
 from states.status import report
@@ -22,7 +26,7 @@ from states.status import report
 PUBLISH_ALL_UP_TO = 25
 
 
-@flow(name="advance", log_prints=False, persist_result=True)
+@store_flow(name="advance", log_prints=False, persist_result=True)
 def advance(now: datetime | None = None, database: str | None = None,
             processes: list[str] | None = None, publish_artifacts: bool = True,
             ask_secretariat: bool = True) -> dict[str, Any]:

@@ -14,13 +14,17 @@ from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from prefect import flow
-
 from flows.addresses import mask_addresses
 from flows.mail.delivery import DeliveryProblem, DeliveryReport, deliver, preview
 from flows.mail.mail_transport import SmtpMailer
 from flows.mail.render import Renderer
-from flows.orchestration.run_context import aware, rename_run, run_logger, service_for
+from flows.orchestration.run_context import (
+    aware,
+    rename_run,
+    run_logger,
+    service_for,
+    store_flow,
+)
 from flows.settings import SmtpSettings, SmtpTarget, load_settings
 from flows.shell import Service
 from flows.storage import OutboxDraft
@@ -90,7 +94,7 @@ def dry_run(service: Service, now: datetime, limit: int = 5000,
                    "renderable)" for item, message in found)
 
 
-@flow(name="deliver-notifications", log_prints=False, persist_result=True)
+@store_flow(name="deliver-notifications", log_prints=False, persist_result=True)
 def deliver_notifications(database: str | None = None, now: datetime | None = None,
                           limit: int | None = None, dry_run_only: bool = False,
                           publish_artifacts: bool = True,
@@ -101,7 +105,7 @@ def deliver_notifications(database: str | None = None, now: datetime | None = No
     logger = run_logger()
     settings = load_settings().pointed_at(smtp)
     limit = limit or settings.prefect.deliver_limit
-    with service_for(database or settings.database.url) as service:
+    with service_for(database) as service:  # the URL, else the settings' (run_context)
         at = service.now(aware(now))
         if dry_run_only:
             counts = dry_run(service, at, limit, settings.smtp)

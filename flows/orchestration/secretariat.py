@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
@@ -18,7 +17,13 @@ from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field
 
 from flows.orchestration.artifacts import send_all, views
-from flows.orchestration.run_context import aware, rename_run, run_logger, service_for
+from flows.orchestration.run_context import (
+    aware,
+    rename_run,
+    run_logger,
+    service_for,
+    store_flow,
+)
 from flows.storage import StoreError
 from states.errors import PrepflowError
 from states.machine import table_for
@@ -62,7 +67,7 @@ def perform(action: SecretariatAction, now: datetime | None,
                                                       "version": outcome.version})
 
 
-@flow(name="secretariat-action", log_prints=False, persist_result=True)
+@store_flow(name="secretariat-action", log_prints=False, persist_result=True)
 def secretariat_action(action: SecretariatAction, now: datetime | None = None,
                        database: str | None = None,
                        publish_artifacts: bool = True) -> State[Any]:
@@ -81,7 +86,7 @@ class Amendment(BaseModel):
     override: bool = Field(default=False, description="Accept breaking a rule, with reason")
 
 
-@flow(name="secretariat-amend", log_prints=False, persist_result=True)
+@store_flow(name="secretariat-amend", log_prints=False, persist_result=True)
 def secretariat_amend(change: Amendment, now: datetime | None = None,
                       database: str | None = None,
                       publish_artifacts: bool = True) -> State[Any]:
@@ -114,7 +119,7 @@ class StepInput(RunInput):
     override: bool = Field(default=False, description="Set aside an overridable rule")
 
 
-@flow(name="await-secretariat", log_prints=False, persist_result=True)
+@store_flow(name="await-secretariat", log_prints=False, persist_result=True)
 async def await_secretariat(process: str, trigger: str, database: str | None = None,
                             timeout_hours: float = 24 * 7, poll_seconds: float = 10,
                             now: datetime | None = None) -> State[Any]:

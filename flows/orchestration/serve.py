@@ -22,9 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def deployments(cron: str, timezone: str, database: str | None = None) -> list[object]:
-    """The deployments this checkout serves; ``database`` (if given) is every flow's default
-    store, passed as a parameter rather than through the environment."""
+def deployments(cron: str, timezone: str) -> list[object]:
+    """The deployments this checkout serves. None carries a store: a deployment's parameters
+    are kept by the Prefect server and shown in its UI, so a database URL (which may hold a
+    password) reaches the runs through the settings instead (``use_store``)."""
     from prefect.schedules import Cron
 
     from flows.orchestration.advance import advance
@@ -35,20 +36,17 @@ def deployments(cron: str, timezone: str, database: str | None = None) -> list[o
         secretariat_amend,
     )
 
-    store = {"database": database} if database else {}
     return [
         advance.to_deployment(name="advance", schedules=[Cron(cron, timezone=timezone)],
-                              parameters=store,
                               description="Applies every automatic transition that is due."),
-        secretariat_action.to_deployment(name="secretariat-action", parameters=store,
+        secretariat_action.to_deployment(name="secretariat-action",
                                          description="Post a draft or the final report."),
-        secretariat_amend.to_deployment(name="secretariat-amend", parameters=store,
+        secretariat_amend.to_deployment(name="secretariat-amend",
                                         description="Move a milestone or the forum date."),
-        await_secretariat.to_deployment(name="await-secretariat", parameters=store,
+        await_secretariat.to_deployment(name="await-secretariat",
                                         description="Asks for a manual step when it is due."),
         deliver_notifications.to_deployment(
             name="deliver-notifications", schedules=[Cron("*/2 * * * *", timezone=timezone)],
-            parameters=store,
             description="Sends queued messages (SMTP settings: PREPFLOW_SMTP_*)."),
     ]
 
@@ -77,12 +75,25 @@ def wait_for_api(api_url: str, say: Callable[[str], None], attempts: int | None 
         delay = min(max_delay, delay * 2)
 
 
+def use_store(database: str | None) -> None:
+    """Make ``database`` the store of every run this process serves (None: the settings').
+
+    The one place prepflow writes its own setting to the environment, and why: Prefect's
+    runner starts each served run as a child process with a copy of this environment, and the
+    environment is where a run's settings come from (PREPFLOW_DATABASE_URL). A parameter would
+    be kept, password and all, by the Prefect server (issue 9)."""
+    if database:
+        os.environ["PREPFLOW_DATABASE_URL"] = database
+
+
 def serve_forever(cron: str, timezone: str, say: Callable[[str], None],
                   database: str | None = None) -> None:
-    """Serve the deployments; if the server goes away, say so and retry instead of dying."""
+    """Serve the deployments (``database``: their store, see use_store); if the server goes
+    away, say so and retry instead of dying."""
     from prefect import serve
     from prefect.settings import PREFECT_API_URL
 
+    use_store(database)
     api_url = PREFECT_API_URL.value()
     while True:
         if api_url:
@@ -90,7 +101,7 @@ def serve_forever(cron: str, timezone: str, say: Callable[[str], None],
         try:
             say(f"serving advance (cron '{cron}', {timezone}), secretariat-action, "
                 "secretariat-amend, await-secretariat and deliver-notifications; Ctrl-C stops.")
-            serve(*deployments(cron, timezone, database), pause_on_shutdown=False,  # type: ignore[arg-type]
+            serve(*deployments(cron, timezone), pause_on_shutdown=False,  # type: ignore[arg-type]
                   print_starting_message=False)
             return
         except KeyboardInterrupt:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flows.orchestration.run_context import password_of
 from states.definition import ProcessDefinition
 from states.instance import Instance
 from states.queries import manual_steps
@@ -57,8 +58,8 @@ def request_steps(definition: ProcessDefinition, instance: Instance, now: dateti
             if live:
                 continue
             parameters: dict[str, object] = {"process": process_id, "trigger": trigger}
-            if database:
-                parameters["database"] = database
+            if database and not password_of(database):  # never a credential to the server:
+                parameters["database"] = database  # the served run then uses its settings
             run_deployment(DEPLOYMENT, parameters=parameters, tags=tags, timeout=0,
                            as_subflow=False)
             started += 1

@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from uuid import UUID
 
-from prefect import flow
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -29,7 +28,7 @@ from flows.orchestration.advance import advance
 from flows.orchestration.artifacts import publish
 from flows.orchestration.deliver import deliver_notifications
 from flows.orchestration.operator_view import artifact_key
-from flows.orchestration.run_context import rename_run, service_for
+from flows.orchestration.run_context import rename_run, service_for, store_flow
 from flows.orchestration.secretariat import SecretariatAction, secretariat_action
 from flows.rehearsal.mail import MailLog, mail_sink, register
 from flows.rehearsal.runs import amend, comment_windows, read_back, run_flow
@@ -248,7 +247,7 @@ def _drive(r: Rehearsal, begin: datetime, finish: datetime) -> str:
     return transcript
 
 
-@flow(name="rehearsal-report", log_prints=False, persist_result=True)
+@store_flow(name="rehearsal-report", log_prints=False, persist_result=True)
 def rehearsal_report(process: str, database: str, now: datetime, transcript: str = "",
                      progress_id: str = "", publish_artifacts: bool = False) -> str:
     """Open a rehearsal (its progress artifact) or close it (views, transcript, 100 %)."""

@@ -33,9 +33,10 @@ from flows.storage.sql_store import SqlStore
 DEFAULT_URL = "sqlite:///prepflow.db"
 
 
-def open_store(url: str | None = None) -> SqlStore:
-    """The store at ``url`` (default: prepflow.db in the working directory), schema up to date."""
-    return SqlStore(url or DEFAULT_URL)
+def open_store(url: str | None = None, key: bytes | None = None) -> SqlStore:
+    """The store at ``url`` (default: prepflow.db in the working directory), schema up to date;
+    ``key``: the audit key new processes' chains are keyed with (settings.AuditSettings)."""
+    return SqlStore(url or DEFAULT_URL, key=key)
 
 
 __all__ = [

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from flows.storage.chain import iso_utc
+from flows.storage.chain import iso_utc, short
 from flows.storage.model import AuditEntry, StoredProcess
 from flows.storage.protocols import ProcessStore
 
@@ -91,7 +91,7 @@ def check(head: Head | None, log: Sequence[AuditEntry]) -> list[str]:
     stored = (f"stored head is seq {log[-1].seq} / hash {log[-1].hash}" if log
               else "the stored log is empty")
     return [f"{head.process}: the audit log was truncated or rewritten after seq {head.seq} "
-            f"(witnessed at {head.at} UTC with hash {head.hash[:12]}…): {stored}"]
+            f"(witnessed at {head.at} UTC with hash {short(head.hash)}…): {stored}"]
 
 
 def verify(path: Path, process_ids: Sequence[str],

@@ -80,7 +80,7 @@ class SqlProcesses:
     ) -> bool:
         """Store a new process with ``entry`` as audit #1; False if it already existed."""
         now = datetime.now(UTC)
-        first = seal(process_id, 1, GENESIS, entry, stamp=now)
+        first = seal(process_id, 1, GENESIS, entry, stamp=now, key=self._db.key)
         body = to_document(definition, f"definition of {process_id}")
         row = {
             "process_id": process_id,
@@ -190,7 +190,8 @@ class SqlProcesses:
                     problems[pid] = [f"{pid}: audit entries exist for a process that is not stored"]
                     continue
                 h = head.pop(pid)
-                problems[pid] = check_chain(pid, map(entry, rows), h.audit_seq, h.head_hash)
+                problems[pid] = check_chain(pid, map(entry, rows), h.audit_seq, h.head_hash,
+                                            self._db.key)
             for pid, h in head.items():  # processes whose whole log is gone
-                problems[pid] = check_chain(pid, [], h.audit_seq, h.head_hash)
+                problems[pid] = check_chain(pid, [], h.audit_seq, h.head_hash, self._db.key)
         return [p for pid in sorted(problems) for p in problems[pid]]

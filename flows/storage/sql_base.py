@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from flows.storage import hot
-from flows.storage.chain import seal_all
+from flows.storage.chain import seal_all, sealing_key
 from flows.storage.db import describe, guard, make_engine
 from flows.storage.errors import StoreError, UnknownProcess
 from flows.storage.model import AuditDraft, AuditEntry
@@ -70,15 +70,28 @@ def write_log(conn: sa.Connection, entries: Sequence[AuditEntry]) -> None:
         hot.run(conn, LOG, rows[0] if len(rows) == 1 else rows)
 
 
+#: Where a write connection carries the store's audit key (``chain_key``): every writer of the
+#: chain (processes, register, outbox, contributions) reaches it without another parameter.
+_KEY = "prepflow_audit_key"
+
+
+def chain_key(conn: sa.Connection) -> bytes | None:
+    """The audit key of the store whose write transaction ``conn`` is (None: unkeyed)."""
+    key = conn.info.get(_KEY)
+    return key if isinstance(key, bytes) else None
+
+
 class Database:
     """An open database: its engine, a writer engine, and its URL as we may show it."""
 
-    def __init__(self, url: str, *, revision: str | None = None) -> None:
+    def __init__(self, url: str, *, revision: str | None = None,
+                 key: bytes | None = None) -> None:
         """Open ``url`` and bring its schema up to ``revision`` (default: the newest).
 
         ``revision`` builds old databases in upgrade tests; the store itself reads and writes
-        only the newest schema.
+        only the newest schema. ``key``: the audit key (flows.storage.chain), never shown.
         """
+        self.key = key
         self.url = describe(url)
         self.engine: Engine = make_engine(url)
         # A writer's transaction starts with BEGIN IMMEDIATE on SQLite (db.py): the write
@@ -108,6 +121,7 @@ class Database:
     def write(self) -> Iterator[sa.Connection]:
         """One write transaction: committed when the block ends, rolled back if it raises."""
         with guard(self.url), self.writer.begin() as conn:
+            conn.info[_KEY] = self.key  # read by chain_key; set on every write: pools are shared
             yield conn
 
 
@@ -137,7 +151,8 @@ def append_audit(
     no state does: the entries, then the process row's count and last hash."""
     audit_seq, head_hash = head
     now = datetime.now(UTC)
-    sealed = seal_all(process_id, audit_seq, head_hash, drafts, stamp=now)
+    key = sealing_key(process_id, head_hash, chain_key(conn)) if drafts else None
+    sealed = seal_all(process_id, audit_seq, head_hash, drafts, stamp=now, key=key)
     if not sealed:
         return
     params = {

@@ -26,9 +26,10 @@ from states.contribution_types import Contribution
 class SqlStore:
     """Processes and their audit log, the experts register and the outbox in one database."""
 
-    def __init__(self, url: str, *, revision: str | None = None) -> None:
-        """Open ``url`` and bring its schema up to date (``revision``: see Database)."""
-        self.db = Database(url, revision=revision)
+    def __init__(self, url: str, *, revision: str | None = None,
+                 key: bytes | None = None) -> None:
+        """Open ``url`` and bring its schema up to date (``revision``, ``key``: see Database)."""
+        self.db = Database(url, revision=revision, key=key)
         self.url = self.db.url
         self.processes = SqlProcesses(self.db)
         self.register = SqlRegister(self.db)

@@ -16,14 +16,20 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from flows.storage import hot
-from flows.storage.chain import canonical_json, definition_clash, document_and_text, seal_all
+from flows.storage.chain import (
+    canonical_json,
+    definition_clash,
+    document_and_text,
+    seal_all,
+    sealing_key,
+)
 from flows.storage.contributions import insert_contributions, read_contributions
 from flows.storage.enqueue import insert_outbox_hot, outbox_rows
 from flows.storage.errors import StoreError, UnknownProcess, VersionConflict
 from flows.storage.model import AuditDraft, StoredProcess, freeze
 from flows.storage.notify_model import Expert, OutboxDraft
 from flows.storage.register import EXPERTS, read_experts
-from flows.storage.sql_base import APPEND_ONLY, HEAD, UNMOVED, known, write_log
+from flows.storage.sql_base import APPEND_ONLY, HEAD, UNMOVED, chain_key, known, write_log
 from flows.storage.tables import definitions, processes
 from states.contribution_types import Contribution
 
@@ -179,7 +185,9 @@ class SqlTransaction:
         if state_doc is not None and head.version != expected:
             raise VersionConflict(self._pid, expected, head.version)
         updated_at = datetime.now(UTC)
-        sealed = seal_all(self._pid, head.audit_seq, head.hash, entries, stamp=updated_at)
+        key = sealing_key(self._pid, head.hash, chain_key(self._conn)) if entries else None
+        sealed = seal_all(self._pid, head.audit_seq, head.hash, entries, stamp=updated_at,
+                          key=key)
         new_seq = head.audit_seq + len(sealed)
         dialect = self._conn.dialect
         params: dict[str, object] = {

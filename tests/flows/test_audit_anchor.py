@@ -47,10 +47,11 @@ def _history(run: Run, url: str) -> None:
     ok(run("advance", "--database", url, "--now", "2024-08-27T00:00+02:00"))
 
 
-def _forge(url: str, keep: int, edit: bool) -> None:
+def _forge(url: str, keep: int, edit: bool, key: bytes | None = None) -> None:
     """As the database's owner: keep the first ``keep`` entries (``edit``: change the actor
-    of entry #2 and recompute every hash after it), reset the head, and store the state the
-    forged log rebuilds, so that only a witness outside the database can tell."""
+    of entry #2 and recompute every hash after it, plain or under ``key``), reset the head,
+    and store the state the forged log rebuilds, so that only a witness outside the database
+    (or the audit key) can tell."""
     with SqlStore(url) as store:
         log = store.audit("wtpf-26")[:keep]
         definition = ProcessDefinition.model_validate(store.get("wtpf-26").definition)
@@ -59,7 +60,7 @@ def _forge(url: str, keep: int, edit: bool) -> None:
         if edit and entry.seq == 2:
             entry = dataclasses.replace(entry, actor="someone-else")
         entry = dataclasses.replace(entry, prev_hash=prev)
-        entry = dataclasses.replace(entry, hash=recompute(entry))
+        entry = dataclasses.replace(entry, hash=recompute(entry, key))
         forged.append(entry)
         prev = entry.hash
     state = rebuild(definition, forged, "wtpf-26").to_doc()

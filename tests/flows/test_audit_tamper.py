@@ -1,6 +1,14 @@
 """`prepflow audit --verify` and Service.verify against a store edited behind prepflow's back:
 the whole state is rebuilt from the log and compared, and each definition checked against its
-hash, on SQLite and PostgreSQL."""
+hash, on SQLite and PostgreSQL.
+
+The seven tamperings of issue 9, each its own test id on both backends ([sqlite], [postgresql]):
+(1) an edited definition body: test_an_edited_definition_body_is_reported; (2)–(5) an
+amendment date, an added override, a document reference, a notice added or removed:
+test_a_state_field_edited_behind_the_log_is_reported[amendment-date|override-added|document|
+notice-added|notice-removed]; (6) a tail cut off with the head reset, and (7) a chain
+recomputed after an edit: test_audit_anchor.py's test_a_forged_chain_is_caught_by_the_witness
+[truncated|recomputed] and, with the audit key, test_audit_hmac.py's recomputed-chain tests."""
 
 from __future__ import annotations
 

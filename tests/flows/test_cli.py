@@ -550,13 +550,3 @@ def test_audit_verify_detects_a_state_edited_behind_the_log(run: Run, tmp_path: 
     tampered = run("audit", "--verify", "--database", url)
     assert tampered.code == 1
     assert "does not match its audit log" in tampered.err
-
-
-@pytest.mark.parametrize("command", ["serve", "up"])
-def test_served_database_with_a_password_is_refused(run: Run, command: str) -> None:
-    """`serve`/`up --database` with a password in the URL is refused before anything starts:
-    the served flows' parameters are kept and shown by the Prefect server."""
-    result = run(command, "--database", "postgresql+psycopg://ops:s3cret@127.0.0.1/prepflow")
-    assert result.code == 2
-    assert "PREPFLOW_DATABASE_URL" in result.err
-    assert "s3cret" not in result.out + result.err

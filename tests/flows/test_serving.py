@@ -26,19 +26,3 @@ def test_an_unreachable_server_is_retried_with_a_message_each_time() -> None:
     assert "PREFECT_API_URL" in said[0]
     assert healthy(url) is not None
 
-
-def test_serve_database_reaches_every_deployment_as_a_parameter() -> None:
-    """`serve --database URL` makes URL every served flow's store, without touching os.environ."""
-    import os
-
-    from flows.orchestration.serve import deployments
-
-    before = dict(os.environ)
-    url = "sqlite:///elsewhere.db"
-    served = deployments("*/15 * * * *", "Europe/Zurich", url)
-    assert {d.name: d.parameters for d in served} == {  # type: ignore[attr-defined]
-        name: {"database": url} for name in ("advance", "secretariat-action", "secretariat-amend",
-                                             "await-secretariat", "deliver-notifications")}
-    assert all(d.parameters == {}  # type: ignore[attr-defined]
-               for d in deployments("*/15 * * * *", "Europe/Zurich"))
-    assert dict(os.environ) == before

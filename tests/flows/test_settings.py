@@ -32,6 +32,9 @@ DOCUMENTED = [
     ("PREPFLOW_SMTP_BACKOFF_SECONDS", "5", ("smtp", "backoff_seconds"), 5.0),
     ("PREPFLOW_SMTP_STALE_AFTER_SECONDS", "60", ("smtp", "stale_after_seconds"), 60.0),
     ("PREPFLOW_PREFECT_DELIVER_LIMIT", "200", ("prefect", "deliver_limit"), 200),
+    ("PREPFLOW_AUDIT_WITNESS", "/srv/witness.jsonl", ("audit", "witness"),
+     Path("/srv/witness.jsonl")),
+    ("PREPFLOW_AUDIT_KEY_BLOCK", "audit-key", ("audit", "key_block"), "audit-key"),
 ]
 
 
