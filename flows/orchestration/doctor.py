@@ -31,6 +31,7 @@ from flows.orchestration.doctor_api import (
     declared,
     deployment_problem,
     online_workers,
+    registered,
 )
 from flows.settings import Settings, SmtpSettings
 from flows.storage import StoreError, open_store
@@ -141,21 +142,21 @@ def check_deployments(api: ApiClient | None, project: Path,
     if api is None or not reachable:
         why = "no shared Prefect server" if api is None else "the Prefect API check failed"
         return [Finding("deployments", "skip", f"Not checked: {why}.")], set()
+    wanted = declared(project)
+    try:
+        held = registered(api, [want.name for want in wanted])
+    except httpx.HTTPError as exc:
+        return [Finding("deployments", "fault", f"The API failed ({exc}).",
+                        "Check the Prefect server's log.")], set()
     findings, pools = [], set()
-    for want in declared(project):
-        label = f"{want.flow}/{want.name}"
-        try:
-            problem = deployment_problem(api, want)
-        except httpx.HTTPError as exc:
-            findings.append(Finding("deployments", "fault", f"{label}: the API failed ({exc}).",
-                                    "Check the Prefect server's log."))
-            continue
+    for want in wanted:
+        problem = deployment_problem(held, want)
         if problem is None:
-            findings.append(Finding("deployments", "ok", f"{label} registered as declared."))
+            findings.append(Finding("deployments", "ok", f"{want.name} registered as declared."))
             if want.pool:
                 pools.add(want.pool)
         else:
-            findings.append(Finding("deployments", "fault", f"{label}: {problem}.",
+            findings.append(Finding("deployments", "fault", f"{want.name}: {problem}.",
                                     f"Run 'prefect deploy --all' in {project}."))
     return findings, pools
 

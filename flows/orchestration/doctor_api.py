@@ -108,7 +108,6 @@ def _reason(exc: httpx.HTTPError) -> str:
 class Declared:
     """One deployment of prefect.yaml, as the server should hold it."""
 
-    flow: str
     name: str
     entrypoint: str
     pool: str | None
@@ -116,34 +115,35 @@ class Declared:
 
 
 def declared(project: Path) -> list[Declared]:
-    """The deployments prefect.yaml in ``project`` declares (flow names from the code)."""
-    import importlib
-
+    """The deployments prefect.yaml in ``project`` declares (read, not imported: importing
+    the flows would double the doctor's time)."""
     document = yaml.safe_load((project / "prefect.yaml").read_text(encoding="utf-8"))
-    found = []
-    for item in document.get("deployments") or []:
-        path, function = str(item["entrypoint"]).split(":")
-        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-        found.append(Declared(
-            flow=getattr(module, function).name, name=str(item["name"]),
-            entrypoint=str(item["entrypoint"]),
-            pool=(item.get("work_pool") or {}).get("name"),
-            schedules=tuple(sorted((str(s["cron"]), str(s.get("timezone", "UTC")))
-                                   for s in item.get("schedules") or []))))
-    return found
+    return [Declared(name=str(item["name"]), entrypoint=str(item["entrypoint"]),
+                     pool=(item.get("work_pool") or {}).get("name"),
+                     schedules=tuple(sorted((str(s["cron"]), str(s.get("timezone", "UTC")))
+                                            for s in item.get("schedules") or [])))
+            for item in document.get("deployments") or []]
 
 
-def deployment_problem(client: ApiClient, want: Declared) -> str | None:
-    """None when the server holds ``want`` as declared; otherwise the difference."""
-    reply = client.get(f"/deployments/name/{want.flow}/{want.name}")
-    if reply.status_code == 404:
-        return "not registered"
+def registered(client: ApiClient, names: list[str]) -> list[dict[str, Any]]:
+    """The server's deployments of these names (of any flow)."""
+    reply = client.post("/deployments/filter", {"deployments": {"name": {"any_": names}}})
     reply.raise_for_status()
-    held = reply.json()
+    return list(reply.json())
+
+
+def deployment_problem(held: list[dict[str, Any]], want: Declared) -> str | None:
+    """None when ``held`` (the server's deployments) has ``want`` as declared; otherwise the
+    difference."""
+    named = [d for d in held if d.get("name") == want.name]
+    if not named:
+        return "not registered"
+    same = [d for d in named if d.get("entrypoint") == want.entrypoint]
+    if not same:
+        return f"entrypoint {named[0].get('entrypoint')!r}, not {want.entrypoint!r}"
+    found = same[0]
     differences = []
-    if held.get("entrypoint") != want.entrypoint:
-        differences.append(f"entrypoint {held.get('entrypoint')!r}, not {want.entrypoint!r}")
-    pool = held.get("work_pool_name")
+    pool = found.get("work_pool_name")
     if pool is not None and want.pool is not None and pool != want.pool:
         differences.append(f"work pool {pool!r}, not {want.pool!r}")
     # Schedules are compared for work-pool deployments only: `prepflow serve` registers the
@@ -151,7 +151,7 @@ def deployment_problem(client: ApiClient, want: Declared) -> str | None:
     if pool is not None:
         schedules = tuple(sorted(
             (str(s["schedule"].get("cron")), str(s["schedule"].get("timezone") or "UTC"))
-            for s in held.get("schedules") or [] if s.get("active", True)))
+            for s in found.get("schedules") or [] if s.get("active", True)))
         if schedules != want.schedules:
             differences.append(f"schedules {list(schedules)}, not {list(want.schedules)}")
     return "; ".join(differences) or None
