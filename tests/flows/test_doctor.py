@@ -3,7 +3,9 @@ PostgreSQL + work-pool setup is tests/flows/test_operations.py)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary
 from flows.mail.sink import RecordingHandler, SmtpServer, free_port
 from flows.orchestration.doctor import check_zones
 from flows.orchestration.doctor_api import Declared, deployment_problem
+from flows.orchestration.serve import refuse_unauthenticated
+from states.errors import InputError
 from tests.flows.cli_run import Run, fresh_store, in_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,3 +115,43 @@ def _held(entrypoint: str = ADVANCE.entrypoint, pool: str | None = "prepflow",
 def test_deployment_differences(held: list[dict[str, object]], problem: str | None) -> None:
     """A registered deployment is compared with prefect.yaml on entrypoint, pool, schedules."""
     assert deployment_problem(held, ADVANCE) == problem  # type: ignore[arg-type]
+
+
+class _AuthOnly(BaseHTTPRequestHandler):
+    """A server that, like Prefect's with PREFECT_SERVER_API_AUTH_STRING, lets /api/health
+    through and answers 401 to everything else."""
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/api/health" else 401)
+        self.end_headers()
+        self.wfile.write(b"true")
+
+    def log_message(self, *args: object) -> None:
+        """Quiet: the test reads the replies, not the log."""
+
+
+@pytest.fixture
+def auth_only() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _AuthOnly)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("auth", "says"), [
+    (None, "requires authentication and PREFECT_API_AUTH_STRING is not set"),
+    ("admin:wrong-s3cret", "refused PREFECT_API_AUTH_STRING"),
+])
+def test_serve_stops_on_a_401_naming_the_setting(auth_only: str, auth: str | None,
+                                                 says: str) -> None:
+    """Before serving, a 401 stops `prepflow serve` (bad input) naming the setting to fix."""
+    with temporary_settings(updates={PREFECT_API_URL: auth_only, PREFECT_API_AUTH_STRING: auth}),\
+            pytest.raises(InputError) as refused:
+        refuse_unauthenticated()
+    assert says in str(refused.value)
+    assert "PREFECT_SERVER_API_AUTH_STRING" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
