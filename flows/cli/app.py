@@ -16,6 +16,7 @@ from rich.markup import escape
 import flows.cli.balance_cmds
 import flows.cli.comments_cmds
 import flows.cli.db_cmds
+import flows.cli.doctor_cmds
 import flows.cli.drafts_cmds
 import flows.cli.forum_cmds
 import flows.cli.meetings_cmds

@@ -98,6 +98,7 @@ def serve_forever(cron: str, timezone: str, say: Callable[[str], None],
     while True:
         if api_url:
             wait_for_api(api_url, say)
+            refuse_unauthenticated()
         try:
             say(f"serving advance (cron '{cron}', {timezone}), secretariat-action, "
                 "secretariat-amend, await-secretariat and deliver-notifications; Ctrl-C stops.")
@@ -109,8 +110,28 @@ def serve_forever(cron: str, timezone: str, say: Callable[[str], None],
         # A supervisor loop: whatever stops serve (the server went away, a network error, a
         # Prefect client error), it reports and retries rather than leave deployments unserved.
         except Exception as exc:  # noqa: BLE001 — supervisor loop, reason above
+            if _status(exc) == 401:  # auth switched on while serving: no retry can succeed
+                refuse_unauthenticated()
             say(f"serving stopped: {type(exc).__name__}: {exc}; retrying in 5 s.")
             time.sleep(5)
+
+
+def refuse_unauthenticated() -> None:
+    """Stop (InputError: exit 2) when the server refuses this client's credentials: retrying
+    a 401 cannot succeed, and the operator must learn which setting is missing."""
+    from flows.orchestration.doctor_api import access_problem, from_prefect_settings
+    from states.errors import InputError
+
+    client = from_prefect_settings()
+    problem = access_problem(client) if client is not None else None
+    if problem is not None and problem.kind == "unauthenticated":
+        raise InputError(f"{problem} Nothing was served.")
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status behind a Prefect client error, if there is one."""
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
 
 
 def start_server(home: Path, port: int, say: Callable[[str], None]) -> subprocess.Popen[bytes]:
