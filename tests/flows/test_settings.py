@@ -30,7 +30,8 @@ DOCUMENTED = [
     ("PREPFLOW_SMTP_TIMEOUT", "7.5", ("smtp", "timeout"), 7.5),
     ("PREPFLOW_SMTP_MAX_ATTEMPTS", "9", ("smtp", "max_attempts"), 9),
     ("PREPFLOW_SMTP_BACKOFF_SECONDS", "5", ("smtp", "backoff_seconds"), 5.0),
-    ("PREPFLOW_SMTP_STALE_AFTER_SECONDS", "60", ("smtp", "stale_after_seconds"), 60.0),
+    ("PREPFLOW_SMTP_STALE_AFTER_SECONDS", "120", ("smtp", "stale_after_seconds"), 120.0),
+    ("PREPFLOW_SMTP_UNCERTAIN", "hold", ("smtp", "uncertain"), "hold"),
     ("PREPFLOW_PREFECT_DELIVER_LIMIT", "200", ("prefect", "deliver_limit"), 200),
 ]
 
