@@ -202,7 +202,6 @@ class _Run:
             raise
         self.claimed += len(items)
         self.exhausted = self.exhausted or len(items) < want
-        self.handed.update(i.id for i in items)
         for (_, future), item in zip(batch, [*items, *[None] * len(batch)], strict=False):
             future.set_result(item)
 
@@ -230,6 +229,7 @@ class _Run:
         except Exception as exc:  # noqa: BLE001 - one message that cannot be built fails alone
             self.failed(item, mask_addresses(f"not built: {type(exc).__name__}: {exc}"))
             return None
+        self.handed.add(item.id)  # from here the server may get it
         try:
             result = await self.mailer.send(message)
         except Exception as exc:  # noqa: BLE001 - the mailer's own bug: this row, not the run

@@ -96,7 +96,8 @@ def deliver_notifications(database: str | None = None, now: datetime | None = No
                           limit: int | None = None, dry_run_only: bool = False,
                           publish_artifacts: bool = True,
                           smtp: SmtpTarget | None = None) -> dict[str, Any]:
-    """Send the queued messages (exactly once on the engine's own path); counts only.
+    """Send the queued messages (a crash loses none; a copy sent twice is counted); counts
+    only.
 
     ``smtp`` sends to another server than the configured one (a rehearsal's local sink)."""
     logger = run_logger()
