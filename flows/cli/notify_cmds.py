@@ -260,10 +260,11 @@ def outbox_cmd(ctx: typer.Context, process: Process = None,
 
 def _status(status: str, sends: int) -> str:
     """The status, and whether the message may have reached a server more than once (its
-    copies share one Message-ID, so a receiving system can drop them)."""
+    copies share one Message-ID, so a receiving system can drop them). "Maybe": a send whose
+    fate was unknown (a dropped connection, a run that died) counts as one."""
     if status == "sent" and sends > 1:
-        return "sent twice (same Message-ID)" if sends == 2 else \
-            f"sent {sends} times (same Message-ID)"
+        return "sent, maybe twice (same Message-ID)" if sends == 2 else \
+            f"sent, maybe {sends} times (same Message-ID)"
     if status in ("pending", "uncertain") and sends > 0:
         return f"{status} (may have arrived already)"
     return status

@@ -23,7 +23,7 @@ What remains, stated honestly: a message whose 250 was received but not yet reco
 the process died is sent twice (at most one per open connection), and so is one whose
 connection dropped after its final "." and before the 250 (RFC 1047): the server may have
 kept it. Both carry the same Message-ID, and the row counts its sends (``sends`` 2: shown as
-"sent twice" by ``prepflow outbox``).
+"sent, maybe twice" by ``prepflow outbox``).
 
 Privacy: nothing here logs an address or a name unmasked (``mask_email('jane@itu.int')`` is
 'j***@itu.int'), nor the password: the log's MaskingFilter (flows/addresses.py) masks every

@@ -15,6 +15,7 @@ import socket
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 from flows.addresses import get_logger
@@ -46,14 +47,19 @@ def new_run(wall: Wall, length: timedelta) -> DeliveryRun:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host (signal 0 checks, sends nothing)."""
+    """Whether a process with this id runs on this host (signal 0 checks, sends nothing); a
+    zombie (killed, not yet reaped by its parent) is dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive
         return True
-    return True
+    try:  # Linux: the state follows the command's closing parenthesis
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def dead_runs(runs: Sequence[DeliveryRun], wall: Wall) -> list[str]:
