@@ -14,7 +14,7 @@ its sink with ``Settings.pointed_at``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,7 +54,13 @@ class SmtpSettings(BaseModel):
     timeout: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     backoff_seconds: float = Field(default=60.0, ge=0)
-    stale_after_seconds: float = Field(default=900.0, gt=0)
+    stale_after_seconds: float = Field(default=60.0, gt=0)
+    """A delivery run's lease (issue 9): renewed every third of it while the run lives; a run
+    that stops renewing is dead after it (a dead process on the same host: at once)."""
+    uncertain: Literal["resend", "hold"] = "resend"
+    """A message that may have reached the server unrecorded (its run died after the data, or
+    the connection dropped before the 250): sent again with the same Message-ID (resend), or
+    left 'uncertain' for a person (hold)."""
 
     def secret(self) -> str | None:
         """The password: from the environment, else from the Prefect Secret block (if named)."""

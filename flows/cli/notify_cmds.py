@@ -253,9 +253,21 @@ def outbox_cmd(ctx: typer.Context, process: Process = None,
     shown = (lambda text: text) if show_addresses else mask_addresses
     for m in svc.store.outbox(process, status):
         to = m.email if show_addresses else mask_email(m.email)
-        table.add_row(str(m.id), m.process_id, m.event, escape(to), m.status,
+        table.add_row(str(m.id), m.process_id, m.event, escape(to), _status(m.status, m.sends),
                       str(m.attempts), escape(shown(m.last_error or m.reply or "")))
     out.print(table)
+
+
+def _status(status: str, sends: int) -> str:
+    """The status, and whether the message may have reached a server more than once (its
+    copies share one Message-ID, so a receiving system can drop them). "Maybe": a send whose
+    fate was unknown (a dropped connection, a run that died) counts as one."""
+    if status == "sent" and sends > 1:
+        return "sent, maybe twice (same Message-ID)" if sends == 2 else \
+            f"sent, maybe {sends} times (same Message-ID)"
+    if status in ("pending", "uncertain") and sends > 0:
+        return f"{status} (may have arrived already)"
+    return status
 
 
 @outbox_app.command("retry")

@@ -6,6 +6,7 @@
 - ``fastmime``: the fast MIME build, and the public-API build it is tested against
 - ``invitation``: RFC 5545 iTIP calendars for meetings
 - ``mail_transport``: the ``Mailer`` seam: aiosmtplib pool and a recording double
-- ``delivery``: draining the outbox at most once (claim, send, record, retry, recover)
+- ``delivery``: draining the outbox, a crash losing nothing (claim, send, record, retry, recover)
+- ``leases``: a delivery run's lease, and when another run is dead
 - ``sink``: local aiosmtpd servers for rehearsals, tests and the benchmark
 """

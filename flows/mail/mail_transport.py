@@ -9,20 +9,27 @@ from dataclasses import dataclass
 from email.errors import MessageError
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage
-from typing import Protocol, cast
+from typing import Literal, Protocol, cast
 
 import aiosmtplib
+from aiosmtplib.response import SMTPResponse
+from aiosmtplib.typing import Default
 
 from flows.settings import SmtpSettings
 
 
 @dataclass(frozen=True)
 class SendResult:
-    """What the server said: accepted (250), or refused for good (5xx) or for now."""
+    """What the server said: accepted (250), or refused for good (5xx) or for now.
+
+    ``maybe_delivered``: not accepted as far as we know, but the connection was lost or timed
+    out during DATA, so the server may have kept the message (RFC 1047); sent again, it may
+    arrive twice (same Message-ID)."""
 
     accepted: bool
     permanent: bool
     reply: str
+    maybe_delivered: bool = False
 
 
 class Mailer(Protocol):
@@ -66,6 +73,20 @@ class RecordingMailer:
         return [str(m["X-Prepflow-Key"]) for m in self.sent]
 
 
+class _Client(aiosmtplib.SMTP):
+    """aiosmtplib's client, noting when a message's DATA began: a connection lost after that
+    may have left the message with the server. Conservative: a loss between DATA and the 354
+    counts too (aiosmtplib does not say which of its two reads failed)."""
+
+    in_data = False
+
+    async def data(self, message: str | bytes, /, *,
+                   timeout: float | Literal[Default.token] | None = Default.token
+                   ) -> SMTPResponse:
+        self.in_data = True
+        return await super().data(message, timeout=timeout)
+
+
 def _reply(code: int, text: str) -> str:
     return f"{code} {' '.join(str(text).split())}"
 
@@ -81,15 +102,15 @@ class SmtpMailer:
     def __init__(self, settings: SmtpSettings, size: int | None = None) -> None:
         self.settings = settings
         self.size = size or settings.concurrency
-        self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
+        self._idle: asyncio.Queue[_Client | None] = asyncio.Queue()
         for _ in range(self.size):
             self._idle.put_nowait(None)
         self._password: str | None = None
         self._password_loaded = False
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> _Client:
         s = self.settings
-        client = aiosmtplib.SMTP(hostname=s.host, port=s.port, timeout=s.timeout,
+        client = _Client(hostname=s.host, port=s.port, timeout=s.timeout,
                                  use_tls=s.use_tls, start_tls=s.starttls,
                                  validate_certs=s.validate_certs)
         await client.connect()
@@ -100,9 +121,10 @@ class SmtpMailer:
             await client.login(s.username, self._password or "")
         return client
 
-    async def _sendmail(self, client: aiosmtplib.SMTP, sender: str, recipients: list[str],
+    async def _sendmail(self, client: _Client, sender: str, recipients: list[str],
                         data: bytes) -> tuple[SendResult, bool]:
         """The server's answer, and whether the connection may be reused."""
+        client.in_data = False
         try:
             refused, response = await client.sendmail(sender, recipients, data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
@@ -129,6 +151,8 @@ class SmtpMailer:
         except (ValueError, TypeError, LookupError, IndexError, MessageError) as exc:
             return SendResult(False, True, f"not built: {type(exc).__name__}: {exc}")
         client = await self._idle.get()
+        if client is not None:
+            client.in_data = False  # this message's DATA has not begun
         keep = False
         try:
             if client is None or not client.is_connected:
@@ -141,7 +165,10 @@ class SmtpMailer:
             code = getattr(exc, "code", None)
             text = _reply(code, str(getattr(exc, "message", exc))) if code else \
                 f"{type(exc).__name__}: {exc}"
-            return SendResult(False, False, text)
+            # Lost during DATA: the server may have kept it (RFC 1047).
+            maybe = isinstance(client, _Client) and client.in_data and isinstance(
+                exc, (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError))
+            return SendResult(False, False, text, maybe_delivered=maybe)
         finally:
             if client is not None and not (keep and client.is_connected):
                 client.close()

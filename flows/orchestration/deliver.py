@@ -43,7 +43,8 @@ def run_delivery(service: Service, now: datetime, limit: int = 5000,
                                  concurrency=settings.concurrency,
                                  max_attempts=settings.max_attempts,
                                  backoff=timedelta(seconds=settings.backoff_seconds),
-                                 stale_after=timedelta(seconds=settings.stale_after_seconds))
+                                 stale_after=timedelta(seconds=settings.stale_after_seconds),
+                                 uncertain=settings.uncertain)
 
     report = asyncio.run(go())
     report_failures(service, report, now)
@@ -99,7 +100,8 @@ def deliver_notifications(database: str | None = None, now: datetime | None = No
                           limit: int | None = None, dry_run_only: bool = False,
                           publish_artifacts: bool = True,
                           smtp: SmtpTarget | None = None) -> dict[str, Any]:
-    """Send the queued messages (exactly once on the engine's own path); counts only.
+    """Send the queued messages (a crash loses none; a copy sent twice is counted); counts
+    only.
 
     ``smtp`` sends to another server than the configured one (a rehearsal's local sink)."""
     logger = run_logger()
@@ -120,7 +122,8 @@ def deliver_notifications(database: str | None = None, now: datetime | None = No
     for problem in shown:
         logger.warning("message %s (%s) to %s: %s", problem.id, problem.event,
                        problem.recipient, problem.error)
-    if publish_artifacts and (report.sent + report.failed + report.uncertain) > 0:
+    if publish_artifacts and (report.sent + report.failed + report.uncertain
+                              + report.recovered) > 0:
         from prefect.artifacts import create_table_artifact
 
         create_table_artifact(
@@ -129,6 +132,8 @@ def deliver_notifications(database: str | None = None, now: datetime | None = No
             description=f"last delivery run: {report} (addresses masked)")
     rename_run(f"delivered {report.sent}" + (f", {report.failed} failed" if report.failed else "")
                + (f", {report.retried} to retry" if report.retried else "")
-               + (f", {report.uncertain} uncertain" if report.uncertain else ""))
+               + (f", {report.uncertain} uncertain" if report.uncertain else "")
+               + (f", {report.recovered} recovered" if report.recovered else ""))
     return {"sent": report.sent, "retried": report.retried, "failed": report.failed,
-            "uncertain": report.uncertain}
+            "uncertain": report.uncertain, "recovered": report.recovered,
+            "resent": report.resent}

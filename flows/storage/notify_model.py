@@ -17,7 +17,8 @@ from flows.storage.errors import DuplicateExpert
 from states.dates import require_aware
 
 EXPERT_STATUSES = ("nominated", "confirmed", "withdrawn")
-#: pending → sending (claimed) → sent | pending (retry) | failed; sending → uncertain (recover).
+#: pending → sending (claimed by a run) → sent | pending (retry) | failed; a row a stopped run
+#: held goes back to pending (resent, same Message-ID) or to uncertain (held for a person).
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "uncertain")
 #: What erasure writes into a personal text field.
 ERASED = "(erased)"
@@ -103,7 +104,10 @@ class OutboxItem(OutboxDraft):
     """A message in the outbox with its delivery bookkeeping.
 
     ``attempts`` counts finished attempts (each mark_sent, mark_retry and mark_failed adds
-    one); ``failed_at`` is the time given to mark_failed, cleared by requeue.
+    one); ``failed_at`` is the time given to mark_failed, cleared by requeue. ``claimed_by``
+    names the delivery run holding a 'sending' row; ``sends`` counts the times the message
+    may have reached a server (accepted, or handed over and its fate unknown): above one, a
+    receiver may hold a copy twice, under the same Message-ID.
     """
 
     id: int
@@ -115,6 +119,29 @@ class OutboxItem(OutboxDraft):
     sent_at: datetime | None
     reply: str | None
     failed_at: datetime | None = None
+    claimed_by: str | None = None
+    sends: int = 0
+
+
+@dataclass(frozen=True)
+class DeliveryRun:
+    """A delivery run alive (or that was): its lease, renewed while it runs, and where its
+    process runs, so a run on this host whose process is gone is known dead at once."""
+
+    run_id: str
+    host: str
+    pid: int
+    started_at: datetime
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """Rows a stopped run held, taken back: resent (back to pending, same Message-ID) or held
+    ('uncertain', for a person), by policy."""
+
+    resent: list[OutboxItem]
+    held: list[OutboxItem]
 
 
 def refuse_duplicates(process_id: str, emails: Sequence[str], stored: set[str]) -> None:

@@ -1,8 +1,11 @@
 """The outbox in SQL (issue 4): messages written with their transition, drained by a deliverer.
 
-The deliverer's loop (claim a batch, send, mark it sent) is a hot path: a 5,000-message run
-makes thousands of these calls, so each is one statement, and ``mark_sent_many`` records a
-whole batch in one transaction (one fsync on SQLite instead of one per message).
+The deliverer's loop (mark what was sent, claim the next rows) is a hot path: a 5,000-message
+run makes thousands of these calls, so ``record_and_claim`` does both in one transaction (one
+fsync on SQLite for the 250s that arrived meanwhile and the rows their connections send next).
+
+Every claimed row names the delivery run that holds it (``claimed_by``); the runs and their
+leases are in outbox_runs.py, and ``recover`` takes back what a stopped run held (issue 9).
 
 Claiming is where two deliverers could collide. On PostgreSQL the inner select takes its rows
 FOR UPDATE SKIP LOCKED, so a second deliverer passes over rows the first is claiming; on SQLite
@@ -14,19 +17,21 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 
-from flows.storage import hot
+from flows.storage import hot, outbox_runs
 from flows.storage.chain import to_utc
 from flows.storage.enqueue import insert_outbox, outbox_rows
 from flows.storage.errors import UnknownOutboxItem
 from flows.storage.model import AuditDraft
 from flows.storage.notify_model import (
     OUTBOX_STATUSES,
+    DeliveryRun,
     OutboxDraft,
     OutboxItem,
+    Recovered,
     check_choice,
     not_requeueable,
 )
@@ -50,7 +55,7 @@ _DUE = (
 CLAIM = (
     sa.update(outbox)
     .where(_O.id == _DUE.c.id, _O.status == "pending")
-    .values(status="sending", claimed_at=sa.bindparam("claimed"))
+    .values(status="sending", claimed_at=sa.bindparam("claimed"), claimed_by=sa.bindparam("run"))
     .returning(*_O)
 )
 # Sent is the truth whatever the row says meanwhile (a slow deliverer after recover(), say):
@@ -63,10 +68,12 @@ MARK_SENT = (
         sent_at=sa.bindparam("at"),
         reply=sa.bindparam("new_reply"),
         attempts=_O.attempts + 1,
+        sends=_O.sends + 1,
     )
 )
 # A retry or failure is only recorded for a row that is out for sending (or was, and was
-# then found stale): it must not undo a 'sent'.
+# then found stale): it must not undo a 'sent'. ``maybe`` (0 or 1) counts a send whose fate is
+# unknown: the connection dropped after the message's final "." (RFC 1047).
 _OUT = _O.status.in_(["sending", "uncertain"])
 MARK_RETRY = (
     sa.update(outbox)
@@ -76,7 +83,14 @@ MARK_RETRY = (
         last_error=sa.bindparam("error"),
         next_attempt_at=sa.bindparam("at"),
         attempts=_O.attempts + 1,
+        sends=_O.sends + sa.bindparam("maybe", type_=sa.Integer),
     )
+)
+MARK_HELD = (
+    sa.update(outbox)
+    .where(_ID, _OUT)
+    .values(status="uncertain", last_error=sa.bindparam("error"), attempts=_O.attempts + 1,
+            sends=_O.sends + 1)
 )
 MARK_FAILED = (
     sa.update(outbox)
@@ -87,12 +101,6 @@ MARK_FAILED = (
         failed_at=sa.bindparam("at"),
         attempts=_O.attempts + 1,
     )
-)
-RECOVER = (
-    sa.update(outbox)
-    .where(_O.status == "sending", _O.claimed_at < sa.bindparam("cutoff"))
-    .values(status="uncertain")
-    .returning(*_O)
 )
 FOUND = sa.select(_O.id).where(_ID)
 ITEM = sa.select(outbox).where(_ID).with_for_update()
@@ -151,13 +159,32 @@ class SqlOutbox:
         with self._db.write() as conn:
             return insert_outbox(conn, rows)
 
-    def claim(self, now: datetime, limit: int) -> builtins.list[OutboxItem]:
-        """Take up to ``limit`` pending messages due at ``now``, oldest first, for sending."""
+    def claim(self, now: datetime, limit: int, *,
+              run: str | None = None) -> builtins.list[OutboxItem]:
+        """Take up to ``limit`` pending messages due at ``now``, oldest first, for sending
+        (held by delivery run ``run``)."""
         if limit < 1:
             raise ValueError(f"claim limit must be at least 1, not {limit}")
+        return self.record_and_claim((), now, now, limit, run=run)
+
+    def record_and_claim(self, sent: Sequence[tuple[int, str]], at: datetime, now: datetime,
+                         limit: int, *, run: str | None = None) -> builtins.list[OutboxItem]:
+        """Mark ``sent`` (id, reply) rows sent at ``at`` and claim up to ``limit`` more due at
+        ``now`` for ``run``, in one transaction: each 250 is durable before the connection
+        that received it sends again. ``limit`` 0 only marks."""
+        if limit < 0:
+            raise ValueError(f"claim limit must be at least 0, not {limit}")
+        if not sent and not limit:
+            return []
         with self._db.write() as conn:
-            at = hot.time_in(conn.dialect, to_utc(now))
-            params = {"now": at, "limit": limit, "claimed": at}
+            if sent:
+                when = hot.time_in(conn.dialect, to_utc(at))
+                hot.run(conn, MARK_SENT_HOT, [{"item_id": i, "at": when, "new_reply": r}
+                                              for i, r in sent])
+            if not limit:
+                return []
+            due = hot.time_in(conn.dialect, to_utc(now))
+            params = {"now": due, "limit": limit, "claimed": due, "run": run}
             rows = hot.run(conn, CLAIM_HOT, params).fetchall()
         # RETURNING promises no order.
         return sorted(map(hot_item, rows), key=lambda i: (i.next_attempt_at, i.id))
@@ -183,12 +210,20 @@ class SqlOutbox:
             ]
             return int(hot.run(conn, MARK_SENT_HOT, params).rowcount)
 
-    def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime) -> bool:
-        """A temporary failure: back to pending, due again at ``next_attempt_at``.
+    def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime, *,
+                   maybe_sent: bool = False) -> bool:
+        """A temporary failure: back to pending, due again at ``next_attempt_at``;
+        ``maybe_sent``: the server may have kept it (one more possible send counted).
 
         False (and nothing changed) if the row is no longer out for sending (sent meanwhile).
         """
-        return self._mark(MARK_RETRY, item_id, error=error, at=to_utc(next_attempt_at))
+        return self._mark(MARK_RETRY, item_id, error=error, at=to_utc(next_attempt_at),
+                          maybe=int(maybe_sent))
+
+    def mark_held(self, item_id: int, error: str) -> bool:
+        """The server may have kept it and the policy is not to resend: 'uncertain', for a
+        person (one more possible send counted). False if no longer out for sending."""
+        return self._mark(MARK_HELD, item_id, error=error)
 
     def mark_failed(self, item_id: int, error: str, at: datetime) -> bool:
         """A permanent failure: never retried automatically (requeue() can, on request).
@@ -197,15 +232,33 @@ class SqlOutbox:
         """
         return self._mark(MARK_FAILED, item_id, error=error, at=to_utc(at))
 
-    def recover(self, now: datetime, stale_after: timedelta) -> builtins.list[OutboxItem]:
-        """Messages out for sending longer than ``stale_after`` become 'uncertain'.
+    def start_run(self, run: DeliveryRun) -> None:
+        """Record a delivery run and its lease, before it claims anything."""
+        with self._db.write() as conn:
+            outbox_runs.start(conn, run)
 
-        A deliverer that crashed may have had them accepted by the server before it could
-        record it: they are never resent automatically (a person re-queues them).
+    def renew_run(self, run_id: str, lease_until: datetime) -> bool:
+        """Extend a run's lease; False if another run found it dead and took its rows."""
+        with self._db.write() as conn:
+            return outbox_runs.renew(conn, run_id, lease_until)
+
+    def delivery_runs(self) -> builtins.list[DeliveryRun]:
+        """The runs that have a lease row (alive, or dead and not yet recovered)."""
+        with self._db.read() as conn:
+            return outbox_runs.runs(conn)
+
+    def recover(self, now: datetime, dead: Sequence[str], *, resend: bool) -> Recovered:
+        """Take back the rows 'sending' for a run in ``dead`` (or for no run with a lease
+        row), and forget those runs, in one transaction.
+
+        A stopped run may have had such a row accepted before it could record it: with
+        ``resend`` it is pending again at ``now`` (same key, so the same Message-ID), else
+        'uncertain' for a person; either way one more possible send is counted.
         """
         with self._db.write() as conn:
-            rows = conn.execute(RECOVER, {"cutoff": to_utc(now) - stale_after}).all()
-        return sorted(map(item, rows), key=lambda i: i.id)
+            rows = outbox_runs.take_back(conn, dead, to_utc(now), resend)
+        items = outbox_runs.as_items(rows)
+        return Recovered(items, []) if resend else Recovered([], items)
 
     def outbox(
         self, process_id: str | None = None, status: str | None = None

@@ -10,11 +10,18 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from flows.storage.model import AuditDraft, AuditEntry, StoredProcess
-from flows.storage.notify_model import Expert, ExpertDraft, OutboxDraft, OutboxItem
+from flows.storage.notify_model import (
+    DeliveryRun,
+    Expert,
+    ExpertDraft,
+    OutboxDraft,
+    OutboxItem,
+    Recovered,
+)
 from states.contribution_types import Contribution
 
 
@@ -157,8 +164,16 @@ class OutboxStore(Protocol):
         """Write messages, skipping keys already written; the number of new rows."""
         ...
 
-    def claim(self, now: datetime, limit: int) -> builtins.list[OutboxItem]:
-        """Atomically take up to ``limit`` due pending messages, oldest first, for sending."""
+    def claim(self, now: datetime, limit: int, *,
+              run: str | None = None) -> builtins.list[OutboxItem]:
+        """Atomically take up to ``limit`` due pending messages, oldest first, for sending
+        (held by delivery run ``run``)."""
+        ...
+
+    def record_and_claim(self, sent: Sequence[tuple[int, str]], at: datetime, now: datetime,
+                         limit: int, *, run: str | None = None) -> builtins.list[OutboxItem]:
+        """Mark ``sent`` (id, reply) rows sent and claim up to ``limit`` more (0: none) for
+        ``run``, in one transaction."""
         ...
 
     def mark_sent(self, item_id: int, at: datetime, reply: str) -> None:
@@ -169,16 +184,35 @@ class OutboxStore(Protocol):
         """mark_sent for a batch in one transaction; the number of rows marked."""
         ...
 
-    def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime) -> bool:
-        """A temporary failure: pending again from ``next_attempt_at``, attempts + 1."""
+    def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime, *,
+                   maybe_sent: bool = False) -> bool:
+        """A temporary failure: pending again from ``next_attempt_at``, attempts + 1 (and
+        sends + 1 if ``maybe_sent``: the server may have kept it)."""
+        ...
+
+    def mark_held(self, item_id: int, error: str) -> bool:
+        """The server may have kept it and it is not to be resent: 'uncertain', sends + 1."""
         ...
 
     def mark_failed(self, item_id: int, error: str, at: datetime) -> bool:
         """A permanent failure: failed, not retried automatically, attempts + 1."""
         ...
 
-    def recover(self, now: datetime, stale_after: timedelta) -> builtins.list[OutboxItem]:
-        """Messages 'sending' for longer than ``stale_after`` become 'uncertain' (not resent)."""
+    def start_run(self, run: DeliveryRun) -> None:
+        """Record a delivery run and its lease, before it claims anything."""
+        ...
+
+    def renew_run(self, run_id: str, lease_until: datetime) -> bool:
+        """Extend a run's lease; False if its row is gone (found dead by another run)."""
+        ...
+
+    def delivery_runs(self) -> builtins.list[DeliveryRun]:
+        """The runs that have a lease row."""
+        ...
+
+    def recover(self, now: datetime, dead: Sequence[str], *, resend: bool) -> Recovered:
+        """Rows 'sending' for a dead run (or a run without a lease row) back to pending
+        (``resend``) or to uncertain, sends + 1; the dead runs forgotten."""
         ...
 
     def outbox(

@@ -10,11 +10,18 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flows.storage.contributions import SqlContributions
 from flows.storage.model import AuditDraft, AuditEntry, StoredProcess
-from flows.storage.notify_model import Expert, ExpertDraft, OutboxDraft, OutboxItem
+from flows.storage.notify_model import (
+    DeliveryRun,
+    Expert,
+    ExpertDraft,
+    OutboxDraft,
+    OutboxItem,
+    Recovered,
+)
 from flows.storage.outbox import SqlOutbox
 from flows.storage.processes import SqlProcesses
 from flows.storage.register import SqlRegister
@@ -115,9 +122,15 @@ class SqlStore:
         """See OutboxStore.enqueue."""
         return self.messages.enqueue(outbox)
 
-    def claim(self, now: datetime, limit: int) -> builtins.list[OutboxItem]:
+    def claim(self, now: datetime, limit: int, *,
+              run: str | None = None) -> builtins.list[OutboxItem]:
         """See OutboxStore.claim."""
-        return self.messages.claim(now, limit)
+        return self.messages.claim(now, limit, run=run)
+
+    def record_and_claim(self, sent: Sequence[tuple[int, str]], at: datetime, now: datetime,
+                         limit: int, *, run: str | None = None) -> builtins.list[OutboxItem]:
+        """See OutboxStore.record_and_claim."""
+        return self.messages.record_and_claim(sent, at, now, limit, run=run)
 
     def mark_sent(self, item_id: int, at: datetime, reply: str) -> None:
         """See OutboxStore.mark_sent."""
@@ -127,17 +140,34 @@ class SqlStore:
         """See OutboxStore.mark_sent_many."""
         return self.messages.mark_sent_many(ids, at, replies)
 
-    def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime) -> bool:
+    def mark_retry(self, item_id: int, error: str, next_attempt_at: datetime, *,
+                   maybe_sent: bool = False) -> bool:
         """See OutboxStore.mark_retry."""
-        return self.messages.mark_retry(item_id, error, next_attempt_at)
+        return self.messages.mark_retry(item_id, error, next_attempt_at, maybe_sent=maybe_sent)
+
+    def mark_held(self, item_id: int, error: str) -> bool:
+        """See OutboxStore.mark_held."""
+        return self.messages.mark_held(item_id, error)
 
     def mark_failed(self, item_id: int, error: str, at: datetime) -> bool:
         """See OutboxStore.mark_failed."""
         return self.messages.mark_failed(item_id, error, at)
 
-    def recover(self, now: datetime, stale_after: timedelta) -> builtins.list[OutboxItem]:
+    def start_run(self, run: DeliveryRun) -> None:
+        """See OutboxStore.start_run."""
+        self.messages.start_run(run)
+
+    def renew_run(self, run_id: str, lease_until: datetime) -> bool:
+        """See OutboxStore.renew_run."""
+        return self.messages.renew_run(run_id, lease_until)
+
+    def delivery_runs(self) -> builtins.list[DeliveryRun]:
+        """See OutboxStore.delivery_runs."""
+        return self.messages.delivery_runs()
+
+    def recover(self, now: datetime, dead: Sequence[str], *, resend: bool) -> Recovered:
         """See OutboxStore.recover."""
-        return self.messages.recover(now, stale_after)
+        return self.messages.recover(now, dead, resend=resend)
 
     def outbox(
         self, process_id: str | None = None, status: str | None = None

@@ -129,8 +129,24 @@ outbox = sa.Table(
     sa.Column("sent_at", UtcDateTime),
     sa.Column("reply", sa.Text),
     sa.Column("failed_at", UtcDateTime),
+    # Revision 0007 (issue 9): the delivery run holding a 'sending' row, and how many times the
+    # message may have reached a server (accepted, or handed over with its fate unknown).
+    sa.Column("claimed_by", sa.Text),
+    sa.Column("sends", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ux_outbox_key", "key", unique=True),
     sa.Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+# Delivery runs alive now (revision 0007): each holds a lease it renews while it runs; a row
+# 'sending' whose run is gone, expired, or a dead process on this host is taken back at once.
+outbox_runs = sa.Table(
+    "prepflow_outbox_runs",
+    metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", UtcDateTime, nullable=False),
+    sa.Column("lease_until", UtcDateTime, nullable=False),
 )
 
 # The contributions register (revision 0005): every contribution received on a draft, on time

@@ -127,12 +127,13 @@ def test_every_queued_row_stores_its_events_typed_payload(svc: Service) -> None:
 
 
 def test_a_stranded_message_is_reported_as_uncertain_not_failed(svc: Service) -> None:
-    """A row left 'sending' by a deliverer that died becomes uncertain on a later run, and the
-    secretariat's report counts it as uncertain (a typed flag, not the error's wording)."""
+    """With PREPFLOW_SMTP_UNCERTAIN=hold, a row left 'sending' by a deliverer that died becomes
+    uncertain on the next run, and the secretariat's report counts it as uncertain (a typed
+    flag, not the error's wording)."""
     svc.transition("wtpf-26", "post_draft1", BY, "WTPF-26/1", now=utc(2024, 8, 5, 8))
     (stranded,) = svc.store.claim(utc(2024, 8, 5, 8, 1), 1)  # the deliverer dies here
     with SmtpServer(RecordingHandler()) as server:
-        settings = SmtpSettings(host=server.host, port=server.port, stale_after_seconds=60)
+        settings = SmtpSettings(host=server.host, port=server.port, uncertain="hold")
         report = run_delivery(svc, utc(2024, 8, 5, 9), settings=settings)
     assert (report.uncertain, report.failed) == (1, 0)
     assert [(p.id, p.uncertain) for p in report.problems] == [(stranded.id, True)]
@@ -141,14 +142,14 @@ def test_a_stranded_message_is_reported_as_uncertain_not_failed(svc: Service) ->
 
 
 def test_a_report_of_only_uncertain_messages_says_how_to_handle_them(svc: Service) -> None:
-    """All uncertain: the mail lists them with --status uncertain (not failed) and says a
-    retry resends with the same Message-ID, not 're-queue a failed one'."""
+    """All uncertain (hold policy): the mail lists them with --status uncertain (not failed)
+    and says a retry resends with the same Message-ID, not 're-queue a failed one'."""
     from flows.mail.render import Renderer
 
     svc.transition("wtpf-26", "post_draft1", BY, "WTPF-26/1", now=utc(2024, 8, 5, 8))
     svc.store.claim(utc(2024, 8, 5, 8, 1), 1)  # the deliverer dies here
     with SmtpServer(RecordingHandler()) as server:
-        settings = SmtpSettings(host=server.host, port=server.port, stale_after_seconds=60)
+        settings = SmtpSettings(host=server.host, port=server.port, uncertain="hold")
         run_delivery(svc, utc(2024, 8, 5, 9), settings=settings)
     (failures,) = [m for m in svc.store.outbox("wtpf-26") if m.event == "delivery_failures"]
     message = Renderer("WTPF <wtpf@itu.int>").render(failures, "Europe/Zurich",

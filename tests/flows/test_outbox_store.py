@@ -24,7 +24,7 @@ from flows.storage import (
     UnknownProcess,
     VersionConflict,
 )
-from flows.storage.notify_model import ERASED_PENDING_ERROR
+from flows.storage.notify_model import ERASED_PENDING_ERROR, DeliveryRun
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 PID = "wtpf-26"
@@ -267,9 +267,7 @@ def test_erase_clears_server_replies_and_errors(store: Store) -> None:
     store.mark_retry(ids["uncertain"], f"451 4.1.1 {said}", later)
     store.mark_retry(ids["retried"], f"451 4.1.1 {said}", later + timedelta(days=1))
     assert [i.key for i in store.claim(later, 10)] == ["uncertain"]
-    assert [i.key for i in store.recover(later + timedelta(hours=1), timedelta(minutes=1))] == [
-        "uncertain"
-    ]
+    assert [i.key for i in store.recover(later, [], resend=False).held] == ["uncertain"]
 
     assert store.erase_expert(PID, "ana.silva@example.br") == 5
     items = {i.key: i for i in store.outbox(PID)}
@@ -470,26 +468,71 @@ def test_late_failure_does_not_undo_sent(store: Store) -> None:
         store.mark_retry(10**9, "x", T0)
 
 
-def test_recover_marks_stale_uncertain(store: Store) -> None:
-    """Rows left 'sending' too long become 'uncertain', are not claimable, and can be requeued."""
-    store.enqueue([*messages(2), message("fresh", n=4)])
-    stuck = store.claim(T0 + timedelta(seconds=1), 10)
-    assert [i.key for i in stuck] == ["m:0", "m:1"]
-    fresh_at = T0 + timedelta(minutes=4)
-    [fresh] = store.claim(fresh_at, 10)
-    stale = timedelta(minutes=5)
-    assert store.recover(T0 + timedelta(minutes=5), stale) == []  # not longer than 5 min yet
-    recovered = store.recover(T0 + timedelta(minutes=6), stale)
-    assert [i.id for i in recovered] == [i.id for i in stuck]
-    assert all(i.status == "uncertain" for i in recovered)
-    assert [i.id for i in store.outbox(status="sending")] == [fresh.id]
+def run_of(run_id: str, lease_until: datetime, pid: int = 1) -> DeliveryRun:
+    """A delivery run's lease row."""
+    return DeliveryRun(run_id, "host-a", pid, T0, lease_until)
+
+
+def test_recover_takes_back_a_dead_runs_rows_only(store: Store) -> None:
+    """Rows a dead run (or no run) held go back to pending with one more possible send; a
+    live run's rows are left alone; sent stays the truth if the slow run finishes."""
+    store.enqueue([*messages(3), message("live", n=4)])
+    store.start_run(run_of("dead", T0 + timedelta(minutes=1)))
+    store.start_run(run_of("alive", T0 + timedelta(hours=1)))
+    stuck = store.claim(T0 + timedelta(seconds=1), 2, run="dead")
+    [orphan] = store.claim(T0 + timedelta(seconds=2), 1)  # no run at all
+    [live] = store.claim(T0 + timedelta(minutes=4), 10, run="alive")
+    assert [(i.key, i.claimed_by) for i in stuck] == [("m:0", "dead"), ("m:1", "dead")]
+    back = store.recover(T0 + timedelta(minutes=5), ["dead"], resend=True)
+    assert back.held == []
+    assert [i.id for i in back.resent] == [*(i.id for i in stuck), orphan.id]
+    assert {(i.status, i.sends, i.next_attempt_at) for i in back.resent} == {
+        ("pending", 1, T0 + timedelta(minutes=5))}
+    assert all("same Message-ID" in (i.last_error or "") for i in back.resent)
+    assert [i.id for i in store.outbox(status="sending")] == [live.id]
+    assert [r.run_id for r in store.delivery_runs()] == ["alive"]
+    assert store.renew_run("dead", T0 + timedelta(hours=2)) is False
+    assert store.renew_run("alive", T0 + timedelta(hours=2)) is True
+    # The dead run was only slow and does record its 250: sent wins, and counts a second send.
+    store.mark_sent(stuck[0].id, T0 + timedelta(minutes=6), "250")
+    assert [(i.id, i.sends) for i in store.outbox(status="sent")] == [(stuck[0].id, 2)]
+    again = store.claim(T0 + timedelta(minutes=7), 10, run="alive")
+    assert [i.id for i in again] == [stuck[1].id, orphan.id]
+
+
+def test_recover_with_hold_leaves_rows_uncertain_for_a_person(store: Store) -> None:
+    """With the hold policy a dead run's rows become 'uncertain': not claimable, requeueable."""
+    store.enqueue(messages(2))
+    store.start_run(run_of("dead", T0))
+    stuck = store.claim(T0 + timedelta(seconds=1), 10, run="dead")
+    back = store.recover(T0 + timedelta(minutes=1), ["dead"], resend=False)
+    assert back.resent == []
+    assert [(i.id, i.status, i.sends) for i in back.held] == [
+        (i.id, "uncertain", 1) for i in stuck]
     assert store.claim(T0 + timedelta(days=1), 10) == []
-    # The slow deliverer does finish: sent is the truth and wins over uncertain.
-    store.mark_sent(stuck[0].id, T0 + timedelta(minutes=7), "250")
-    assert store.outbox(status="sent")[0].id == stuck[0].id
-    back = store.requeue(stuck[1].id, T0 + timedelta(minutes=8))
-    assert back.status == "pending"
+    assert store.requeue(stuck[1].id, T0 + timedelta(minutes=8)).status == "pending"
     assert [i.id for i in store.claim(T0 + timedelta(minutes=8), 10)] == [stuck[1].id]
+
+
+def test_record_and_claim_marks_then_claims_in_one_go(store: Store) -> None:
+    """The 250s are recorded (one send each) and the next rows claimed for the run; a
+    possibly delivered retry and a held row count one send too."""
+    store.enqueue(messages(5))
+    store.start_run(run_of("r", T0 + timedelta(hours=1)))
+    due = T0 + timedelta(minutes=1)
+    first = store.record_and_claim([], T0, due, 2, run="r")
+    nxt = store.record_and_claim([(first[0].id, "250 a"), (first[1].id, "250 b")], T0, due, 2,
+                                 run="r")
+    assert [i.key for i in nxt] == ["m:2", "m:3"]
+    assert store.record_and_claim([], T0, T0, 0) == []
+    assert store.mark_retry(nxt[0].id, "lost after the data", T0, maybe_sent=True)
+    assert store.mark_held(nxt[1].id, "uncertain: lost after the data")
+    rows = {i.key: (i.status, i.sends, i.claimed_by) for i in store.outbox()}
+    assert rows == {"m:0": ("sent", 1, "r"), "m:1": ("sent", 1, "r"),
+                    "m:2": ("pending", 1, "r"), "m:3": ("uncertain", 1, "r"),
+                    "m:4": ("pending", 0, None)}
+    with pytest.raises(ValueError, match="at least 0"):
+        store.record_and_claim([], T0, T0, -1)
 
 
 def test_outbox_listing_filters(store: Store) -> None:

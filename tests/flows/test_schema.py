@@ -376,10 +376,13 @@ def release(tmp_path: Path) -> tuple[Path, dict[str, list[tuple[object, ...]]]]:
 
 def _check_upgraded(path: Path, before: dict[str, list[tuple[object, ...]]]) -> None:
     """Same rows as before the upgrade, an intact chain, Alembic's table instead of ours;
-    revision 0006's recording time is NULL (unknown) on every old audit entry."""
+    revision 0006's recording time is NULL (unknown) on every old audit entry; revision 0007
+    holds no message for a run (NULL) and counts one send for each message already sent."""
     after = _rows(path)
     assert after.pop("audit_log") == [(*r, None) for r in before["audit_log"]]
-    assert after == {t: rows for t, rows in before.items() if t != "audit_log"}
+    assert after.pop("outbox") == [(*r, None, int(r[11] == "sent")) for r in before["outbox"]]
+    assert {r[11] for r in before["outbox"]} >= {"sent"}  # the release has sent messages
+    assert after == {t: rows for t, rows in before.items() if t not in ("audit_log", "outbox")}
     assert [len(before[t]) for t in ("processes", "audit_log", "experts", "outbox")] == [
         2, 11, 4, 17
     ]
