@@ -228,8 +228,14 @@ class Service:
 
     def advance(self, now: datetime | None = None,
                 processes: Sequence[str] | None = None) -> list[Outcome]:
-        """Apply what is due in every process (or the named ones); idempotent."""
-        return self.tick(now, processes).outcomes
+        """Apply what is due in every process (or the named ones); idempotent. A damaged
+        process is left in ``damaged``; any other failure is raised once the others advanced
+        (``tick`` reports every failure instead)."""
+        tick = self.tick(now, processes)
+        for result in tick.failed:
+            if not isinstance(result.error, DamagedState) and result.error is not None:
+                raise result.error
+        return tick.outcomes
 
     def tick(self, now: datetime | None = None,
              processes: Sequence[str] | None = None) -> Tick:

@@ -281,3 +281,14 @@ def moved(store: SqlStore, ids: list[str]) -> list[str]:
     """The processes whose First Draft comment window is closed."""
     return [pid for pid in ids
             if store.get(pid).state["regions"]["main"] == "draft1.comments_closed"]
+
+
+def test_advance_raises_a_store_error_once_the_other_processes_advanced(
+        url: str, store: SqlStore) -> None:
+    """Service.advance (programs, not the tick's report) raises the failure after the rest."""
+    four_processes(store)
+    sql(url, *STUCK_SQL[store.db.engine.dialect.name])
+    with SqlStore(url) as fresh, pytest.raises(StoreError, match="disk under this row"):
+        Service(fresh, FixedClock(TICK)).advance(TICK)
+    assert store.get("rpd-27").state["regions"]["main"] == "zero-draft.comments_closed"
+    assert store.get("wtpf-26").state["regions"]["main"] != "draft1.comment_window"
