@@ -195,7 +195,7 @@ def test_two_workers_ticking_at_once_write_each_step_and_message_once(
     # Each state write sleeps in the database, holding the row: the workers overlap for sure.
     sql(postgres_url,
         "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        "PERFORM pg_sleep(0.04); RETURN NEW; END $$",
+        "PERFORM pg_sleep(0.08); RETURN NEW; END $$",
         "CREATE TRIGGER slow BEFORE UPDATE ON processes FOR EACH ROW EXECUTE FUNCTION slow()")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
         "PYTHONPATH", "")]), "COLUMNS": "200"}
