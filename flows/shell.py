@@ -2,13 +2,13 @@
 
 Every change is one store transaction (``store.transaction``): the process is read under its
 row lock, decided on, and its state, audit records and outbox messages land together or not at
-all. A tick reads every process once, unlocked, and commits each change with a version check.
+all. A tick (flows.ticking) reads every process once, unlocked, and claims only the ones with
+something due, each on its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,23 +18,22 @@ from pydantic import ValidationError
 from flows.clock import Clock, SystemClock
 from flows.mail.outbox_plan import plan
 from flows.storage import (
-    AuditDraft,
     AuditEntry,
     Expert,
     OutboxDraft,
-    ProcessTransaction,
     Store,
     StoredProcess,
     StoreError,
     UnknownProcess,
-    VersionConflict,
     anchor,
 )
+from flows.ticking import DamagedState as DamagedState
+from flows.ticking import Outcome as Outcome
+from flows.ticking import Tick, Ticker, draft, summaries
 from states import engine, revision, versions
-from states.contributions import closing_cycles, with_summaries
 from states.dates import require_aware
 from states.definition import ProcessDefinition
-from states.engine import Decision, Record
+from states.engine import Decision
 from states.errors import InputError, Refused
 from states.instance import Instance
 from states.replay import differences, fingerprint_of, rebuild
@@ -46,26 +45,6 @@ Decide = Callable[[ProcessDefinition, Instance], Decision]
 Reshape = Callable[[ProcessDefinition], ProcessDefinition]
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a command did: the decision taken and the version now stored."""
-
-    process_id: str
-    decision: Decision
-    version: int
-
-
-class DamagedState(StoreError):
-    """A stored process whose state or definition no longer reads as one."""
-
-    def __init__(self, process_id: str, cause: Exception) -> None:
-        self.process_id = process_id
-        first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        super().__init__(f"process '{process_id}' is damaged in the store: its saved state or "
-                         f"definition no longer reads ({first}). Nothing was changed. Check it "
-                         "with 'prepflow audit --verify' and restore it from a backup.")
-
-
 class Service:
     """Runs decisions against a store, with time from a clock."""
 
@@ -73,8 +52,6 @@ class Service:
         self.store = store
         self.clock = clock or SystemClock()
         self._definitions: dict[str, ProcessDefinition] = {}
-        self.skipped: list[str] = []
-        """Processes the last advance left to the next tick after repeated conflicts."""
         self.damaged: list[DamagedState] = []
         """Processes the last advance could not read, with why."""
 
@@ -118,7 +95,7 @@ class Service:
         decision = engine.start(definition, at, process_id)
         return self.store.create(process_id, definition.model_dump(mode="json"), fingerprint,
                                  decision.after.to_doc(),
-                                 _draft(decision.records[0], self.clock.now()))
+                                 draft(decision.records[0], self.clock.now()))
 
     def _same(self, stored: StoredProcess, definition: ProcessDefinition) -> bool:
         """The stored definition, read by this release, says what the file says (a field
@@ -235,13 +212,13 @@ class Service:
                 record = engine.refusal_record(definition, instance, action, actor, at, exc,
                                                inputs)
                 # the refusal is audited, then raised
-                tx.commit(None, [_draft(record, self.clock.now())])
+                tx.commit(None, [draft(record, self.clock.now())])
                 refused = exc
             else:
                 revised = None if in_force is definition else (
                     in_force.model_dump(mode="json"), in_force.fingerprint())
-                decision = self._summaries(in_force, decision, tx)
-                drafts = [_draft(r, self.clock.now()) for r in decision.records]
+                decision = summaries(in_force, decision, tx)
+                drafts = [draft(r, self.clock.now()) for r in decision.records]
                 saved = tx.commit(decision.after.to_doc(), drafts,
                                   self._outbox(in_force, decision, at, tx.experts),
                                   definition=revised)
@@ -251,11 +228,21 @@ class Service:
 
     def advance(self, now: datetime | None = None,
                 processes: Sequence[str] | None = None) -> list[Outcome]:
-        """Apply what is due in every process (or the named ones); idempotent."""
+        """Apply what is due in every process (or the named ones); idempotent. A damaged
+        process is left in ``damaged``; any other failure is raised once the others advanced
+        (``tick`` reports every failure instead)."""
+        tick = self.tick(now, processes)
+        for result in tick.failed:
+            if not isinstance(result.error, DamagedState) and result.error is not None:
+                raise result.error
+        return tick.outcomes
+
+    def tick(self, now: datetime | None = None,
+             processes: Sequence[str] | None = None) -> Tick:
+        """Advance every process (or the named ones), each on its own: one that fails (see
+        flows.ticking) is reported in the result, and the others advance."""
         at = self.now(now)
         wanted = set(processes) if processes else None
-        self.skipped, self.damaged = [], []
-        outcomes = []
         try:
             rows = self.store.list()
         except ValueError as exc:
@@ -264,53 +251,10 @@ class Service:
         unknown = sorted((wanted or set()) - {p.process_id for p in rows})
         if unknown:  # a misspelt --process must not read as "nothing due"
             raise UnknownProcess(unknown[0], [p.process_id for p in rows])
-        for stored in rows:
-            if wanted is not None and stored.process_id not in wanted:
-                continue
-            try:
-                outcome = self._advance_one(stored, at)
-            except DamagedState as exc:  # one damaged row must not stop every other deadline
-                self.damaged.append(exc)
-                continue
-            if outcome is not None:
-                outcomes.append(outcome)
-        return outcomes
-
-    def _advance_one(self, stored: StoredProcess, at: datetime) -> Outcome | None:
-        for attempt in (1, 2):
-            definition, instance = self.decode(stored)
-            decision = engine.advance(definition, instance, at)
-            if not decision.changed:
-                return None
-            try:
-                # One transaction: the version check, the register read for the outbox plan
-                # and the write (the row was read by the tick's one list(), unlocked).
-                with self.store.transaction(stored.process_id) as tx:
-                    decision = self._summaries(definition, decision, tx)
-                    saved = tx.commit(decision.after.to_doc(),
-                                      [_draft(r, self.clock.now()) for r in decision.records],
-                                      self._outbox(definition, decision, at, tx.experts),
-                                      expected_version=stored.version)
-            except VersionConflict:
-                if attempt == 2:
-                    # Busy with someone else's changes twice in a row: leave it to the next
-                    # tick (advance is idempotent) rather than stall every other process.
-                    self.skipped.append(stored.process_id)
-                    return None
-                stored = self.store.get(stored.process_id)
-                continue
-            return Outcome(stored.process_id, decision, saved.version)
-        return None
-
-    @staticmethod
-    def _summaries(definition: ProcessDefinition, decision: Decision,
-                   tx: ProcessTransaction) -> Decision:
-        """The decision with the summary of each comment window it closes, from the register
-        read in the transaction that records the close (issue 8)."""
-        cycles = closing_cycles(definition, decision)
-        if not cycles:
-            return decision
-        return with_summaries(definition, decision, tx.contributions(cycles))
+        chosen = [p for p in rows if wanted is None or p.process_id in wanted]
+        tick = Ticker(self.store, self.clock, self.decode).run(chosen, at)
+        self.damaged = [r.error for r in tick.failed if isinstance(r.error, DamagedState)]
+        return tick
 
     def _outbox(self, definition: ProcessDefinition, decision: Decision, at: datetime,
                 experts: Callable[[], list[Expert]]) -> list[OutboxDraft]:
@@ -358,13 +302,6 @@ class Service:
     def process_ids(self) -> list[str]:
         """Every stored process, by id."""
         return [p.process_id for p in self.store.list()]
-
-
-def _draft(record: Record, recorded_at: datetime | None = None) -> AuditDraft:
-    return AuditDraft(at=record.at, actor=record.actor, kind=record.kind,
-                      trigger=record.trigger, from_state=record.from_state,
-                      to_state=record.to_state, reason=record.reason, inputs=record.inputs,
-                      recorded_at=recorded_at)
 
 
 def _checked(stored: StoredProcess, definition: ProcessDefinition, instance: Instance,

@@ -118,4 +118,5 @@ def test_flows_is_in_wings() -> None:
     packages = {p.parent.name for p in (ROOT / "flows").glob("*/__init__.py")}
     assert packages >= WINGS
     loose = sorted(p.name for p in (ROOT / "flows").glob("*.py") if p.name != "__init__.py")
-    assert len(loose) <= 8, f"flows/ root holds {len(loose)} modules: {loose}; put them in wings"
+    # 9: the shell is two modules, shell.py and ticking.py (a tick over many processes, issue 10)
+    assert len(loose) <= 9, f"flows/ root holds {len(loose)} modules: {loose}; put them in wings"

@@ -139,21 +139,29 @@ def advance_cmd(now: Now = None, database: Database = None,
                     "--process", help="Only these processes (repeatable).")] = None) -> None:
     """Apply every automatic transition that is due (safe to run late or twice).
 
+    Each process stands alone: one that cannot be advanced is named with why, the others
+    advance. Exit 1 when a process was not advanced.
+
     Example: prepflow advance --now 2024-08-27T00:00+02:00
     """
     settings = load_settings()
     svc = service(database, settings)
-    outcomes = svc.advance(parse_now(now), process)
+    tick = svc.tick(parse_now(now), process)
     svc.anchor(settings.audit.witness, process)
-    for problem in svc.damaged:
-        err.print(f"[bold red]Skipped:[/] {escape(str(problem))}", soft_wrap=True)
-    steps = [(o.process_id, r) for o in outcomes for r in o.decision.records
+    steps = [(o.process_id, r) for o in tick.outcomes for r in o.decision.records
              if r.kind == "transition"]
     for process_id, record in steps:
         out.print(f"{process_id}: {record.inputs.get('label', record.trigger)} "
                   f"({record.from_state} → {record.to_state})", soft_wrap=True)
-    if not steps:
+    for failure in tick.failed:
+        err.print(f"[bold red]{escape(failure.process_id)}: not advanced:[/] "
+                  f"{escape(failure.reason)}", soft_wrap=True)
+    if not steps and not tick.failed:
         out.print("nothing due.")
+    if tick.failed:
+        err.print(f"{len(tick.failed)} of {len(tick.results)} processes not advanced (the next "
+                  "advance tries them again); the others advanced as shown.", soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command("transition")

@@ -37,6 +37,12 @@ class ProcessTransaction(Protocol):
         """The process, locked until the block ends; UnknownProcess if it is not stored."""
         ...
 
+    def claim(self, listed: StoredProcess, *, wait: bool = True) -> StoredProcess | None:
+        """Lock the process a tick read as ``listed``: ``listed`` if it has not moved since,
+        else the process as it stands; without ``wait``, None when another transaction holds
+        it (the tick passes it over and comes back to it)."""
+        ...
+
     def experts(self, status: str | None = None) -> builtins.list[Expert]:
         """The process's register in nomination order, read in this transaction."""
         ...

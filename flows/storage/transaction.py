@@ -52,6 +52,9 @@ ROW_HEAD = sa.select(
 ).where(_PID).with_for_update()
 # The transition's statements run on the driver cursor (hot.py says why, with figures).
 HEAD_LOCKED = hot.Statement(ROW_HEAD)
+# A tick's claim: a row another transaction holds is passed over, not waited for (PostgreSQL;
+# SQLite renders no FOR UPDATE: its write transaction holds the whole database already).
+HEAD_CLAIMED = hot.Statement(ROW_HEAD.with_for_update(skip_locked=True))
 GET_ONE = hot.Statement(GET)
 GET_LOCKED = hot.Statement(GET.with_for_update())
 LIST = hot.Statement(sa.select(*GET.selected_columns).order_by(_P.process_id))
@@ -131,13 +134,35 @@ class SqlTransaction:
     def _lock(self) -> _Head:
         """Lock the row and read its head (not its state), once per transaction."""
         if self._head is None:
-            row = hot.run(self._conn, HEAD_LOCKED, {"pid": self._pid}).fetchone()
-            if row is None:
+            head = self._head_of(HEAD_LOCKED)
+            if head is None:
                 raise UnknownProcess(self._pid, known(self._conn))
-            version, audit_seq, head_hash, definition_hash, created_at = row
-            self._head = _Head(int(version), int(audit_seq),  # type: ignore[call-overload]
-                               str(head_hash), str(definition_hash), hot.time_out(created_at))
+            self._head = head
         return self._head
+
+    def _head_of(self, statement: hot.Statement) -> _Head | None:
+        row = hot.run(self._conn, statement, {"pid": self._pid}).fetchone()
+        if row is None:
+            return None
+        version, audit_seq, head_hash, definition_hash, created_at = row
+        return _Head(int(version), int(audit_seq),  # type: ignore[call-overload]
+                     str(head_hash), str(definition_hash), hot.time_out(created_at))
+
+    def claim(self, listed: StoredProcess, *, wait: bool = True) -> StoredProcess | None:
+        """Lock the row for a tick that read it as ``listed`` (unlocked): ``listed`` if it has
+        not moved since, else the row as it stands now. Without ``wait``, None when another
+        transaction holds the row (SKIP LOCKED: a second worker moves on to other processes
+        instead of queueing behind the first)."""
+        head = self._head_of(HEAD_LOCKED if wait else HEAD_CLAIMED)
+        if head is None:
+            if wait:
+                raise UnknownProcess(self._pid, known(self._conn))
+            return None
+        self._head = head
+        if head.version == listed.version and head.definition_hash == listed.definition_hash:
+            self._read = listed
+            return listed
+        return self.get()  # moved since the tick read it: the row as it stands (locked)
 
     def experts(self, status: str | None = None) -> builtins.list[Expert]:
         """The process's register in nomination order, read in this transaction."""
