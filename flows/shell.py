@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from flows.clock import Clock, SystemClock
+from flows.identity.gate import Caller, Gate, admit_audited
 from flows.mail.outbox_plan import plan
 from flows.storage import (
     AuditDraft,
@@ -30,6 +31,7 @@ from flows.storage import (
     VersionConflict,
     anchor,
 )
+from flows.storage.errors import DamagedState as DamagedState  # re-exported: callers import it
 from states import engine, revision, versions
 from states.contributions import closing_cycles, with_summaries
 from states.dates import require_aware
@@ -38,6 +40,7 @@ from states.engine import Decision, Record
 from states.errors import InputError, Refused
 from states.instance import Instance
 from states.replay import differences, fingerprint_of, rebuild
+from states.roles import Act, Via, needed
 from states.status import Report, report
 
 #: A decision taken on a process's definition and current instance (may raise Refused).
@@ -55,23 +58,14 @@ class Outcome:
     version: int
 
 
-class DamagedState(StoreError):
-    """A stored process whose state or definition no longer reads as one."""
-
-    def __init__(self, process_id: str, cause: Exception) -> None:
-        self.process_id = process_id
-        first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        super().__init__(f"process '{process_id}' is damaged in the store: its saved state or "
-                         f"definition no longer reads ({first}). Nothing was changed. Check it "
-                         "with 'prepflow audit --verify' and restore it from a backup.")
-
-
 class Service:
     """Runs decisions against a store, with time from a clock."""
 
-    def __init__(self, store: Store, clock: Clock | None = None) -> None:
+    def __init__(self, store: Store, clock: Clock | None = None,
+                 caller: Caller | None = None) -> None:
         self.store = store
         self.clock = clock or SystemClock()
+        self.gate = Gate(getattr(store, "tokens", None), caller)  # who acts (issue 10)
         self._definitions: dict[str, ProcessDefinition] = {}
         self.skipped: list[str] = []
         """Processes the last advance left to the next tick after repeated conflicts."""
@@ -160,7 +154,13 @@ class Service:
             return engine.apply(definition, instance, trigger, actor, at, document, reason,
                                 override)
 
-        return self._change(process_id, trigger, actor, at, inputs, decide)
+        return self._change(process_id, trigger, actor, at, inputs, decide, Act.POST)
+
+    def admit(self, process_id: str, actor: str, act: Act, action: str,
+              now: datetime | None = None, override: bool = False) -> Via:
+        """Who may do ``act`` (identity.gate.admit_audited): for changes not decided here."""
+        return admit_audited(self.store, self.gate, self.decode, process_id, actor,
+                                      act, action, self.now(now), self.clock.now(), override)
 
     def amend(self, process_id: str, milestone: str, value: str, actor: str, reason: str,
               override: bool = False, now: datetime | None = None) -> Outcome:
@@ -172,16 +172,17 @@ class Service:
             return engine.amend(definition, instance, milestone, value, actor, reason, at,
                                 override)
 
-        return self._change(process_id, f"amend {milestone}", actor, at, inputs, decide)
+        return self._change(process_id, f"amend {milestone}", actor, at, inputs, decide,
+                            Act.AMEND)
 
     def change(self, process_id: str, action: str, actor: str, inputs: dict[str, Any],
                decide: Callable[[ProcessDefinition, Instance, datetime], Decision],
-               now: datetime | None = None) -> Outcome:
+               now: datetime | None = None, *, act: Act) -> Outcome:
         """Any core decision taken at ``now`` (e.g. on Opinions or the forum's agenda), in one
         transaction; a refusal is audited with ``inputs``, then raised."""
         at = self.now(now)
         return self._change(process_id, action, actor, at, inputs,
-                            lambda definition, instance: decide(definition, instance, at))
+                            lambda definition, instance: decide(definition, instance, at), act)
 
     def revise(self, process_id: str, reshape: Reshape, actor: str, reason: str,
                override: bool = False, now: datetime | None = None,
@@ -199,7 +200,7 @@ class Service:
                                     at, override, sessions)
 
         return self._change_to(process_id, action, actor, at,
-                               {**(inputs or {}), "override": override}, decide)
+                               {**(inputs or {}), "override": override}, decide, Act.RESHAPE)
 
     def post_version(self, process_id: str, cycle: str, document: str, label: str,
                      actor: str, reason: str | None = None,
@@ -212,28 +213,34 @@ class Service:
             return versions.post_version(definition, instance, cycle, document, label, actor,
                                          reason, at)
 
-        return self._change(process_id, f"version {cycle}", actor, at, inputs, decide)
+        return self._change(process_id, f"version {cycle}", actor, at, inputs, decide,
+                            Act.DRAFT_VERSION)
 
     def _change(self, process_id: str, action: str, actor: str, at: datetime,
-                inputs: dict[str, Any], decide: Decide) -> Outcome:
+                inputs: dict[str, Any], decide: Decide, act: Act) -> Outcome:
         return self._change_to(process_id, action, actor, at, inputs,
-                               lambda d, i: (decide(d, i), d))
+                               lambda d, i: (decide(d, i), d), act)
 
     def _change_to(self, process_id: str, action: str, actor: str, at: datetime,
                    inputs: dict[str, Any],
                    decide: Callable[[ProcessDefinition, Instance],
-                                    tuple[Decision, ProcessDefinition]]) -> Outcome:
+                                    tuple[Decision, ProcessDefinition]], act: Act) -> Outcome:
         # One transaction: the read locks the process (BEGIN IMMEDIATE on SQLite, FOR UPDATE
-        # on PostgreSQL), so no other change can land between our read and our write.
+        # on PostgreSQL), so no other change can land between our read and our write. The
+        # gate (member, token, roles; issue 10) decides inside it; tokens are read before.
         refused: Refused | None = None
+        needs, presented = needed(act, inputs.get("override") is True), self.gate.present(
+            process_id)
         with self.store.transaction(process_id) as tx:
             stored = self._read(tx.get, process_id)
             definition, instance = self.decode(stored)
+            via = self.gate.via(actor, needs)
             try:
+                via = self.gate.admit(presented, definition, process_id, actor, act, needs)
                 decision, in_force = decide(definition, instance)
             except Refused as exc:
                 record = engine.refusal_record(definition, instance, action, actor, at, exc,
-                                               inputs)
+                                               {**inputs, "via": via.doc()})
                 # the refusal is audited, then raised
                 tx.commit(None, [_draft(record, self.clock.now())])
                 refused = exc
@@ -241,7 +248,7 @@ class Service:
                 revised = None if in_force is definition else (
                     in_force.model_dump(mode="json"), in_force.fingerprint())
                 decision = self._summaries(in_force, decision, tx)
-                drafts = [_draft(r, self.clock.now()) for r in decision.records]
+                drafts = [_draft(r, self.clock.now(), via) for r in decision.records]
                 saved = tx.commit(decision.after.to_doc(), drafts,
                                   self._outbox(in_force, decision, at, tx.experts),
                                   definition=revised)
@@ -360,10 +367,13 @@ class Service:
         return [p.process_id for p in self.store.list()]
 
 
-def _draft(record: Record, recorded_at: datetime | None = None) -> AuditDraft:
+def _draft(record: Record, recorded_at: datetime | None = None,
+           via: Via | None = None) -> AuditDraft:
+    inputs = {**record.inputs, "via": via.doc()} if via and record.actor == via.member \
+        else record.inputs  # the acting member's entries say how they acted, not the system's
     return AuditDraft(at=record.at, actor=record.actor, kind=record.kind,
                       trigger=record.trigger, from_state=record.from_state,
-                      to_state=record.to_state, reason=record.reason, inputs=record.inputs,
+                      to_state=record.to_state, reason=record.reason, inputs=inputs,
                       recorded_at=recorded_at)
 
 

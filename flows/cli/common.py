@@ -13,6 +13,7 @@ import sqlalchemy as sa
 import typer
 from rich.console import Console
 
+from flows.identity.gate import Caller
 from flows.settings import Settings, load_settings
 from flows.shell import Service
 from flows.storage import Store, open_store
@@ -37,7 +38,8 @@ Now = Annotated[str | None, typer.Option(
 Database = Annotated[str | None, typer.Option(
     "--database", help="SQLAlchemy URL of the store; default $PREPFLOW_DATABASE_URL, "
     "else sqlite:///prepflow.db here.")]
-Actor = Annotated[str, typer.Option("--by", help="Your secretariat member id, name or email.")]
+Actor = Annotated[str, typer.Option("--by", help="Your secretariat member id (with your token in "
+                                     "$PREPFLOW_TOKEN once tokens are in use).")]
 
 
 def parse_now(text: str | None) -> datetime | None:
@@ -66,11 +68,11 @@ _opened: list[Store] = []
 
 def service(database: str | None, settings: Settings | None = None) -> Service:
     """The service on ``database``, else on the configured store (the command's settings,
-    else read now: each command is an entry point)."""
+    else read now: each command is an entry point); the caller's token is $PREPFLOW_TOKEN."""
     url = database or (settings or load_settings()).database.url
     store = open_store(url)
     _opened.append(store)
-    return Service(store)
+    return Service(store, caller=Caller.from_environment())
 
 
 def process_ids(svc: Service, process: str | None) -> list[str]:

@@ -17,6 +17,7 @@ from uuid import UUID
 
 from flows.addresses import mask_logger
 from flows.clock import SystemClock
+from flows.identity.gate import Caller
 from flows.settings import load_settings
 from flows.shell import Service
 from flows.storage import Store, open_store
@@ -31,11 +32,12 @@ _LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def service_for(database: str | None) -> Iterator[Service]:
+def service_for(database: str | None, caller: Caller | None = None) -> Iterator[Service]:
     """A service on the run's store (parameter, else PREPFLOW_DATABASE_URL, else default).
 
     Stores stay open for the next run in this process (a rehearsal makes dozens of runs; a
-    worker many): the few most recent are kept, older ones closed.
+    worker many): the few most recent are kept, older ones closed. ``caller``: who acts
+    through it (a form's channel and token, issue 10).
     """
     url = database or load_settings().database.url
     with _LOCK:
@@ -43,7 +45,7 @@ def service_for(database: str | None) -> Iterator[Service]:
         _OPEN[url] = store
         while len(_OPEN) > _KEEP:
             _OPEN.popitem(last=False)[1].close()
-    yield Service(store, SystemClock())
+    yield Service(store, SystemClock(), caller)
 
 
 @atexit.register
