@@ -159,8 +159,8 @@ class Service:
     def admit(self, process_id: str, actor: str, act: Act, action: str,
               now: datetime | None = None, override: bool = False) -> Via:
         """Who may do ``act`` (identity.gate.admit_audited): for changes not decided here."""
-        return admit_audited(self.store, self.gate, self.decode, process_id, actor,
-                                      act, action, self.now(now), self.clock.now(), override)
+        return admit_audited(self.store, self.gate, self.decode, process_id, actor, act,
+                             action, self.now(now), self.clock.now(), override)
 
     def amend(self, process_id: str, milestone: str, value: str, actor: str, reason: str,
               override: bool = False, now: datetime | None = None) -> Outcome:

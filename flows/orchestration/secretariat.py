@@ -142,7 +142,8 @@ async def await_secretariat(process: str, trigger: str, database: str | None = N
         spec = table_for(definition).by_trigger.get(trigger)
         label = spec.label if spec is not None else trigger
     description = (f"## {label} — {process}\n\nThe step **{label}** is due. When the document "
-                   "is online, give its reference, your member id, and tick *confirm*.\n\n"
+                   "is online, give its reference, your member id (and your token, once tokens "
+                   "are in use on the process), and tick *confirm*.\n\n"
                    f"Secretariat members: {', '.join(m.id for m in definition.secretariat)}.")
     rename_run(f"{process}: waiting for '{label}'")
     # Prefect annotates poll_interval as int but sleeps on it: 0.1 s works (tests use it).
