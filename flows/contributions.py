@@ -34,6 +34,7 @@ from states.contributions import (
 from states.decision import Record
 from states.definition import OFFICIAL_LANGUAGES
 from states.errors import InputError, Refused
+from states.roles import Act, Via, needed
 
 #: Import columns, named as the options of 'prepflow comments add'.
 COLUMNS = ("cycle", "from", "category", "kind", "title", "document", "country", "region",
@@ -58,34 +59,38 @@ def record(service: Service, process_id: str, drafts: Sequence[tuple[str, Contri
     transaction; a public submitter's name reaches the audit log only masked."""
     at = service.now(now)
     refused: Refused | None = None
+    needs, presented = needed(Act.REGISTER), service.gate.present(process_id)
     with service.store.transaction(process_id) as tx:
         definition, instance = service.decode(tx.get())
-        member = engine.actor_of(definition, by)
+        via = service.gate.via(by, needs)
         register = tx.contributions(sorted({d.cycle for _, d in drafts}))
         try:
-            receipts = ([receive(definition, instance, drafts[0][1], at, by=member.id,
+            via = service.gate.admit(presented, definition, process_id, by, Act.REGISTER, needs)
+            member = via.member
+            receipts = ([receive(definition, instance, drafts[0][1], at, by=member,
                                  register=register)]
                         if len(drafts) == 1 and not problems else
-                        receive_many(definition, instance, drafts, at, by=member.id,
+                        receive_many(definition, instance, drafts, at, by=member,
                                      problems=problems, register=register))
         except Refused as exc:
-            inputs = {"contributions": [audit_inputs(d) for _, d in drafts]}
-            refusal = engine.refusal_record(definition, instance, action, member.id, at, exc,
+            inputs = {"contributions": [audit_inputs(d) for _, d in drafts], "via": via.doc()}
+            refusal = engine.refusal_record(definition, instance, action, via.member, at, exc,
                                             inputs)
             tx.commit(None, [_audit(refusal)])
             refused = exc
         else:
             added = tx.add_contributions([r.contribution for r in receipts])
-            tx.commit(None, [_audit(r.record) for r in receipts])
+            tx.commit(None, [_audit(r.record, via) for r in receipts])
     if refused is not None:
         raise refused
     return added
 
 
-def _audit(entry: Record) -> AuditDraft:
+def _audit(entry: Record, via: Via | None = None) -> AuditDraft:
+    inputs = {**entry.inputs, "via": via.doc()} if via is not None else entry.inputs
     return AuditDraft(at=entry.at, actor=entry.actor, kind=entry.kind, trigger=entry.trigger,
                       from_state=entry.from_state, to_state=entry.to_state,
-                      reason=entry.reason, inputs=entry.inputs)
+                      reason=entry.reason, inputs=inputs)
 
 
 def draft(values: Mapping[str, str | None], process_id: str, tz: ZoneInfo, now: datetime,

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from flows.clock import Clock, SystemClock
+from flows.identity.gate import Caller, Gate, admit_audited
 from flows.mail.outbox_plan import plan
 from flows.storage import (
     AuditEntry,
@@ -37,6 +38,7 @@ from states.engine import Decision
 from states.errors import InputError, Refused
 from states.instance import Instance
 from states.replay import differences, fingerprint_of, rebuild
+from states.roles import Act, Via, needed
 from states.status import Report, report
 
 #: A decision taken on a process's definition and current instance (may raise Refused).
@@ -48,9 +50,11 @@ Reshape = Callable[[ProcessDefinition], ProcessDefinition]
 class Service:
     """Runs decisions against a store, with time from a clock."""
 
-    def __init__(self, store: Store, clock: Clock | None = None) -> None:
+    def __init__(self, store: Store, clock: Clock | None = None,
+                 caller: Caller | None = None) -> None:
         self.store = store
         self.clock = clock or SystemClock()
+        self.gate = Gate(getattr(store, "tokens", None), caller)  # who acts (issue 10)
         self._definitions: dict[str, ProcessDefinition] = {}
         self.damaged: list[DamagedState] = []
         """Processes the last advance could not read, with why."""
@@ -137,7 +141,13 @@ class Service:
             return engine.apply(definition, instance, trigger, actor, at, document, reason,
                                 override)
 
-        return self._change(process_id, trigger, actor, at, inputs, decide)
+        return self._change(process_id, trigger, actor, at, inputs, decide, Act.POST)
+
+    def admit(self, process_id: str, actor: str, act: Act, action: str,
+              now: datetime | None = None, override: bool = False) -> Via:
+        """Who may do ``act`` (identity.gate.admit_audited): for changes not decided here."""
+        return admit_audited(self.store, self.gate, self.decode, process_id, actor, act,
+                             action, self.now(now), self.clock.now(), override)
 
     def amend(self, process_id: str, milestone: str, value: str, actor: str, reason: str,
               override: bool = False, now: datetime | None = None) -> Outcome:
@@ -149,16 +159,17 @@ class Service:
             return engine.amend(definition, instance, milestone, value, actor, reason, at,
                                 override)
 
-        return self._change(process_id, f"amend {milestone}", actor, at, inputs, decide)
+        return self._change(process_id, f"amend {milestone}", actor, at, inputs, decide,
+                            Act.AMEND)
 
     def change(self, process_id: str, action: str, actor: str, inputs: dict[str, Any],
                decide: Callable[[ProcessDefinition, Instance, datetime], Decision],
-               now: datetime | None = None) -> Outcome:
+               now: datetime | None = None, *, act: Act) -> Outcome:
         """Any core decision taken at ``now`` (e.g. on Opinions or the forum's agenda), in one
         transaction; a refusal is audited with ``inputs``, then raised."""
         at = self.now(now)
         return self._change(process_id, action, actor, at, inputs,
-                            lambda definition, instance: decide(definition, instance, at))
+                            lambda definition, instance: decide(definition, instance, at), act)
 
     def revise(self, process_id: str, reshape: Reshape, actor: str, reason: str,
                override: bool = False, now: datetime | None = None,
@@ -176,7 +187,7 @@ class Service:
                                     at, override, sessions)
 
         return self._change_to(process_id, action, actor, at,
-                               {**(inputs or {}), "override": override}, decide)
+                               {**(inputs or {}), "override": override}, decide, Act.RESHAPE)
 
     def post_version(self, process_id: str, cycle: str, document: str, label: str,
                      actor: str, reason: str | None = None,
@@ -189,28 +200,34 @@ class Service:
             return versions.post_version(definition, instance, cycle, document, label, actor,
                                          reason, at)
 
-        return self._change(process_id, f"version {cycle}", actor, at, inputs, decide)
+        return self._change(process_id, f"version {cycle}", actor, at, inputs, decide,
+                            Act.DRAFT_VERSION)
 
     def _change(self, process_id: str, action: str, actor: str, at: datetime,
-                inputs: dict[str, Any], decide: Decide) -> Outcome:
+                inputs: dict[str, Any], decide: Decide, act: Act) -> Outcome:
         return self._change_to(process_id, action, actor, at, inputs,
-                               lambda d, i: (decide(d, i), d))
+                               lambda d, i: (decide(d, i), d), act)
 
     def _change_to(self, process_id: str, action: str, actor: str, at: datetime,
                    inputs: dict[str, Any],
                    decide: Callable[[ProcessDefinition, Instance],
-                                    tuple[Decision, ProcessDefinition]]) -> Outcome:
+                                    tuple[Decision, ProcessDefinition]], act: Act) -> Outcome:
         # One transaction: the read locks the process (BEGIN IMMEDIATE on SQLite, FOR UPDATE
-        # on PostgreSQL), so no other change can land between our read and our write.
+        # on PostgreSQL), so no other change can land between our read and our write. The
+        # gate (member, token, roles; issue 10) decides inside it; tokens are read before.
         refused: Refused | None = None
+        needs, presented = needed(act, inputs.get("override") is True), self.gate.present(
+            process_id)
         with self.store.transaction(process_id) as tx:
             stored = self._read(tx.get, process_id)
             definition, instance = self.decode(stored)
+            via = self.gate.via(actor, needs)
             try:
+                via = self.gate.admit(presented, definition, process_id, actor, act, needs)
                 decision, in_force = decide(definition, instance)
             except Refused as exc:
                 record = engine.refusal_record(definition, instance, action, actor, at, exc,
-                                               inputs)
+                                               {**inputs, "via": via.doc()})
                 # the refusal is audited, then raised
                 tx.commit(None, [draft(record, self.clock.now())])
                 refused = exc
@@ -218,7 +235,7 @@ class Service:
                 revised = None if in_force is definition else (
                     in_force.model_dump(mode="json"), in_force.fingerprint())
                 decision = summaries(in_force, decision, tx)
-                drafts = [draft(r, self.clock.now()) for r in decision.records]
+                drafts = [draft(r, self.clock.now(), via) for r in decision.records]
                 saved = tx.commit(decision.after.to_doc(), drafts,
                                   self._outbox(in_force, decision, at, tx.experts),
                                   definition=revised)

@@ -22,12 +22,14 @@ from enum import StrEnum
 
 from flows.clock import Clock
 from flows.mail.outbox_plan import plan
-from flows.storage import AuditDraft, ProcessTransaction, Store, StoredProcess, StoreError
+from flows.storage import AuditDraft, ProcessTransaction, Store, StoredProcess
+from flows.storage.errors import DamagedState as DamagedState  # re-exported
 from states import engine
 from states.contributions import closing_cycles, with_summaries
 from states.definition import ProcessDefinition
 from states.engine import Decision, Record
 from states.instance import Instance
+from states.roles import Via
 
 #: The definition and instance of a stored row (Service.decode: DamagedState if they no
 #: longer read).
@@ -41,17 +43,6 @@ class Outcome:
     process_id: str
     decision: Decision
     version: int
-
-
-class DamagedState(StoreError):
-    """A stored process whose state or definition no longer reads as one."""
-
-    def __init__(self, process_id: str, cause: Exception) -> None:
-        self.process_id = process_id
-        first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        super().__init__(f"process '{process_id}' is damaged in the store: its saved state or "
-                         f"definition no longer reads ({first}). Nothing was changed. Check it "
-                         "with 'prepflow audit --verify' and restore it from a backup.")
 
 
 class Status(StrEnum):
@@ -167,9 +158,13 @@ def summaries(definition: ProcessDefinition, decision: Decision,
     return with_summaries(definition, decision, tx.contributions(cycles))
 
 
-def draft(record: Record, recorded_at: datetime | None = None) -> AuditDraft:
-    """The audit entry a core record becomes (``recorded_at``: the real clock's time)."""
+def draft(record: Record, recorded_at: datetime | None = None,
+          via: Via | None = None) -> AuditDraft:
+    """The audit entry a core record becomes (``recorded_at``: the real clock's time); the
+    acting member's entries say how they acted (``via``, issue 10), the system's do not."""
+    inputs = {**record.inputs, "via": via.doc()} if via and record.actor == via.member \
+        else record.inputs
     return AuditDraft(at=record.at, actor=record.actor, kind=record.kind,
                       trigger=record.trigger, from_state=record.from_state,
-                      to_state=record.to_state, reason=record.reason, inputs=record.inputs,
+                      to_state=record.to_state, reason=record.reason, inputs=inputs,
                       recorded_at=recorded_at)

@@ -27,6 +27,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from states.agenda import ForumAgenda, Themes
 from states.dates import PlanDate, zone
 from states.errors import DefinitionError, Problem, RuleId
+from states.roles import Role
 
 Slug = Annotated[
     str,
@@ -192,11 +193,13 @@ class ForumDef(ForumAgenda):
 
 
 class Member(Strict):
-    """A secretariat member allowed to act on the process."""
+    """A secretariat member allowed to act on the process, in ``roles`` (all when none are
+    listed, as before roles existed; left out of dumps then, so fingerprints stay; issue 10)."""
 
     id: Slug
     name: str = Field(min_length=1)
     email: Email
+    roles: list[Role] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class Rules(Strict):
@@ -308,6 +311,8 @@ class ProcessDefinition(Strict):
     notifications: Notifications = Field(default_factory=Notifications)
     cycles: list[CycleDef] = Field(min_length=1)
     themes: Themes = Field(default_factory=list)
+    # every act needs its member's token, even before one is issued (issue 10)
+    require_tokens: bool = Field(default=False, exclude_if=lambda v: v is False)
 
     @field_validator("timezone")
     @classmethod
@@ -355,12 +360,8 @@ class ProcessDefinition(Strict):
         return self.rules.citations.get(rule) or self.source or "the process definition"
 
     def member(self, actor: str) -> Member | None:
-        """The secretariat member with this id, name or email (None when not listed)."""
-        wanted = actor.strip().casefold()
-        for member in self.secretariat:
-            if wanted in (member.id, member.name.casefold(), member.email.casefold()):
-                return member
-        return None
+        """The secretariat member with this id (None when not listed): by id only (issue 10)."""
+        return next((m for m in self.secretariat if m.id == actor.strip()), None)
 
     def fingerprint(self) -> str:
         """A stable hash of the definition's content: one state machine is built per hash."""

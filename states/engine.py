@@ -33,6 +33,7 @@ from states.machine import MAIN, Due, Engine, Mode, Spec, build_engine
 from states.notices import AUDIENCE, notices, with_message
 from states.plan import Kind, Span, by_key, milestone_keys
 from states.queries import due_transitions
+from states.roles import Role, granted
 from states.rules import RuleResult, Status, check, effective_milestones, newly_broken
 
 _ENGINES: OrderedDict[int, tuple[ProcessDefinition, Engine]] = OrderedDict()
@@ -67,14 +68,32 @@ def start(definition: ProcessDefinition, now: datetime,
 
 
 def actor_of(definition: ProcessDefinition, actor: str) -> Member:
-    """The secretariat member acting; anyone not listed is refused."""
+    """The secretariat member acting, named by id; anyone else is refused (and audited)."""
     member = definition.member(actor)
     if member is None:
+        typed = actor.strip().casefold()
+        named = next((m for m in definition.secretariat
+                      if typed in (m.name.casefold(), m.email.casefold())), None)
         listed = ", ".join(f"{m.id} ({m.name})" for m in definition.secretariat)
-        raise InputError(
-            f"'{actor}' is not a secretariat member of {definition.id}, so may not act on it. "
-            f"Members listed in the definition: {listed}."
-        )
+        hint = (f"use the member id '{named.id}' (a name or address is not an identity)"
+                if named else f"act as one of its members, by id: {listed}")
+        raise Refused(RuleId.MEMBER, f"'{actor}' is not a secretariat member id of "
+                      f"{definition.id}, so may not act on it.", f"{hint}.")
+    return member
+
+
+def authorize(definition: ProcessDefinition, actor: str, needs: tuple[Role, ...]) -> Member:
+    """The member acting, when they hold every role ``needs`` (roles.needed); else Refused
+    naming the role and who holds it (issue 10)."""
+    member = actor_of(definition, actor)
+    for role in needs:
+        if role not in granted(member.roles):
+            holders = [m.id for m in definition.secretariat if role in granted(m.roles)]
+            allowed = (f"ask a member who holds it: {', '.join(holders)}" if holders else
+                       "no member holds it; list it under the member's roles: in the "
+                       "definition and move the process to it with 'prepflow revise'")
+            raise Refused(RuleId.ROLE, f"'{member.id}' does not hold the '{role}' role this "
+                          f"act needs on {definition.id}.", f"{allowed}.")
     return member
 
 

@@ -76,6 +76,12 @@ class RuleId(StrEnum):
     """The forum's agenda is taken in order; what an item decides is recorded with it."""
     DRAFT_VERSION = "draft-version"
     """A further version is of the current draft: after its posting, before the next one's."""
+    MEMBER = "member"
+    """Issue 10: only a secretariat member, named by id, acts on a process."""
+    ROLE = "role"
+    """Issue 10: a member acts in the roles the definition gives them."""
+    TOKEN = "token"
+    """Issue 10: where tokens are in use, each act carries its member's own token."""
     CONTRIBUTION = "contribution"
     """Res. 2 / CL-24/44: comments while a draft's window opened; the public only while a
     public consultation on it is open."""

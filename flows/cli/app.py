@@ -20,6 +20,7 @@ import flows.cli.doctor_cmds
 import flows.cli.drafts_cmds
 import flows.cli.forum_cmds
 import flows.cli.meetings_cmds
+import flows.cli.members_cmds
 import flows.cli.notify_cmds
 import flows.cli.opinions_cmds
 import flows.cli.orchestration_cmds

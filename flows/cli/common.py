@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 
+from flows.identity.gate import Caller
 from flows.settings import Settings, load_settings
 from flows.shell import Service
 from flows.storage import Store, open_store
@@ -36,7 +37,8 @@ Now = Annotated[str | None, typer.Option(
 Database = Annotated[str | None, typer.Option(
     "--database", help="SQLAlchemy URL of the store; default $PREPFLOW_DATABASE_URL, "
     "else sqlite:///prepflow.db here.")]
-Actor = Annotated[str, typer.Option("--by", help="Your secretariat member id, name or email.")]
+Actor = Annotated[str, typer.Option("--by", help="Your secretariat member id (with your token in "
+                                     "$PREPFLOW_TOKEN once tokens are in use).")]
 
 
 def parse_now(text: str | None) -> datetime | None:
@@ -65,11 +67,11 @@ _opened: list[Store] = []
 
 def service(database: str | None, settings: Settings | None = None) -> Service:
     """The service on ``database``, else on the configured store (the command's settings,
-    else read now: each command is an entry point)."""
+    else read now: each command is an entry point); the caller's token is $PREPFLOW_TOKEN."""
     settings = settings or load_settings()
     store = open_store(database or settings.database.url, settings.audit.secret_key())
     _opened.append(store)
-    return Service(store)
+    return Service(store, caller=Caller.from_environment())
 
 
 def process_ids(svc: Service, process: str | None) -> list[str]:

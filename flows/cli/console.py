@@ -151,6 +151,9 @@ def audit(console: Console, entries: Sequence[AuditEntry], timezone: str | None,
         details = e.reason or ""
         if e.inputs.get("document"):
             details = f"{details} [document {e.inputs['document']}]".strip()
+        if isinstance(via := e.inputs.get("via"), dict):  # who acted how (issue 10)
+            run = f", flow run {via['flow_run_id']}" if via.get("flow_run_id") else ""
+            details = f"{details} [as {via.get('role')} via {via.get('channel')}{run}]".strip()
         details = f"{details} {wallclock.mark(e, (zones or {}).get(e.process_id, timezone))}"
         table.add_row(e.process_id, str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"),
                       escape(e.actor), e.kind, e.trigger or "", moved, escape(details.strip()))

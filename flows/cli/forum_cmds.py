@@ -15,6 +15,7 @@ from flows.cli.common import Actor, Database, Now, app, out, parse_now, service
 from states import opinions
 from states.forum import LABELS, Stage
 from states.machine import AGENDA, table_for
+from states.roles import Act
 
 forum_app = typer.Typer(help="The forum in session: its agenda, chair, report and Opinions.",
                         no_args_is_help=True)
@@ -42,7 +43,7 @@ def next_cmd(process: Process, by: Actor,
     outcome = service(database).change(
         process, "forum next", by, inputs,
         lambda d, i, at: opinions.forum_next(d, i, by, at, chair, document, reason),
-        parse_now(now))
+        parse_now(now), act=Act.FORUM)
     for record in outcome.decision.records:
         if record.kind == "transition":
             label = record.inputs.get("label", record.trigger)

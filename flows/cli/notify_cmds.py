@@ -23,8 +23,8 @@ from flows.settings import load_settings
 from flows.shell import Service
 from flows.storage import AuditDraft, DuplicateExpert, Expert, ExpertDraft, UnknownExpert
 from flows.storage.notify_model import OUTBOX_STATUSES
-from states.engine import actor_of
 from states.errors import InputError
+from states.roles import Act, Via
 
 experts_app = typer.Typer(help="The register of nominated experts.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Messages waiting to go out, sent, or failed.",
@@ -47,12 +47,13 @@ def _process(svc: Service, process: str | None) -> str:
     return ids[0]
 
 
-def _add(svc: Service, process_id: str, drafts: list[ExpertDraft], actor: str, now: datetime,
+def _add(svc: Service, process_id: str, drafts: list[ExpertDraft], via: Via, now: datetime,
          source: str) -> list[Expert]:
     _, definition, _ = svc.load(process_id)
     # add_experts adds all of the drafts or raises, so the entry can count them beforehand.
-    entry = AuditDraft(at=now, actor=actor, kind="nominations", inputs={
-        "added": len(drafts), "late": sum(d.late for d in drafts), "source": source})
+    entry = AuditDraft(at=now, actor=via.member, kind="nominations", inputs={
+        "added": len(drafts), "late": sum(d.late for d in drafts), "source": source,
+        "via": via.doc()})
     try:
         return svc.store.add_experts(process_id, drafts,
                                      acknowledgements(definition, process_id, drafts, now),
@@ -77,8 +78,8 @@ def import_cmd(
     svc = service(database)
     process_id = _process(svc, process)
     _, definition, _ = svc.load(process_id)
-    member = actor_of(definition, by)
     at = svc.now(parse_now(now))
+    via = svc.admit(process_id, by, Act.REGISTER, "experts import", at)
     checked = read_csv(definition, file, at)
     stored = {e.email for e in svc.store.experts(process_id)}
     fresh = []
@@ -91,7 +92,7 @@ def import_cmd(
         raise InputError(f"{file}: {len(checked.problems)} bad line(s), nothing imported: "
                          + "; ".join(checked.problems)
                          + ". Fix them, or import the rest with --skip-invalid.")
-    added = _add(svc, process_id, fresh, member.id, at, file.name) if fresh else []
+    added = _add(svc, process_id, fresh, via, at, file.name) if fresh else []
     late = [e for e in added if e.late]
     out.print(f"imported {len(added)} nomination(s) into {escape(process_id)}"
               + (f"; {len(late)} after the nominations deadline (flagged late)" if late else ""))
@@ -120,8 +121,8 @@ def add_cmd(
     svc = service(database)
     process_id = _process(svc, process)
     _, definition, _ = svc.load(process_id)
-    member = actor_of(definition, by)
     at = svc.now(parse_now(now))
+    via = svc.admit(process_id, by, Act.REGISTER, "experts add", at)
     row = {"first_name": first_name, "last_name": last_name, "entity": entity, "email": email,
            "nominated_by": nominated_by, "country": country, "region": region,
            "stakeholder_type": stakeholder_type, "gender": gender or "", "language": language,
@@ -130,7 +131,7 @@ def add_cmd(
         draft = check_row(definition, row, at)
     except ValueError as exc:
         raise InputError(f"nomination refused: {exc}.") from None
-    (added,) = _add(svc, process_id, [draft], member.id, at, "experts add")
+    (added,) = _add(svc, process_id, [draft], via, at, "experts add")
     out.print(f"added {escape(added.first_name)} {escape(added.last_name)} "
               f"({escape(mask_email(added.email))})"
               + (" — after the nominations deadline (flagged late)" if added.late else ""))
@@ -186,15 +187,14 @@ def erase_cmd(email: Annotated[str, typer.Argument(help="The person's address.")
     """
     svc = service(database)
     process_id = _process(svc, process)
-    _, definition, _ = svc.load(process_id)
-    member = actor_of(definition, by)
     at = svc.now(parse_now(now))
+    via = svc.admit(process_id, by, Act.ERASE, "experts erase", at)
     wanted = email.strip().lower()
     person = [e for e in svc.store.experts(process_id) if e.email == wanted]
     if not person:
         raise InputError(f"no nomination with address {mask_email(wanted)} in {process_id}.")
-    entry = AuditDraft(at=at, actor=member.id, kind="erasure", reason=reason,
-                       inputs={"expert": person[0].id})
+    entry = AuditDraft(at=at, actor=via.member, kind="erasure", reason=reason,
+                       inputs={"expert": person[0].id, "via": via.doc()})
     rows = svc.store.erase_expert(process_id, wanted, audit=[entry])
     out.print(f"erased expert #{person[0].id} ({rows} stored row(s) scrubbed)")
 
@@ -210,8 +210,8 @@ def status_cmd(email: Annotated[str, typer.Argument()],
     """
     svc = service(database)
     process_id = _process(svc, process)
-    _, definition, _ = svc.load(process_id)
-    member = actor_of(definition, by)
+    at = svc.now(parse_now(now))
+    via = svc.admit(process_id, by, Act.REGISTER, "experts status", at)
     wanted = email.strip().lower()
     # The entry names the expert by register id (no address in the audit log), so it is
     # looked up first; set_expert_status still refuses, writing nothing, if the expert is
@@ -219,8 +219,8 @@ def status_cmd(email: Annotated[str, typer.Argument()],
     known = {e.email: e.id for e in svc.store.experts(process_id) if not e.erased}
     if wanted not in known:
         raise UnknownExpert(process_id, wanted)
-    entry = AuditDraft(at=svc.now(parse_now(now)), actor=member.id, kind="nomination-status",
-                       inputs={"expert": known[wanted], "status": status})
+    entry = AuditDraft(at=at, actor=via.member, kind="nomination-status",
+                       inputs={"expert": known[wanted], "status": status, "via": via.doc()})
     try:
         expert = svc.store.set_expert_status(process_id, wanted, status, audit=[entry])
     except ValueError as exc:
@@ -287,10 +287,9 @@ def retry_cmd(item: Annotated[int, typer.Argument(help="Outbox id.")], by: Actor
     if target[0].status == "pending":
         raise InputError(f"message {item} is pending; only failed or uncertain messages can be "
                          "retried (it goes out with the next 'prepflow outbox deliver').")
-    _, definition, _ = svc.load(target[0].process_id)
-    member = actor_of(definition, by)
-    entry = AuditDraft(at=at, actor=member.id, kind="outbox-retry", reason=reason, inputs={
-        "message": item, "event": target[0].event, "was": target[0].status})
+    via = svc.admit(target[0].process_id, by, Act.OUTBOX, "outbox retry", at)
+    entry = AuditDraft(at=at, actor=via.member, kind="outbox-retry", reason=reason, inputs={
+        "message": item, "event": target[0].event, "was": target[0].status, "via": via.doc()})
     try:
         again = svc.store.requeue(item, at, audit=[entry])
     except ValueError as exc:

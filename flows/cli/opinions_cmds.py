@@ -19,6 +19,7 @@ from states import opinions
 from states.dates import describe, zone
 from states.errors import InputError
 from states.forum import LABELS, Opinion
+from states.roles import Act
 
 opinions_app = typer.Typer(help="Draft Opinions: presented, moved beside the drafts, and the "
                            "forum's outcome.", no_args_is_help=True)
@@ -53,7 +54,7 @@ def add_cmd(process: Process, opinion_id: OpinionId,
     outcome = service(database).change(
         process, f"opinions add {opinion_id}", by, inputs,
         lambda d, i, at: opinions.add(d, i, opinion_id, title, theme, by, at, reason),
-        parse_now(now))
+        parse_now(now), act=Act.OPINION)
     _said(outcome, opinion_id)
 
 
@@ -73,7 +74,7 @@ def move_cmd(process: Process, opinion_id: OpinionId,
         process, f"opinions move {opinion_id}", by, inputs,
         lambda d, i, at: opinions.move(d, i, opinion_id, stage, by, at, not no_consensus,
                                        reason),
-        parse_now(now))
+        parse_now(now), act=Act.OPINION)
     _said(outcome, opinion_id)
 
 
@@ -90,7 +91,7 @@ def outcome_cmd(process: Process, opinion_id: OpinionId,
     outcome = service(database).change(
         process, f"opinions outcome {opinion_id}", by, inputs,
         lambda d, i, at: opinions.outcome(d, i, opinion_id, result, by, at, reason),
-        parse_now(now))
+        parse_now(now), act=Act.FORUM)
     _said(outcome, opinion_id)
 
 

@@ -30,6 +30,7 @@ from prefect import Flow
 
 from flows.addresses import mask_logger
 from flows.clock import SystemClock
+from flows.identity.gate import Caller
 from flows.settings import load_settings
 from flows.shell import Service
 from flows.storage import Store, open_store
@@ -107,11 +108,12 @@ def store_flow(name: str, log_prints: bool = False,
 
 
 @contextlib.contextmanager
-def service_for(database: str | None) -> Iterator[Service]:
+def service_for(database: str | None, caller: Caller | None = None) -> Iterator[Service]:
     """A service on the run's store (``store_url``), chained with the settings' audit key.
 
     Stores stay open for the next run in this process (a rehearsal makes dozens of runs; a
-    worker many): the few most recent are kept, older ones closed.
+    worker many): the few most recent are kept, older ones closed. ``caller``: who acts
+    through it (a form's channel and token, issue 10).
     """
     url = store_url(database)
     key = load_settings().audit.secret_key()
@@ -120,7 +122,7 @@ def service_for(database: str | None) -> Iterator[Service]:
         _OPEN[(url, key)] = store
         while len(_OPEN) > _KEEP:
             _OPEN.popitem(last=False)[1].close()
-    yield Service(store, SystemClock())
+    yield Service(store, SystemClock(), caller)
 
 
 @atexit.register

@@ -1,8 +1,10 @@
 """Secretariat actions from the Prefect UI: a deployment whose Run form is the action form,
 and a wait-for-input run that asks for a manual step when it falls due.
 
-Both record the actor in the audit log; a rule's refusal becomes the run's failure message and
-changes nothing.
+Both record the actor in the audit log, with the channel and the flow run (issue 10); a rule's
+refusal becomes the run's failure message and changes nothing but the audit log. Once tokens
+are in use on a process, each form carries its member's token (see form_secrets.py for how it
+is kept off the Prefect server).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from prefect.client.schemas.objects import State
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.states import Completed, Failed
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
+from flows.identity.gate import Caller
 from flows.orchestration.artifacts import send_all, views
+from flows.orchestration.form_secrets import current_run_id, forget_answers, scrub_parameter
 from flows.orchestration.run_context import (
     aware,
     rename_run,
@@ -27,6 +31,11 @@ from flows.orchestration.run_context import (
 from flows.storage import StoreError
 from states.errors import PrepflowError
 from states.machine import table_for
+from states.roles import Channel
+
+#: A token field, masked in the form (format: password) and never logged or stored in clear.
+TOKEN_HELP = ("Your personal token (prepflow members token issue), once tokens are in use on "
+              "the process")
 
 
 class SecretariatAction(BaseModel):
@@ -34,7 +43,8 @@ class SecretariatAction(BaseModel):
 
     process: str = Field(description="Process id, e.g. wtpf-26")
     trigger: str = Field(description="Manual trigger, e.g. post_draft2 or post_final")
-    actor: str = Field(description="Your secretariat member id, name or email")
+    actor: str = Field(description="Your secretariat member id")
+    token: SecretStr | None = Field(default=None, description=TOKEN_HELP)
     document: str | None = Field(default=None, description="Reference of the document posted")
     reason: str | None = Field(default=None, description="Why; required with override")
     override: bool = Field(default=False, description="Set aside an overridable rule "
@@ -42,10 +52,11 @@ class SecretariatAction(BaseModel):
 
 
 def perform(action: SecretariatAction, now: datetime | None,
-            database: str | None, publish_artifacts: bool = True) -> State[Any]:
+            database: str | None, publish_artifacts: bool = True,
+            channel: Channel = Channel.ACTION_FORM) -> State[Any]:
     """Apply the action; a refusal or bad input is the run's failure message."""
     logger = run_logger()
-    with service_for(database) as service:
+    with service_for(database, _caller(channel, action.token)) as service:
         try:
             outcome = service.transition(action.process, action.trigger, action.actor,
                                          action.document, action.reason, action.override,
@@ -72,6 +83,7 @@ def secretariat_action(action: SecretariatAction, now: datetime | None = None,
                        database: str | None = None,
                        publish_artifacts: bool = True) -> State[Any]:
     """A secretariat member posts a draft or the final report from the Run form."""
+    scrub_parameter("action")
     return perform(action, now, database, publish_artifacts)
 
 
@@ -81,7 +93,8 @@ class Amendment(BaseModel):
     process: str = Field(description="Process id, e.g. wtpf-26")
     milestone: str = Field(description="e.g. forum, ieg2, draft3.comments")
     date: str = Field(description="2025-02-10, 2025-02, or 2025-02-10..2025-02-12")
-    actor: str = Field(description="Your secretariat member id, name or email")
+    actor: str = Field(description="Your secretariat member id")
+    token: SecretStr | None = Field(default=None, description=TOKEN_HELP)
     reason: str = Field(description="Why the date changes (recorded)")
     override: bool = Field(default=False, description="Accept breaking a rule, with reason")
 
@@ -91,8 +104,9 @@ def secretariat_amend(change: Amendment, now: datetime | None = None,
                       database: str | None = None,
                       publish_artifacts: bool = True) -> State[Any]:
     """Move a milestone or the forum; every rule is re-checked and a refusal fails the run."""
+    scrub_parameter("change")
     logger = run_logger()
-    with service_for(database) as service:
+    with service_for(database, _caller(Channel.ACTION_FORM, change.token)) as service:
         try:
             outcome = service.amend(change.process, change.milestone, change.date, change.actor,
                                     change.reason, change.override, aware(now))
@@ -112,7 +126,8 @@ def secretariat_amend(change: Amendment, now: datetime | None = None,
 class StepInput(RunInput):
     """What the secretariat fills in to complete a manual step."""
 
-    actor: str = Field(description="Your secretariat member id, name or email")
+    actor: str = Field(description="Your secretariat member id")
+    token: SecretStr | None = Field(default=None, description=TOKEN_HELP)
     document: str = Field(description="Reference of the document posted, e.g. WTPF-26/2")
     confirm: bool = Field(default=False, description="Tick to confirm it is online now")
     reason: str | None = Field(default=None, description="Why (needed with override)")
@@ -132,18 +147,25 @@ async def await_secretariat(process: str, trigger: str, database: str | None = N
         spec = table_for(definition).by_trigger.get(trigger)
         label = spec.label if spec is not None else trigger
     description = (f"## {label} — {process}\n\nThe step **{label}** is due. When the document "
-                   "is online, give its reference, your member id, and tick *confirm*.\n\n"
+                   "is online, give its reference, your member id (and your token, once tokens "
+                   "are in use on the process), and tick *confirm*.\n\n"
                    f"Secretariat members: {', '.join(m.id for m in definition.secretariat)}.")
     rename_run(f"{process}: waiting for '{label}'")
     # Prefect annotates poll_interval as int but sleeps on it: 0.1 s works (tests use it).
     answer = await pause_flow_run(  # type: ignore[call-overload]
         wait_for_input=StepInput.with_initial_data(description=description),
         timeout=int(timeout_hours * 3600), poll_interval=poll_seconds)
+    await forget_answers()  # the answer may hold a token: read, it leaves the server
     if not answer.confirm:
         rename_run(f"{process}: '{label}' not confirmed")
         return Failed(message=f"'{label}' was not confirmed; nothing changed.")
     action = SecretariatAction(process=process, trigger=trigger, actor=answer.actor,
-                               document=answer.document, reason=answer.reason,
-                               override=answer.override)
-    return perform(action, now, database)
+                               token=answer.token, document=answer.document,
+                               reason=answer.reason, override=answer.override)
+    return perform(action, now, database, channel=Channel.WAITING_STEP)
+
+
+def _caller(channel: Channel, token: SecretStr | None) -> Caller:
+    """Who acts through a form: its channel, its token, this flow run."""
+    return Caller(channel, token.get_secret_value() if token else None, current_run_id())
 

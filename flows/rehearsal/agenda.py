@@ -23,6 +23,7 @@ from states.errors import Refused
 from states.forum import Stage
 from states.instance import Instance
 from states.machine import AGENDA, MAIN, table_for
+from states.roles import Act
 
 
 @dataclass
@@ -45,7 +46,7 @@ class ForumAgenda:
     def perform(self, r: Rehearsal, now: datetime) -> None:
         """The next item; at the adoption, first each Opinion before the forum is adopted."""
         forum = r.definition.forum
-        with service_for(r.database) as service:
+        with service_for(r.database, r.caller) as service:
             _, _, instance = service.load(r.pid)
             item = opinions.agenda_item(r.definition, instance.regions[AGENDA])
             chair = "Chair of the forum (rehearsal)" if item == forum.chair_item else None
@@ -55,10 +56,10 @@ class ForumAgenda:
                 for opinion in before if item == forum.adoption_item else []:
                     service.change(r.pid, f"opinions outcome {opinion}", r.actor,
                                    {"opinion": opinion, "outcome": "adopted"},
-                                   partial(_adopt, opinion, r.actor), now)
+                                   partial(_adopt, opinion, r.actor), now, act=Act.FORUM)
                 service.change(r.pid, "forum next", r.actor,
                                {"chair": chair, "document": report},
-                               partial(_next, r.actor, chair, report), now)
+                               partial(_next, r.actor, chair, report), now, act=Act.FORUM)
             except Refused:
                 self.refused = True
 

@@ -72,7 +72,7 @@ class CommentWindows:
 
     def perform(self, r: Rehearsal, now: datetime) -> None:
         """Record every batch due by ``now`` (one transaction each)."""
-        with service_for(r.database) as service:
+        with service_for(r.database, r.caller) as service:
             _, definition, instance = service.load(r.pid)
             for cycle in _windows(definition):
                 if not instance.posted_at(cycle.id):

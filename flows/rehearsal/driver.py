@@ -24,6 +24,7 @@ from prefect.artifacts import (
 from prefect.context import SyncClientContext
 
 from flows.definition_file import load_definition
+from flows.identity.members import issue_token
 from flows.orchestration.advance import advance
 from flows.orchestration.artifacts import publish
 from flows.orchestration.deliver import deliver_notifications
@@ -46,6 +47,7 @@ from states.dates import describe, local_day, zone
 from states.errors import RuleId
 from states.machine import Spec
 from states.plan import Milestone, by_key
+from states.roles import Role, granted
 from states.rules import effective_milestones
 
 #: Steps in a row at one instant that change nothing before the rehearsal stops as stuck.
@@ -122,7 +124,7 @@ def _event(r: Rehearsal, now: datetime, event: Event) -> None:
                    f"{event.reason} (accepted although it breaks a rule)", True)
     elif event.kind == "attempt" and event.trigger:
         action = SecretariatAction(process=r.pid, trigger=event.trigger, actor=r.actor,
-                                   document="attempt", reason=event.reason)
+                                   token=r.secret, document="attempt", reason=event.reason)
         run_flow(r, secretariat_action, action=action, now=now, database=r.database)
 
 
@@ -135,7 +137,7 @@ def _post(r: Rehearsal, now: datetime, spec: Spec) -> None:
         _, _, instance = service.load(r.pid)
     forum_unset = by_key(effective_milestones(d, instance))["forum"].start is None
     action = SecretariatAction(
-        process=r.pid, trigger=spec.trigger, actor=r.actor, document=document,
+        process=r.pid, trigger=spec.trigger, actor=r.actor, token=r.secret, document=document,
         override=cycle.kind == "final" and forum_unset,
         reason="the forum's dates are not yet set by Council" if forum_unset else None)
     state = run_flow(r, secretariat_action, action=action, now=now, database=r.database)
@@ -181,6 +183,10 @@ def rehearsal(definition_path: str, database: str, start: date | None = None,
                    f"{begin.date().isoformat()} to {finish.date().isoformat()}, {tz.key}")
     with service_for(database) as service:
         service.init(d, r.start)
+        if d.require_tokens:  # the scripted secretariat issues its own (issue 10)
+            issuer = next((m.id for m in d.secretariat if Role.REGISTER in granted(m.roles)),
+                          r.actor)
+            _, r.token = issue_token(service, d.id, r.actor, issuer, r.start)
     read_back(r)
     if experts or mail_dir:
         r.mail, r.deliver = MailLog(database, d.id), mail_dir is not None

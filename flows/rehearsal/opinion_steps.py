@@ -23,6 +23,7 @@ from states.errors import Refused
 from states.forum import PREPARATION, Stage
 from states.instance import Instance
 from states.machine import MAIN, table_for
+from states.roles import Act
 
 
 @dataclass
@@ -42,7 +43,7 @@ class DraftOpinions:
 
     def perform(self, r: Rehearsal, now: datetime) -> None:
         """Bring every Opinion to the stage where the process stands (adding it if new)."""
-        with service_for(r.database) as service:
+        with service_for(r.database, r.caller) as service:
             _, definition, instance = service.load(r.pid)
             due = _due(definition, instance)
             if due is None:
@@ -56,12 +57,14 @@ class DraftOpinions:
                         title = f"Draft Opinion {number} (rehearsal)"
                         service.change(r.pid, f"opinions add {opinion}", r.actor,
                                        {"opinion": opinion, "title": title, "theme": theme},
-                                       partial(_add, opinion, title, theme, r.actor), now)
+                                       partial(_add, opinion, title, theme, r.actor), now,
+                                       act=Act.OPINION)
                     elif known is not None and known.stage in PREPARATION \
                             and PREPARATION.index(known.stage) < PREPARATION.index(stage):
                         service.change(r.pid, f"opinions move {opinion}", r.actor,
                                        {"opinion": opinion, "stage": stage.value},
-                                       partial(_move, opinion, stage, r.actor), now)
+                                       partial(_move, opinion, stage, r.actor), now,
+                                       act=Act.OPINION)
             except Refused:
                 self.refused = True
 

@@ -38,8 +38,8 @@ def amend(r: Rehearsal, now: datetime, key: str, value: str, reason: str,
           override: bool = False) -> bool:
     """``prepflow amend`` by the rehearsal's actor, through the secretariat-amend flow;
     False when it was refused (the refusal is audited and reaches the transcript)."""
-    change = Amendment(process=r.pid, milestone=key, date=value, actor=r.actor, reason=reason,
-                       override=override)
+    change = Amendment(process=r.pid, milestone=key, date=value, actor=r.actor, token=r.secret,
+                       reason=reason, override=override)
     state = run_flow(r, secretariat_amend, change=change, now=now, database=r.database)
     return bool(state.is_completed())
 

@@ -15,6 +15,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
+from pydantic import SecretStr
+
+from flows.identity.gate import Caller
 from flows.rehearsal.mail import MailLog
 from flows.rehearsal.scenario import Event, Scenario, local
 from states.dates import local_day, zone
@@ -23,6 +26,7 @@ from states.instance import Instance
 from states.machine import Spec, table_for
 from states.plan import Milestone, by_key
 from states.queries import DueItem, DueKind, due_items
+from states.roles import Channel
 from states.rules import effective_milestones
 
 TICK = timedelta(minutes=15)  # the advance deployment's cron step
@@ -89,6 +93,8 @@ class Rehearsal:
     mail: MailLog | None = None
     deliver: bool = False
     stages: list[StageAction] = field(default_factory=list)
+    token: str | None = field(default=None, repr=False)
+    """The scripted secretariat's own token, when the process requires tokens (issue 10)."""
 
     @property
     def pid(self) -> str:
@@ -99,6 +105,16 @@ class Rehearsal:
     def actor(self) -> str:
         """Who the scripted secretariat acts as."""
         return self.scenario.actor or self.definition.secretariat[0].id
+
+    @property
+    def caller(self) -> Caller:
+        """The scripted secretariat as the shell sees it: its token, when it has one."""
+        return Caller(Channel.CLI, self.token)
+
+    @property
+    def secret(self) -> SecretStr | None:
+        """Its token as a form's token field takes it."""
+        return SecretStr(self.token) if self.token else None
 
 
 def next_step(r: Rehearsal, instance: Instance, now: datetime) -> Step | None:

@@ -19,6 +19,17 @@ class StoreError(Exception):
     """Something is wrong with the database itself; the message tells a secretariat what to do."""
 
 
+class DamagedState(StoreError):
+    """A stored process whose state or definition no longer reads as one."""
+
+    def __init__(self, process_id: str, cause: Exception) -> None:
+        self.process_id = process_id
+        first = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        super().__init__(f"process '{process_id}' is damaged in the store: its saved state or "
+                         f"definition no longer reads ({first}). Nothing was changed. Check it "
+                         "with 'prepflow audit --verify' and restore it from a backup.")
+
+
 class UnknownProcess(StoreError):
     """The process id names no stored process."""
 

@@ -26,6 +26,7 @@ from flows.storage.outbox import SqlOutbox
 from flows.storage.processes import SqlProcesses
 from flows.storage.register import SqlRegister
 from flows.storage.sql_base import Database
+from flows.storage.tokens import SqlTokens
 from flows.storage.transaction import SqlTransaction
 from states.contribution_types import Contribution
 
@@ -42,6 +43,7 @@ class SqlStore:
         self.register = SqlRegister(self.db)
         self.messages = SqlOutbox(self.db)
         self.contribution_register = SqlContributions(self.db)
+        self.tokens = SqlTokens(self.db)  # members' tokens (issue 10)
 
     # --- ProcessStore (processes.py) ---
 

@@ -80,6 +80,22 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_at", "at"),
 )
 
+# Members' tokens (revision 0008, issue 10): a token is shown once when issued; only its
+# salted scrypt hash is kept (with the parameters it was made with), looked up by token_id.
+member_tokens = sa.Table(
+    "prepflow_member_tokens",
+    metadata,
+    sa.Column("token_id", sa.Text, primary_key=True),
+    sa.Column("process_id", sa.Text, sa.ForeignKey("processes.process_id"), nullable=False),
+    sa.Column("member", sa.Text, nullable=False),
+    sa.Column("secret_hash", sa.Text, nullable=False),
+    sa.Column("issued_at", UtcDateTime, nullable=False),
+    sa.Column("issued_by", sa.Text, nullable=False),
+    sa.Column("revoked_at", UtcDateTime),
+    sa.Column("revoked_by", sa.Text),
+    sa.Index("ix_prepflow_member_tokens_process", "process_id"),
+)
+
 # The experts register (revision 0004). Emails are stored normalised (stripped, lower-case), so
 # the unique index makes "same address, ignoring case" a database rule, not only a check.
 experts = sa.Table(

@@ -227,9 +227,6 @@ BAD_INPUT = {
     "unknown trigger": _args("transition", "wtpf-26", "post_draft9", "--by", BY, "--document",
                              "X", expect=["'post_draft9' is not a trigger of wtpf-26",
                                           "Allowed now: post_draft1"]),
-    "unknown actor": _args("transition", "wtpf-26", "post_draft1", "--by", "mallory",
-                           "--document", "X",
-                           expect=["'mallory' is not a secretariat member", BY]),
     "automatic trigger given manually": _args(
         "transition", "wtpf-26", "close_comments_draft1", "--by", BY, "--document", "X",
         expect=["is automatic", "prepflow advance"]),

@@ -311,7 +311,8 @@ def test_secretariat_action_refused_by_a_rule_fails_with_the_refusal(database: s
 
 
 def test_secretariat_action_by_an_unknown_actor_fails_and_changes_nothing(database: str) -> None:
-    """Someone not listed as a secretariat member is refused; nothing at all is written."""
+    """Someone not listed as a secretariat member is refused; only the refusal is written
+    (issue 10: attempts by non-members are audited)."""
     with service(database) as svc:
         svc.init(WTPF, START)
     before = snapshot(database, "wtpf-26")
@@ -323,9 +324,12 @@ def test_secretariat_action_by_an_unknown_actor_fails_and_changes_nothing(databa
 
     assert state.is_failed()
     assert state.message is not None
-    assert "'mallory' is not a secretariat member of wtpf-26" in state.message
+    assert "'mallory' is not a secretariat member id of wtpf-26" in state.message
     assert "wtpf-secretariat" in state.message  # says who may act
-    assert snapshot(database, "wtpf-26") == before
+    after = snapshot(database, "wtpf-26")
+    assert after[:2] == before[:2]
+    assert after[2][:-1] == before[2]
+    assert (after[2][-1].kind, after[2][-1].actor) == ("refusal", "mallory")
 
 
 # --- await-secretariat: pause for input, resume programmatically ---------------------------

@@ -132,11 +132,14 @@ def test_a_name_with_rich_markup_is_printed_as_typed(run: Run, tmp_path: Path) -
 
 
 def test_only_secretariat_members_may_import(run: Run, tmp_path: Path) -> None:
-    """Someone not listed in the definition is refused and nothing is imported."""
+    """Someone not listed in the definition is refused (exit 1, the attempt audited: issue 10)
+    and nothing is imported."""
     result = run("experts", "import", csv_file(tmp_path, ANA), "--by", "mallory")
-    assert result.code == 2
+    assert result.code == 1
     assert "not a secretariat member" in result.err
     assert stored(tmp_path)[0] == []
+    last = stored(tmp_path)[2][-1]
+    assert (last.kind, last.actor, last.trigger) == ("refusal", "mallory", "experts import")
 
 
 def test_export_then_erase_keeps_the_audit_chain_valid(run: Run, tmp_path: Path) -> None:
@@ -179,7 +182,8 @@ def test_outbox_retry_needs_a_member_and_is_audited(run: Run, tmp_path: Path) ->
         assert [c.id for c in store.claim(datetime(2024, 8, 1, tzinfo=UTC), 1)] == [item.id]
         assert store.mark_failed(item.id, "550 mailbox unavailable",
                                  datetime(2024, 8, 1, tzinfo=UTC))
-    assert run("outbox", "retry", str(item.id), "--by", "mallory", "--reason", "x").code == 2
+    assert run("outbox", "retry", str(item.id), "--by", "mallory", "--reason", "x").code == 1
+    assert stored(tmp_path)[2][-1].kind == "refusal"  # audited (issue 10)
     again = run("outbox", "retry", str(item.id), "--by", BY, "--reason", "mailbox fixed")
     assert again.code == 0, again.err
     audit = stored(tmp_path)[2]

@@ -31,6 +31,7 @@ from states.errors import InputError, Refused
 from states.forum import Stage
 from states.instance import Instance
 from states.replay import rebuild
+from states.roles import Act
 from states.rules import effective_milestones
 from tests.states.test_sequences import (
     BEGIN,
@@ -150,7 +151,7 @@ def act(service: Service, d: ProcessDefinition, now: datetime, action: Action) -
         report = "CR" if item == forum.adoption_item else None
         service.change(d.id, "forum next", SEC, {"chair": chair, "document": report},
                        lambda df, i, at: opinions.forum_next(df, i, SEC, at, chair, report),
-                       now)
+                       now, act=Act.FORUM)
     else:
         key, value = amending(d, instance, action, now)
         service.amend(d.id, key, value, SEC, REASON, action.override, now)
@@ -179,18 +180,19 @@ def opine(service: Service, d: ProcessDefinition, now: datetime, action: Opine) 
     op = f"op-{action.number}"
     if action.action == "add":
         service.change(d.id, f"opinions add {op}", SEC, {"opinion": op, "title": "T"},
-                       lambda df, i, at: opinions.add(df, i, op, "T", None, SEC, at), now)
+                       lambda df, i, at: opinions.add(df, i, op, "T", None, SEC, at), now,
+                       act=Act.OPINION)
     elif action.action == "move":
         consensus = action.number != 2
         service.change(d.id, f"opinions move {op}", SEC,
                        {"opinion": op, "stage": action.stage, "consensus": consensus},
                        lambda df, i, at: opinions.move(df, i, op, action.stage, SEC, at,
-                                                       consensus), now)
+                                                       consensus), now, act=Act.OPINION)
     else:
         service.change(d.id, f"opinions outcome {op}", SEC,
                        {"opinion": op, "outcome": action.stage},
                        lambda df, i, at: opinions.outcome(df, i, op, action.stage, SEC, at),
-                       now)
+                       now, act=Act.FORUM)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def test_start_gives_initial_states_and_an_init_record() -> None:
 def test_posting_records_who_what_and_opens_the_window() -> None:
     """A posting moves to the comment window and records the member's id and the document."""
     definition = wtpf()
-    decision = apply(definition, new(definition), "post_draft1", "WTPF@itu.int",
+    decision = apply(definition, new(definition), "post_draft1", SEC,
                      utc(2024, 8, 5, 8), document="  WTPF-26/1 ")
     (record,) = decision.transitions
     assert (record.kind, record.trigger, record.actor) == ("transition", "post_draft1", SEC)
@@ -222,14 +222,26 @@ def test_unknown_trigger_lists_the_valid_ones() -> None:
 
 
 def test_unknown_actor_lists_the_secretariat() -> None:
-    """Someone not in the secretariat may not act; the message lists who may."""
+    """Someone not in the secretariat is refused by the 'member' rule (exit 1, audited by the
+    shell); the message lists who may."""
     definition = wtpf()
-    with pytest.raises(InputError, match=r"wtpf-secretariat \(WTPF Secretariat\)"):
+    with pytest.raises(Refused, match=r"wtpf-secretariat \(WTPF Secretariat\)") as caught:
         apply(definition, new(definition), "post_draft1", "mallory", utc(2024, 8, 5),
               document="D")
-    with pytest.raises(InputError, match="not a secretariat member"):
+    assert caught.value.rule is RuleId.MEMBER
+    with pytest.raises(Refused, match="not a secretariat member"):
         amend(definition, new(definition), "forum", "2026-06-02", "mallory", "r",
               utc(2024, 8, 5))
+
+
+@pytest.mark.parametrize("typed", ["WTPF Secretariat", "wtpf@itu.int", " WTPF@ITU.INT "])
+def test_a_name_or_address_is_no_identity_but_the_refusal_names_the_id(typed: str) -> None:
+    """Members are matched by id only (issue 10); a member's name or email is refused with a
+    hint giving the id to use."""
+    definition = wtpf()
+    with pytest.raises(Refused, match="use the member id 'wtpf-secretariat'"):
+        apply(definition, new(definition), "post_draft1", typed, utc(2024, 8, 5),
+              document="D")
 
 
 @pytest.mark.parametrize("document", [None, "", "   "])

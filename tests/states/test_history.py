@@ -299,7 +299,7 @@ def test_a_revised_version_is_recorded_audited_and_told_to_experts() -> None:
     """The revised Second Draft joins its versions; the record and the mail carry it."""
     definition, instance = posted_draft2()
     decision = post_version(definition, instance, "draft2", " WTPF-26/2(Rev.1) ", "revised",
-                            "WTPF@itu.int", "annex corrected", utc(2024, 11, 20, 9))
+                            "wtpf-secretariat", "annex corrected", utc(2024, 11, 20, 9))
     versions = draft_versions(decision.after, "draft2")
     assert [(v.label, v.document) for v in versions] == [
         ("posted", "WTPF-26/2"), ("revised", "WTPF-26/2(Rev.1)")]
