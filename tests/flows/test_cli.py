@@ -560,3 +560,13 @@ def test_served_database_with_a_password_is_refused(run: Run, command: str) -> N
     assert result.code == 2
     assert "PREPFLOW_DATABASE_URL" in result.err
     assert "s3cret" not in result.out + result.err
+
+
+def test_status_warnings_name_the_process_not_its_definition(run: Run) -> None:
+    """A process created under its own id: the fixes its warnings suggest name that id."""
+    assert run("init", WTPF, "--id", "wtpf-26-copy", "--now", "2024-09-15T08:00Z").code == 0
+    result = run("status", "wtpf-26-copy", "--now", "2024-09-20T08:00Z")
+    assert result.code == 0, result.err
+    assert "prepflow amend wtpf-26-copy ieg1 YYYY-MM-DD" in result.out
+    assert "prepflow amend wtpf-26-copy forum YYYY-MM-DD" in result.out
+    assert "prepflow amend wtpf-26 " not in result.out

@@ -155,6 +155,18 @@ def test_definition_with_a_skipped_deadline_time_is_refused() -> None:
         parse_definition(data, "other")
 
 
+def test_each_local_time_problem_names_its_field() -> None:
+    """Every skipped or repeated local time is reported at its field's path, not the top."""
+    data = raw(OTHER)
+    data["cycles"][0]["comment_deadline"] = "2026-03-08 02:30"
+    data["cycles"][0]["meetings"][0]["start"] = "2026-11-01 01:30"
+    with pytest.raises(DefinitionError) as caught:
+        parse_definition(data, "other")
+    assert [p.path for p in caught.value.problems] == [
+        "cycles[0].comment_deadline", "cycles[0].meetings[0].start"]
+    assert "(top level)" not in str(caught.value)
+
+
 def test_amend_to_an_ambiguous_time_is_an_input_error() -> None:
     """Amending a deadline to a repeated local time is refused as bad input (exit 2)."""
     definition = wtpf()
