@@ -27,6 +27,7 @@ from flows.cli.common import (
 )
 from flows.definition_file import load_definition
 from flows.storage import open_store
+from states.dates import check_year
 from states.errors import InputError
 
 
@@ -34,9 +35,12 @@ def _day(text: str | None, option: str) -> date | None:
     if text is None:
         return None
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
+        check_year(day.year, text)
     except ValueError:
-        raise InputError(f"{option} '{text}' is not a day; write e.g. 2024-08-01.") from None
+        raise InputError(f"{option} '{text}' is not a day between the years 1900 and 2999; "
+                         "write e.g. 2024-08-01.") from None
+    return day
 
 
 def run_rehearsal(definition: Path, database: str, start: date | None, end: date | None,

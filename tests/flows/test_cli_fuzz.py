@@ -14,6 +14,7 @@ flows.cli`` check that the in-process path is the real one.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
@@ -26,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import typer.main
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -70,7 +70,7 @@ def _commands() -> list[tuple[tuple[str, ...], object]]:
         elif path:
             found.append((path, command))
 
-    walk(typer.main.get_command(cli.app), ())
+    walk(cli.command(), ())
     return found
 
 
@@ -83,13 +83,15 @@ MARKUP = ["[/]", "[bold]", "[/bold]", "[red]x[/red]", "[link=file:///etc]x", "x[
           "\\[/]", "[b", "a]"]
 CONTROL = ["\x00", "\x1b[31mred", "line\nbreak", "\r", "\t", "\u202eevil", "\x7f", "\udcff"]
 NUMBERS = ["0", "-1", "1", "2", "99999999999999999999999999", "1e309", "nan", "-0", "0x10"]
-DATES = ["0001-01-01", "9999-12-31", "2024-02-30", "2024-02-29", "2025-02-29", "0000-01-01",
-         "10000-01-01", "2024-13-01", "2025-02", "9999-12", "0001-01", "2024-10",
+DATES = ["0001-01-01", "9999-12-31", "1900-01-01", "2999-12-31", "2999-12", "2024-02-30",
+         "2024-02-29", "2025-02-29", "0000-01-01", "10000-01-01", "2024-13-01", "2025-02",
+         "9999-12", "0001-01", "2024-10",
          "2025-02-10..2025-02-12", "9999-12-30..9999-12-31", "0001-01-01..0001-01-02",
          "2025-02-12..2025-02-10", "2026-03-29T02:30", "2025-10-26T02:30", "2025-02-10T25:00",
          "2026-05-10", "2024-10-07..2024-10-08", ".."]
 INSTANTS = ["0001-01-01T00:00+00:00", "0001-01-01T00:00+14:00", "9999-12-31T23:59:59+00:00",
-            "9999-12-31T23:59-14:00", "2024-08-27T00:00", "2024-08-27T00:00Z",
+            "9999-12-31T23:59-14:00", "1900-01-01T00:00+14:00", "2999-12-31T23:59-14:00",
+            "2024-08-27T00:00", "2024-08-27T00:00Z",
             "2026-03-29T02:30+01:00", "2024-02-30T00:00Z", "2024-08-20T10:00Z",
             "2025-01-15T09:00+01:00", "2026-06-01T12:00+02:00", "today"]
 FIXED = [*MARKUP, *CONTROL, *NUMBERS, *DATES, *INSTANTS, "", " ", "-", "--", "x" * 500, "é日本🙂"]
@@ -227,11 +229,12 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
              ["experts", "import", str(nominations), "--by", BY, "--now", "2024-08-20T10:00Z"],
              ["transition", "wtpf-26", "post_draft1", "--by", BY, "--document", "WTPF-26/1",
               "--now", "2024-08-05T09:00Z"]]
+    shown = io.StringIO()
     for argv in steps:
-        done = subprocess.run([sys.executable, "-m", "flows.cli", *argv], cwd=ROOT,
-                              env={**os.environ, "PREPFLOW_DATABASE_URL": url},
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, (argv, done.stdout, done.stderr)
+        with contextlib.redirect_stdout(shown), contextlib.redirect_stderr(shown), \
+                pytest.raises(SystemExit) as stopped:
+            cli.main([*argv, "--database", url])
+        assert stopped.value.code == 0, (argv, shown.getvalue())
     return folder / "prepflow.db"
 
 
@@ -253,32 +256,62 @@ def sandbox(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return box
 
 
-def _value(draw: st.DrawFn, name: str, box: Sandbox, inputs: Path) -> str:
-    """One value for the parameter called ``name``: usually a valid one, often hostile."""
-    if name == "database":
-        return draw(st.sampled_from([box.url, box.url, "nonsense://", "sqlite:///" + "x/" * 3,
-                                     "postgresql+psycopg://u@127.0.0.1:1/none", "[/]"]))
-    if name in PATHS:
-        choice = draw(st.sampled_from(["file", "file", "file", "missing", "folder", "markup"]))
-        if choice == "missing":
-            return str(inputs / "missing.yaml")
-        if choice == "folder":
-            return str(inputs)
-        number = draw(st.integers(0, 10**6))
-        # '<inputs>/[/]7.txt' (a folder named '['): the path, echoed, holds rich markup.
-        path = inputs / f"[/]{number}.txt" if choice == "markup" else inputs / f"in{number}.yaml"
-        path.parent.mkdir(exist_ok=True)
+#: Valid files for a tame example, by parameter (and command): their text is still hostile.
+TAME_FILES = {
+    "definition": DEFINITION_TEXT,
+    ("experts", "import"): NOMINATIONS_HEADER + "\n[/],[bold]x,Anatel [red],new@example.org,"
+                           "Brazil,BR,A,government,F,en,\n",
+    ("comments", "import"): COMMENTS_HEADER + "\ndraft1,[/] Brazil,member-state,draft-comment,"
+                            "[bold]T,C-[/]9,BR,A,en,2024-08-20T10:00Z\n",
+    "write": "# README\n<!-- diagram:start -->\n<!-- diagram:end -->\n",
+}
+
+
+def _path(draw: st.DrawFn, name: str, command: tuple[str, ...], inputs: Path,
+          tame: bool) -> str:
+    """A file for a path parameter: valid (tame), or missing, a folder, or hostile bytes."""
+    choice = "tame" if tame else draw(st.sampled_from(
+        ["file", "file", "file", "missing", "folder", "markup"]))
+    if choice == "missing":
+        return str(inputs / "missing.yaml")
+    if choice == "folder":
+        return str(inputs)
+    number = draw(st.integers(0, 10**6))
+    # '<inputs>/[/]7.txt' (a folder named '['): the path, echoed, holds rich markup.
+    path = inputs / f"[/]{number}.txt" if choice != "file" else inputs / f"in{number}.yaml"
+    path.parent.mkdir(exist_ok=True)
+    content = TAME_FILES.get(command if name == "file" else name) if tame else None
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    elif not tame:
         path.write_bytes(draw(_file_content()))
-        return str(path)
+    return str(path)  # tame output paths (--output, --transcript …) do not exist yet
+
+
+def _value(draw: st.DrawFn, name: str, command: tuple[str, ...], box: Sandbox, inputs: Path,
+           tame: bool) -> str:
+    """One value for the parameter called ``name``: a valid one when ``tame`` (free text is
+    still hostile: '[/]' is a fine reason), else often hostile."""
+    if name == "database":
+        return box.url if tame else draw(st.sampled_from([
+            box.url, box.url, "nonsense://", "sqlite:///" + "x/" * 3,
+            "postgresql+psycopg://u@127.0.0.1:1/none", "[/]"]))
+    if name in PATHS:
+        return _path(draw, name, command, inputs, tame)
     known = NAMES.get(name, [])
-    return draw(st.sampled_from(known) if known and draw(st.booleans()) else hostile)
+    if known and (tame or draw(st.booleans())):
+        return draw(st.sampled_from(known))
+    return draw(hostile)
 
 
 @st.composite
 def _argv(draw: st.DrawFn, path: tuple[str, ...], command: object, box: Sandbox,
           inputs: Path) -> list[str]:
-    """A command line for ``command``: its required parameters always, others sometimes,
-    now and then an unknown option or a stray argument."""
+    """A command line for ``command``: its required parameters always, others sometimes.
+    Tame examples (half) draw valid values, so they reach the rules, the store and what is
+    printed after a change; the others draw hostile ones, and now and then an unknown option
+    or a stray argument."""
+    tame = draw(st.booleans(), label="tame")
     argv = list(path)
     positional: list[str] = []
     for param in getattr(command, "params", []):
@@ -291,16 +324,16 @@ def _argv(draw: st.DrawFn, path: tuple[str, ...], command: object, box: Sandbox,
                     lambda data: data != DEFINITION_TEXT.encode())))
                 positional.append(str(inputs / "hostile.yaml"))
             else:
-                positional.append(_value(draw, name, box, inputs))
+                positional.append(_value(draw, name, path, box, inputs, tame))
             continue
         flag = draw(st.sampled_from([*param.opts, *param.secondary_opts]))
         if getattr(param, "is_flag", False):
             argv.append(flag)
             continue
         for _ in range(draw(st.integers(1, 2)) if param.multiple else 1):
-            argv += [flag, _value(draw, name, box, inputs)]
+            argv += [flag, _value(draw, name, path, box, inputs, tame)]
     argv += ["--"] * any(p.startswith("-") for p in positional) + positional
-    if not draw(st.integers(0, 9)):
+    if not tame and not draw(st.integers(0, 4)):
         argv.insert(draw(st.integers(0, len(argv))), draw(st.sampled_from(
             ["--bogus", "--help", "extra", "-x", "--now"])))
     return argv
@@ -370,6 +403,7 @@ SUBPROCESS_CASES = [
     ["amend", "wtpf-26", "ieg1", "9999-12-31", "--by", BY, "--reason", "[/]"],
     ["status", "wtpf-26", "--now", "0001-01-01T00:00+14:00"],
     ["init", "missing.yaml", "--id", "[/]"],
+    ["experts", "list", "--process", "\udcff"],
     ["bogus-command"],
 ]
 
