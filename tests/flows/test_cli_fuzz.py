@@ -26,6 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import prefect.main  # noqa: F401 (see below)
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -36,6 +37,11 @@ from states.machine import table_for
 from states.plan import milestone_keys
 from tests.flows.cli_run import Result, in_process
 
+# Importing prefect.main sets up Prefect's log handlers on the sys.stderr of that moment.
+# Done here, that is pytest's session-long capture; done inside an example (outbox deliver
+# imports Prefect), it would be one test's capsys stream, closed when that test ends, and a
+# later log line would print a '--- Logging error ---' traceback that a real process, with
+# one stderr, never shows.
 ROOT = Path(__file__).resolve().parents[2]
 WTPF = ROOT / "config" / "wtpf26.yaml"
 BY = "wtpf-secretariat"

@@ -234,3 +234,11 @@ def test_span_refuses_an_end_before_its_start() -> None:
     """'2025-02-12..2025-02-10' is refused, quoting the text."""
     with pytest.raises(ValueError, match="the end comes before the start"):
         Span.parse("2025-02-12..2025-02-10")
+
+
+@pytest.mark.parametrize("value", ["0001-01-01", "9999-12-31", "9999-12", "1899-12-31",
+                                   "3000-01-01"])
+def test_dates_at_the_calendars_edges_are_refused(value: str) -> None:
+    """Years outside 1900-2999 are refused when read: the day after 9999-12-31 does not exist."""
+    with pytest.raises(ValueError, match="out of range; dates lie between 1900 and 2999"):
+        PlanDate.parse(value)
