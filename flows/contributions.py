@@ -31,6 +31,7 @@ from states.contributions import (
     receive,
     receive_many,
 )
+from states.dates import check_year
 from states.decision import Record
 from states.definition import OFFICIAL_LANGUAGES
 from states.errors import InputError, Refused
@@ -135,6 +136,7 @@ def parse_received(text: str, tz: ZoneInfo) -> datetime:
     except ValueError:
         raise ValueError(f"'{text}' is not a date and time; write e.g. 2024-08-26T17:30 "
                          f"({tz.key}) or 2024-08-26T15:30Z") from None
+    check_year(value.year, text)  # near year 1 or 9999 the zone's offset leaves the calendar
     if value.tzinfo is not None:
         return value.astimezone(UTC)
     early, late = value.replace(tzinfo=tz, fold=0), value.replace(tzinfo=tz, fold=1)
@@ -174,24 +176,28 @@ def read_csv(path: Path, process_id: str, tz: ZoneInfo, now: datetime) -> Import
     except UnicodeDecodeError as exc:
         raise InputError(_encoding_problem(path, data, exc, separator)) from None
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
-    columns = [c.strip().lower() for c in next(reader, [])]
-    _check_header(path, columns, separator)
-    drafts: list[tuple[str, ContributionDraft]] = []
-    problems: list[str] = []
-    for row in reader:
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(columns):
-            problems.append(f"line {line}: {len(row)} field(s) where the header has "
-                            f"{len(columns)} (separator '{separator}'; quote a field that "
-                            "contains it)")
-            continue
-        values = {name: cell.strip() for name, cell in zip(columns, row, strict=True)}
-        try:
-            drafts.append((f"line {line}", draft(values, process_id, tz, now)))
-        except ValueError as exc:
-            problems.append(f"line {line}: {exc}")
+    try:
+        columns = [c.strip().lower() for c in next(reader, [])]
+        _check_header(path, columns, separator)
+        drafts: list[tuple[str, ContributionDraft]] = []
+        problems: list[str] = []
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(columns):
+                problems.append(f"line {line}: {len(row)} field(s) where the header has "
+                                f"{len(columns)} (separator '{separator}'; quote a field that "
+                                "contains it)")
+                continue
+            values = {name: cell.strip() for name, cell in zip(columns, row, strict=True)}
+            try:
+                drafts.append((f"line {line}", draft(values, process_id, tz, now)))
+            except ValueError as exc:
+                problems.append(f"line {line}: {exc}")
+    except csv.Error as exc:  # a runaway quote: one field past the csv module's limit
+        raise InputError(f"{path}: line {reader.line_num} is not readable as CSV ({exc}); "
+                         "check its quotes. Nothing recorded.") from None
     if not drafts and not problems:
         raise InputError(f"{path}: no rows under the header; nothing recorded.")
     return ImportFile(drafts, problems, separator)

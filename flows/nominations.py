@@ -106,35 +106,39 @@ def read_csv(definition: ProcessDefinition, path: Path, now: datetime) -> Checke
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot be read as UTF-8 CSV ({exc}).") from None
     reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-    if missing:
-        raise InputError(f"{path}: the header lacks {', '.join(missing)}; expected columns: "
-                         f"{', '.join(COLUMNS)} (gender, language, timezone optional).")
-    unknown = [c for c in reader.fieldnames or [] if c not in COLUMNS]
-    if unknown:
-        raise InputError(f"{path}: unknown columns {mask_addresses(', '.join(unknown))}; "
-                         "expected: "
-                         f"{', '.join(COLUMNS)}.")
-    checked, seen = Checked(), dict[str, int]()
-    for row in reader:
-        line = reader.line_num
-        if None in row:
-            checked.problems.append(f"line {line}: more fields than columns")
-            checked.lines.append(line)
-            continue
-        try:
-            draft = check_row(definition, row, now)
-        except ValueError as exc:
-            checked.problems.append(f"line {line}: {exc}")
-            checked.lines.append(line)
-            continue
-        if draft.email in seen:
-            checked.problems.append(f"line {line}: {mask_email(draft.email)} repeats line "
-                                    f"{seen[draft.email]}")
-            checked.lines.append(line)
-            continue
-        seen[draft.email] = line
-        checked.drafts.append(draft)
+    try:
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(f"{path}: the header lacks {', '.join(missing)}; expected columns: "
+                             f"{', '.join(COLUMNS)} (gender, language, timezone optional).")
+        unknown = [c for c in reader.fieldnames or [] if c not in COLUMNS]
+        if unknown:
+            raise InputError(f"{path}: unknown columns {mask_addresses(', '.join(unknown))}; "
+                             "expected: "
+                             f"{', '.join(COLUMNS)}.")
+        checked, seen = Checked(), dict[str, int]()
+        for row in reader:
+            line = reader.line_num
+            if None in row:
+                checked.problems.append(f"line {line}: more fields than columns")
+                checked.lines.append(line)
+                continue
+            try:
+                draft = check_row(definition, row, now)
+            except ValueError as exc:
+                checked.problems.append(f"line {line}: {exc}")
+                checked.lines.append(line)
+                continue
+            if draft.email in seen:
+                checked.problems.append(f"line {line}: {mask_email(draft.email)} repeats line "
+                                        f"{seen[draft.email]}")
+                checked.lines.append(line)
+                continue
+            seen[draft.email] = line
+            checked.drafts.append(draft)
+    except csv.Error as exc:  # a runaway quote: one field past the csv module's limit
+        raise InputError(f"{path}: line {reader.line_num} is not readable as CSV ({exc}); "
+                         "check its quotes. Nothing imported.") from None
     return checked
 
 

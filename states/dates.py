@@ -23,6 +23,16 @@ _PATTERN = re.compile(
     r"^(?P<y>\d{4})-(?P<m>\d{1,2})(?:-(?P<d>\d{1,2})(?:[ T](?P<H>\d{1,2}):(?P<M>\d{2}))?)?$"
 )
 FORMS = "a day like 2024-11-04, a day and time like 2024-11-04 12:00, or a month like 2024-11"
+#: The years a plan date or an instant may name. At the calendar's edges (0001, 9999) deadline
+#: arithmetic (the day after, six weeks before, a zone's offset) falls off the calendar.
+YEARS = range(1900, 3000)
+
+
+def check_year(year: int, shown: object) -> None:
+    """A ValueError for a year outside ``YEARS``, saying which years are allowed."""
+    if year not in YEARS:
+        raise ValueError(f"'{shown}': year {year} is out of range; dates lie between "
+                         f"{YEARS.start} and {YEARS.stop - 1}")
 
 
 def zone(name: str) -> ZoneInfo:
@@ -49,6 +59,8 @@ class PlanDate:
         """Parse '2024-10', '2024-10-07', '2024-10-07 14:00' or a date; ValueError says why not."""
         if isinstance(value, PlanDate):
             return value
+        if isinstance(value, date):
+            check_year(value.year, value)
         if isinstance(value, datetime):
             if value.tzinfo is not None:
                 raise ValueError("give a local date and time without a time zone offset")
@@ -66,6 +78,7 @@ class PlanDate:
         if not match:
             raise ValueError(f"'{value}' is not a date; expected {FORMS}")
         year, month = int(match["y"]), int(match["m"])
+        check_year(year, value)
         if not 1 <= month <= 12:
             raise ValueError(f"'{value}': month {month} does not exist; expected {FORMS}")
         if match["d"] is None:

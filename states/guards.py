@@ -92,7 +92,7 @@ def date_fixed(ctx: Context) -> Refused | None:
     return Refused(
         RuleId.DATE_FIXED,
         f"the date of '{item.label}' is {known}, so it cannot happen automatically.",
-        f"fix the date with 'prepflow amend {ctx.definition.id} {item.key} YYYY-MM-DD'.",
+        f"fix the date with 'prepflow amend {ctx.instance.process_id} {item.key} YYYY-MM-DD'.",
         dates=(value.first_day(),) if value else (),
         citation=_cite(ctx, RuleId.DATE_FIXED),
     )
@@ -136,7 +136,7 @@ def window_ahead(ctx: Context) -> Refused | None:
         RuleId.COMMENT_WINDOW,
         f"the comment deadline for this draft ({item.start.human()}) has already passed "
         f"(now {describe(ctx.now, ctx.tz)}), so its comment window would close at once.",
-        f"first set a new deadline with 'prepflow amend {ctx.definition.id} {item.key} "
+        f"first set a new deadline with 'prepflow amend {ctx.instance.process_id} {item.key} "
         "YYYY-MM-DD --reason ...', then post.",
         dates=(item.start.first_day(), local_day(ctx.now, ctx.tz)),
         citation=_cite(ctx, RuleId.COMMENT_WINDOW),
@@ -154,8 +154,8 @@ def six_weeks(ctx: Context) -> Refused | None:
             RuleId.SIX_WEEKS,
             f"the forum's opening date is not set, so the six-week rule cannot be checked "
             f"for posting the final report today ({human_day(today)}).",
-            f"set the forum date first ('prepflow amend {ctx.definition.id} forum YYYY-MM-DD'),"
-            " or post with --override and a --reason (recorded and shown in status).",
+            f"set the forum date first ('prepflow amend {ctx.instance.process_id} forum "
+            "YYYY-MM-DD'), or post with --override and a --reason (recorded and shown in status).",
             overridable=True, dates=(today,), citation=_cite(ctx, RuleId.SIX_WEEKS),
         )
     opening = forum.first_day()
@@ -170,7 +170,8 @@ def six_weeks(ctx: Context) -> Refused | None:
         f"{days(need - lead)} short. "
         f"The latest allowed posting date was {human_day(latest)}.",
         f"move the forum to {human_day(today + timedelta(days=need))} or later with "
-        f"'prepflow amend {ctx.definition.id} forum YYYY-MM-DD', or --override with a --reason.",
+        f"'prepflow amend {ctx.instance.process_id} forum YYYY-MM-DD', or --override with a "
+        "--reason.",
         overridable=True, dates=(today, opening, latest),
         allowed_date=today + timedelta(days=need), citation=_cite(ctx, RuleId.SIX_WEEKS),
     )

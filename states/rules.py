@@ -86,15 +86,18 @@ def _effective(
     return result
 
 
-def check(definition: ProcessDefinition, milestones: list[Milestone]) -> list[RuleResult]:
-    """Every rule over the given timeline, in plan order."""
+def check(definition: ProcessDefinition, milestones: list[Milestone],
+          process_id: str | None = None) -> list[RuleResult]:
+    """Every rule over the given timeline, in plan order; fixes name ``process_id`` (default:
+    the definition's id, as for a plan checked before any process exists)."""
     index = by_key(milestones)
     results = list(_sequence(definition, index))
-    results.append(six_weeks(definition, index))
+    results.append(six_weeks(definition, index, process_id))
     return results
 
 
-def six_weeks(definition: ProcessDefinition, index: dict[str, Milestone]) -> RuleResult:
+def six_weeks(definition: ProcessDefinition, index: dict[str, Milestone],
+              process_id: str | None = None) -> RuleResult:
     """The final report goes out ≥ ``final_min_lead_days`` before the opening (WTPF-26: six
     weeks, Council Decision 641, decides 6 d; the title cites the definition's source)."""
     need = definition.rules.final_min_lead_days
@@ -108,7 +111,7 @@ def six_weeks(definition: ProcessDefinition, index: dict[str, Milestone]) -> Rul
             SIX_WEEKS, subject, title, Status.UNKNOWN,
             "the forum's opening date is not set, so this cannot be checked; posting the final "
             "report will need --override with a reason. Set the date with "
-            f"'prepflow amend {definition.id} forum YYYY-MM-DD'.",
+            f"'prepflow amend {process_id or definition.id} forum YYYY-MM-DD'.",
         )
     worst = (forum.start.first_day() - final.start.last_day()).days
     best = (forum.start.last_day() - final.start.first_day()).days

@@ -111,8 +111,8 @@ def report(definition: ProcessDefinition, instance: Instance, now: datetime,
     warned = {w.milestone for w in warnings}
     for item in items:
         if item.key not in done and item.key not in warned:
-            warnings.extend(_month_warning(definition, item, now))
-    rules = check(definition, items)
+            warnings.extend(_month_warning(definition, instance.process_id, item, now))
+    rules = check(definition, items, instance.process_id)
     warnings += [_rule_warning(r) for r in rules if r.status is not Status.PASS]
     regions = {r: (instance.regions[r], table.labels[instance.regions[r]]) for r in table.states
                if not (r == CONSULTATION and len(table.states[r]) == 1) and r != AGENDA}
@@ -142,7 +142,8 @@ def _step_warnings(definition: ProcessDefinition, instance: Instance,
             item = index.get(spec.milestone or "")
             ctx = Context(definition, instance, spec, index, tz, now)
             if spec.mode is Mode.AUTOMATIC and item is not None and due_at(ctx) is None:
-                warnings.extend(_month_warning(definition, item, now, force=True))
+                warnings.extend(_month_warning(definition, instance.process_id, item, now,
+                                                 force=True))
     return warnings
 
 
@@ -179,9 +180,10 @@ def _upcoming(item: Milestone, tz: ZoneInfo, now: datetime) -> Upcoming | None:
                     (when - now) / timedelta(days=1), how)
 
 
-def _month_warning(definition: ProcessDefinition, item: Milestone, now: datetime,
-                   force: bool = False) -> list[StatusWarning]:
-    """A month-only milestone cannot fire by itself: warn as its month approaches."""
+def _month_warning(definition: ProcessDefinition, process_id: str, item: Milestone,
+                   now: datetime, force: bool = False) -> list[StatusWarning]:
+    """A month-only milestone cannot fire by itself: warn as its month approaches (the fix
+    names the process, whose id need not be the definition's)."""
     if item.start is None or item.start.exact:
         return []
     tz = zone(definition.timezone)
@@ -195,4 +197,4 @@ def _month_warning(definition: ProcessDefinition, item: Milestone, now: datetime
         kind=kind, milestone=item.key, planned=item.start,
         text=f"{head}: '{item.label}' is planned only for {item.start.human()} (today is "
              f"{human_day(today)}); it cannot happen automatically until its day is fixed with "
-             f"'prepflow amend {definition.id} {item.key} YYYY-MM-DD'.")]
+             f"'prepflow amend {process_id} {item.key} YYYY-MM-DD'.")]

@@ -20,7 +20,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.cli.common import Actor, Database, Now, app, out, parse_now, service
+from flows.cli.common import Actor, Database, Now, app, markup, out, parse_now, service
 from flows.contributions import draft, read_csv, record
 from flows.shell import Service
 from states.contributions import (
@@ -125,8 +125,8 @@ def import_cmd(
     except InputError as exc:
         raise InputError(f"{file}: {exc}") from None
     late = sum(c.late for c in added)
-    out.print(f"imported {len(added)} contribution(s) into {process}"
-              + (f"; {late} after the comment deadline (flagged late)" if late else ""))
+    out.print(markup("imported {} contribution(s) into {}", len(added), process)
+              + (markup("; {} after the comment deadline (flagged late)", late) if late else ""))
 
 
 @comments_app.command("list")
@@ -141,7 +141,8 @@ def list_cmd(process: ProcessArg, cycle: CycleOpt = None,
     _, definition, _ = svc.load(process)
     _check_cycle(definition, cycle)
     tz = zone(definition.timezone)
-    table = Table(title=f"{process}: contributions (times {tz.key})", title_justify="left")
+    table = Table(title=markup("{}: contributions (times {})", process, tz.key),
+                  title_justify="left")
     for column in ("#", "cycle", "received", "from", "category", "country", "region", "kind",
                    "title", "document", "lang", "opinion", "late"):
         table.add_column(column, no_wrap=column in ("received", "category", "kind", "late"))
@@ -174,7 +175,7 @@ def summary_cmd(process: ProcessArg, cycle: CycleOpt = None,
             for w in windows]}
         sys.stdout.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
         return
-    table = Table(title=f"{process}: comment windows (times {definition.timezone})",
+    table = Table(title=markup("{}: comment windows (times {})", process, definition.timezone),
                   title_justify="left")
     for column in ("cycle", "deadline", "total", "on time", "late", "by kind", "by source",
                    "by region", "at close"):

@@ -5,17 +5,21 @@ store they open. The command modules import this; nothing here imports them.
 from __future__ import annotations
 
 import shutil
+import string
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from flows.identity.gate import Caller
 from flows.settings import Settings, load_settings
 from flows.shell import Service
 from flows.storage import Store, open_store
+from states.dates import check_year
 from states.errors import InputError
 
 app = typer.Typer(
@@ -27,9 +31,38 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _settings_first() -> None:
+    # Every command checks the environment's settings first, even one that sends no mail or
+    # opens no store: a typo in PREPFLOW_SMTP_PORT is one paragraph and exit 2 at once, the
+    # same for every command, never a traceback in the middle of one. (No docstring: typer
+    # would show it as the app's help.)
+    load_settings()
+
+
 _WIDTH = max(100, shutil.get_terminal_size((140, 40)).columns)
 out = Console(highlight=False, width=_WIDTH)
 err = Console(stderr=True, highlight=False, width=_WIDTH)
+
+class _Escaping(string.Formatter):
+    """str.format that escapes every value it fills in for rich."""
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        return escape(super().format_field(value, format_spec))
+
+
+_ESCAPING = _Escaping()
+
+
+def markup(template: str, *values: object) -> str:
+    """``template`` (our rich markup, '{}' for each value) with ``values`` escaped: a name,
+    reason or path that came from a person or a file is printed as typed, never read as
+    markup ('[/]' would stop the command after its work was done; '[red]' would restyle).
+    Every print of the CLI that mixes markup and values goes through here (or escape())."""
+    return _ESCAPING.format(template, *values)
+
 
 Now = Annotated[str | None, typer.Option(
     "--now", help="Act as if it were this instant (ISO 8601 with zone, e.g. "
@@ -41,6 +74,19 @@ Actor = Annotated[str, typer.Option("--by", help="Your secretariat member id (wi
                                      "$PREPFLOW_TOKEN once tokens are in use).")]
 
 
+def write_output(path: Path, data: bytes | str, option: str) -> None:
+    """Write what a command produced to ``path``; a path that cannot be written (a folder, a
+    missing folder, no permission) is bad input: one paragraph, exit 2."""
+    try:
+        if isinstance(data, str):
+            path.write_text(data, encoding="utf-8")
+        else:
+            path.write_bytes(data)
+    except OSError as exc:
+        raise InputError(f"{option} {path}: cannot be written ({exc.strerror or exc}); give a "
+                         "file in a folder you may write to.") from None
+
+
 def parse_now(text: str | None) -> datetime | None:
     """An aware instant from the command line; naive or malformed ones are refused."""
     if text is None:
@@ -50,6 +96,10 @@ def parse_now(text: str | None) -> datetime | None:
     except ValueError:
         raise InputError(f"--now '{text}' is not a date and time; write e.g. "
                          "2024-08-27T00:00+02:00 or 2024-08-26T22:00Z.") from None
+    try:
+        check_year(value.year, text)
+    except ValueError as exc:
+        raise InputError(f"--now {exc}.") from None
     if value.tzinfo is None:
         geneva = value.replace(tzinfo=ZoneInfo("Europe/Zurich"))
         offset = geneva.strftime("%z")

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from flows.cli import wallclock
+from flows.cli.common import markup
 from flows.storage import AuditEntry
 from states.dates import describe, zone
 from states.definition import ProcessDefinition
@@ -32,7 +33,8 @@ MARK = {Status.PASS: "[green]PASS[/]", Status.FAIL: "[bold red]FAIL[/]",
 def rules(console: Console, results: Sequence[RuleResult]) -> None:
     """One line per rule: verdict, rule, what it found and the slack."""
     for result in results:
-        console.print(f"{MARK[result.status]}  [bold]{result.rule}[/]  {escape(result.message)}",
+        console.print(MARK[result.status] + markup("  [bold]{}[/]  {}", result.rule,
+                                                   result.message),
                       soft_wrap=True, highlight=False)
 
 
@@ -51,17 +53,17 @@ def countdown(days: float | None) -> str:
 def status(console: Console, report: Report, timezone: str) -> None:
     """The operator's status block for one process."""
     tz = zone(timezone)
-    console.print(f"[bold]{report.process_id}[/] — {escape(report.name)}", soft_wrap=True)
-    console.print(f"as of {describe(report.now, tz)}", highlight=False)
+    console.print(markup("[bold]{}[/] — {}", report.process_id, report.name), soft_wrap=True)
+    console.print(markup("as of {}", describe(report.now, tz)), highlight=False)
     for region, (state, label) in report.regions.items():
-        console.print(f"  {region}: [cyan]{escape(label)}[/] ({state})", soft_wrap=True,
+        console.print(markup("  {}: [cyan]{}[/] ({})", region, label, state), soft_wrap=True,
                       highlight=False)
     if report.agenda:
         console.print(f"  forum: [cyan]{escape(report.agenda)}[/]", soft_wrap=True,
                       highlight=False)
     if report.opinions:
         counts = ", ".join(f"{n} {stage}" for stage, n in report.opinions.items())
-        console.print(f"  draft Opinions: {counts}", soft_wrap=True, highlight=False)
+        console.print(markup("  draft Opinions: {}", counts), soft_wrap=True, highlight=False)
     table = Table(title="Next milestones", title_justify="left")
     for column in ("milestone", "what", "when", "countdown", "how"):
         table.add_column(column)
@@ -96,7 +98,7 @@ def timeline(console: Console, definition: ProcessDefinition, plan: list[Milesto
     for cycle, versions in instance.versions.items():  # a draft posted in versions
         by_milestone.setdefault(f"{cycle}.posting", []).extend(
             f"{v.label}: {describe(v.at, tz)} ({v.document})" for v in versions)
-    table = Table(title=f"{definition.id}: plan vs actual", title_justify="left")
+    table = Table(title=markup("{}: plan vs actual", definition.id), title_justify="left")
     for column in ("milestone", "what", "planned", "now planned", "happened"):
         table.add_column(column)
     index = {m.key: m for m in effective}
@@ -115,7 +117,7 @@ def timeline(console: Console, definition: ProcessDefinition, plan: list[Milesto
     for story in changed:
         console.print(f"  [bold]{escape(story.current.key)}[/] {escape(story.current.label)}",
                       soft_wrap=True, highlight=False)
-        console.print(f"    plan      {story.planned.span_text()}", highlight=False)
+        console.print(markup("    plan      {}", story.planned.span_text()), highlight=False)
         for number, (what, at, by, reason) in enumerate(_changes(story), 1):
             console.print(escape(f"    change {number}  {what}  ({describe(at, tz)}, "
                                  f"by {by}: {reason})"), soft_wrap=True, highlight=False)
@@ -155,6 +157,8 @@ def audit(console: Console, entries: Sequence[AuditEntry], timezone: str | None,
             run = f", flow run {via['flow_run_id']}" if via.get("flow_run_id") else ""
             details = f"{details} [as {via.get('role')} via {via.get('channel')}{run}]".strip()
         details = f"{details} {wallclock.mark(e, (zones or {}).get(e.process_id, timezone))}"
-        table.add_row(e.process_id, str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"),
-                      escape(e.actor), e.kind, e.trigger or "", moved, escape(details.strip()))
+        # Every cell escaped: a process id made before ids were checked, or a trigger as typed,
+        # may hold brackets.
+        table.add_row(*map(escape, (e.process_id, str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                                    e.actor, e.kind, e.trigger or "", moved, details.strip())))
     console.print(table)

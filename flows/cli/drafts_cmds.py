@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.cli.common import Actor, Database, Now, app, out, parse_now, service
+from flows.cli.common import Actor, Database, Now, app, markup, out, parse_now, service
 from states.dates import describe, zone
 from states.errors import InputError
 from states.versions import draft_versions
@@ -45,8 +45,8 @@ def version_cmd(
     outcome = service(database).post_version(process, cycle, document, label, by, reason,
                                              parse_now(now))
     told = ", ".join(sorted({e.event for e in outcome.decision.effects})) or "none"
-    out.print(f"{escape(cycle)}: version '{escape(label)}' ({escape(document)}) recorded; "
-              f"message decided: {told} to experts.", soft_wrap=True)
+    out.print(markup("{}: version '{}' ({}) recorded; message decided: {} to experts.", cycle,
+                     label, document, told), soft_wrap=True)
 
 
 @drafts_app.command("list")
@@ -64,7 +64,7 @@ def list_cmd(
     ids = [c.id for c in definition.cycles if c.kind == "draft"]
     if cycle is not None and cycle not in ids:
         raise InputError(f"'{cycle}' is not a draft cycle of {definition.id}: {', '.join(ids)}.")
-    table = Table(title=f"{definition.id}: draft versions", title_justify="left")
+    table = Table(title=markup("{}: draft versions", definition.id), title_justify="left")
     for column in ("cycle", "version", "document", "posted", "by", "reason"):
         table.add_column(column)
     for cycle_id in [cycle] if cycle else ids:

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from flows.cli.common import Actor, Database, Now, app, out, parse_now, service
+from flows.cli.common import Actor, Database, Now, app, markup, out, parse_now, service
 from states import opinions
 from states.forum import LABELS, Stage
 from states.machine import AGENDA, table_for
@@ -47,7 +47,7 @@ def next_cmd(process: Process, by: Actor,
     for record in outcome.decision.records:
         if record.kind == "transition":
             label = record.inputs.get("label", record.trigger)
-            out.print(f"{escape(str(label))} ({record.from_state} → {record.to_state})",
+            out.print(markup("{} ({} → {})", str(label), record.from_state, record.to_state),
                       soft_wrap=True, highlight=False)
 
 
@@ -65,19 +65,20 @@ def status_cmd(process: Process, database: Database = None) -> None:
     position = opinions.agenda_item(definition, instance.regions[AGENDA])
     for number, item in enumerate(definition.forum.agenda, start=1):
         mark = "→" if number == position else ("✓" if number < position else " ")
-        out.print(f"  {mark} {number}. {escape(item)}", soft_wrap=True, highlight=False)
-    out.print(f"chair: {escape(forum.chair or '—')}; chair's report: "
-              f"{escape(forum.report or '—')}; remote participation: "
-              f"{'yes' if definition.forum.remote_participation else 'no'}", soft_wrap=True,
+        out.print(markup("  {} {}. {}", mark, number, item), soft_wrap=True, highlight=False)
+    remote = "yes" if definition.forum.remote_participation else "no"
+    out.print(markup("chair: {}; chair's report: {}; remote participation: {}",
+                     forum.chair or "—", forum.report or "—", remote), soft_wrap=True,
               highlight=False)
     if forum.working_groups:
-        out.print(f"working groups: {', '.join(forum.working_groups)}", highlight=False)
+        out.print(markup("working groups: {}", ', '.join(forum.working_groups)), highlight=False)
     before = [o for o in instance.opinions.values()
               if o.stage is Stage.FINAL or o.stage in (Stage.ADOPTED, Stage.NOT_ADOPTED)]
     for o in before:
         mark = "" if o.consensus else " (presented without IEG consensus)"
-        out.print(f"  Opinion {o.id}: {LABELS[o.stage]}{mark}", soft_wrap=True, highlight=False)
+        out.print(markup("  Opinion {}: {}{}", o.id, LABELS[o.stage], mark), soft_wrap=True,
+                  highlight=False)
     if before:
         binding = "non-binding" if forum.non_binding else "binding"
-        out.print(f"Outcomes are recorded as {binding}: the forum adopts Opinions, not "
-                  "prescriptive regulatory outcomes.", highlight=False)
+        out.print(markup("Outcomes are recorded as {}: the forum adopts Opinions, not "
+                         "prescriptive regulatory outcomes.", binding), highlight=False)

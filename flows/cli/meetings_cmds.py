@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from flows.cli.common import Actor, Database, Now, app, out, parse_now, service
+from flows.cli.common import Actor, Database, Now, app, markup, out, parse_now, service
 from flows.definition_file import load_definition
 from flows.shell import Outcome, Reshape
 from states import reshape
@@ -45,13 +45,13 @@ def _run(database: str | None, process: str, build: Reshape, by: str, reason: st
 def _show(outcome: Outcome) -> None:
     for record in outcome.decision.records:
         if record.kind == "revision":
-            out.print(f"revised {outcome.process_id}: {len(record.inputs['changes'])} "
-                      "change(s)", soft_wrap=True)
+            out.print(markup("revised {}: {} change(s)", outcome.process_id,
+                             len(record.inputs["changes"])), soft_wrap=True)
             for change in record.inputs["changes"]:
                 out.print(f"  - {escape(str(change))}", soft_wrap=True)
         elif record.kind == "notice":
-            out.print(f"message decided: {record.inputs.get('event')} to "
-                      f"{record.inputs.get('audience')}", soft_wrap=True)
+            out.print(markup("message decided: {} to {}", record.inputs.get("event"),
+                             record.inputs.get("audience")), soft_wrap=True)
         elif record.kind == "override":
             out.print(f"override: {escape(str(record.inputs.get('message')))}", soft_wrap=True)
 

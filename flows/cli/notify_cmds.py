@@ -17,12 +17,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from flows.addresses import mask_addresses, mask_email
-from flows.cli.common import Actor, Database, Now, app, out, parse_now, service
+from flows.cli.common import Actor, Database, Now, app, markup, out, parse_now, service
 from flows.nominations import COLUMNS, acknowledgements, check_row, read_csv
 from flows.settings import load_settings
 from flows.shell import Service
 from flows.storage import AuditDraft, DuplicateExpert, Expert, ExpertDraft, UnknownExpert
-from flows.storage.notify_model import OUTBOX_STATUSES
+from flows.storage.notify_model import EXPERT_STATUSES, OUTBOX_STATUSES
 from states.errors import InputError
 from states.roles import Act, Via
 
@@ -94,8 +94,9 @@ def import_cmd(
                          + ". Fix them, or import the rest with --skip-invalid.")
     added = _add(svc, process_id, fresh, via, at, file.name) if fresh else []
     late = [e for e in added if e.late]
-    out.print(f"imported {len(added)} nomination(s) into {escape(process_id)}"
-              + (f"; {len(late)} after the nominations deadline (flagged late)" if late else ""))
+    out.print(markup("imported {} nomination(s) into {}", len(added), process_id)
+              + (markup("; {} after the nominations deadline (flagged late)", len(late))
+                 if late else ""))
     for problem in checked.problems:
         out.print(f"  skipped: {escape(problem)}", soft_wrap=True)
 
@@ -146,9 +147,12 @@ def list_cmd(process: Process = None,
 
     Example: prepflow experts list --status confirmed
     """
+    if status is not None and status not in EXPERT_STATUSES:
+        raise InputError(f"--status '{status}' is not a nomination status; choose one of "
+                         f"{', '.join(EXPERT_STATUSES)}.")
     svc = service(database)
     process_id = _process(svc, process)
-    table = Table(title=f"{process_id}: nominated experts", title_justify="left")
+    table = Table(title=markup("{}: nominated experts", process_id), title_justify="left")
     for column in ("#", "name", "entity", "email", "nominated by", "region", "type", "lang",
                    "status", "late"):
         table.add_column(column)
@@ -196,7 +200,7 @@ def erase_cmd(email: Annotated[str, typer.Argument(help="The person's address.")
     entry = AuditDraft(at=at, actor=via.member, kind="erasure", reason=reason,
                        inputs={"expert": person[0].id, "via": via.doc()})
     rows = svc.store.erase_expert(process_id, wanted, audit=[entry])
-    out.print(f"erased expert #{person[0].id} ({rows} stored row(s) scrubbed)")
+    out.print(markup("erased expert #{} ({} stored row(s) scrubbed)", person[0].id, rows))
 
 
 @experts_app.command("status")
@@ -225,7 +229,7 @@ def status_cmd(email: Annotated[str, typer.Argument()],
         expert = svc.store.set_expert_status(process_id, wanted, status, audit=[entry])
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    out.print(f"expert #{expert.id} is now {status}")
+    out.print(markup("expert #{} is now {}", expert.id, status))
 
 
 @outbox_app.callback()
@@ -294,7 +298,7 @@ def retry_cmd(item: Annotated[int, typer.Argument(help="Outbox id.")], by: Actor
         again = svc.store.requeue(item, at, audit=[entry])
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    out.print(f"message {again.id} ({again.event}) is pending again")
+    out.print(markup("message {} ({}) is pending again", again.id, again.event))
 
 
 @outbox_app.command("deliver")
@@ -317,7 +321,7 @@ def deliver_cmd(
     if dry_run:
         renderer = Renderer(settings.smtp.sender)
         found = asyncio.run(preview(svc.store, at, renderer=renderer, limit=limit))
-        table = Table(title=f"{len(found)} message(s) would go out now (nothing sent)",
+        table = Table(title=markup("{} message(s) would go out now (nothing sent)", len(found)),
                       title_justify="left")
         for column in ("id", "event", "to", "subject", "idempotency key"):
             table.add_column(column)
@@ -328,9 +332,10 @@ def deliver_cmd(
         out.print(table)
         return
     report = run_delivery(svc, at, limit, settings.smtp)
-    out.print(f"delivery: {report}")
+    out.print(markup("delivery: {}", report))
     for problem in report.problems:
-        out.print(f"  #{problem.id} {problem.event} to {escape(mask_addresses(problem.recipient))}"
-                  f": {escape(mask_addresses(problem.error))}", soft_wrap=True)
+        out.print(markup("  #{} {} to {}: {}", problem.id, problem.event,
+                         mask_addresses(problem.recipient), mask_addresses(problem.error)),
+                  soft_wrap=True)
     if report.failed or report.uncertain:
         raise typer.Exit(1)

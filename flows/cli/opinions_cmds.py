@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.cli.common import Actor, Database, Now, app, out, parse_now, service
+from flows.cli.common import Actor, Database, Now, app, markup, out, parse_now, service
 from flows.shell import Outcome
 from states import opinions
 from states.dates import describe, zone
@@ -34,8 +34,9 @@ def _said(outcome: Outcome, opinion_id: str) -> None:
     opinion = outcome.decision.after.opinions[opinion_id]
     where = opinion.history[-1].where
     mark = "" if opinion.consensus else " (no IEG consensus)"
-    out.print(f"Opinion {opinion.id}: {opinion.label}{mark} (cycle {where.cycle or '—'}, "
-              f"IEG meeting {where.meeting or '—'})", soft_wrap=True, highlight=False)
+    out.print(markup("Opinion {}: {}{} (cycle {}, IEG meeting {})", opinion.id, opinion.label,
+                     mark, where.cycle or "—", where.meeting or "—"), soft_wrap=True,
+              highlight=False)
 
 
 @opinions_app.command("add")
@@ -112,13 +113,13 @@ def list_cmd(process: Process,
                   markup=False, highlight=False, soft_wrap=True)
         return
     tz = zone(definition.timezone)
-    table = Table(title=f"{process}: draft Opinions ({len(rows)})", title_justify="left")
+    table = Table(title=markup("{}: draft Opinions ({})", process, len(rows)), title_justify="left")
     for column in ("id", "title", "theme", "stage", "consensus", "presented", "last change"):
         table.add_column(column)
     for o in rows:
         table.add_row(o.id, escape(o.title), o.theme or "—", LABELS[o.stage],
                       "yes" if o.consensus else "no (IEG)", _where(o),
-                      f"{describe(o.history[-1].at, tz)} by {escape(o.history[-1].by)}")
+                      markup("{} by {}", describe(o.history[-1].at, tz), o.history[-1].by))
     out.print(table)
 
 

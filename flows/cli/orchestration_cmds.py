@@ -15,9 +15,18 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.common import Database, app, err, out, service
+from flows.cli.common import (
+    Database,
+    app,
+    err,
+    markup,
+    out,
+    service,
+    write_output,
+)
 from flows.definition_file import load_definition
 from flows.storage import open_store
+from states.dates import check_year
 from states.errors import InputError
 
 
@@ -25,9 +34,12 @@ def _day(text: str | None, option: str) -> date | None:
     if text is None:
         return None
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
+        check_year(day.year, text)
     except ValueError:
-        raise InputError(f"{option} '{text}' is not a day; write e.g. 2024-08-01.") from None
+        raise InputError(f"{option} '{text}' is not a day between the years 1900 and 2999; "
+                         "write e.g. 2024-08-01.") from None
+    return day
 
 
 def run_rehearsal(definition: Path, database: str, start: date | None, end: date | None,
@@ -91,8 +103,8 @@ def rehearse_cmd(
     if transcript is None:
         out.file.write(text)
     else:
-        transcript.write_text(text, encoding="utf-8")
-        out.print(f"wrote the transcript to {transcript}")
+        write_output(transcript, text, "--transcript")
+        out.print(markup("wrote the transcript to {}", transcript))
 
 
 @app.command("serve")
@@ -161,10 +173,10 @@ def up_cmd(
         text = run_rehearsal(definition, f"sqlite:///{rehearsal_db}", None, None, 300, 12, None)
         Path("rehearsal.txt").write_text(text, encoding="utf-8")
         ui = api.removesuffix("/api")
-        out.print(f"\nPrefect UI: {ui}  (runs, deployments; the artifacts with their mermaid "
-                  f"charts: {ui}/v2/artifacts)\n"
-                  f"rehearsal transcript: rehearsal.txt; its store: prepflow status --database "
-                  f"sqlite:///{rehearsal_db}\nserving; press Ctrl-C to stop.")
+        out.print(markup("\nPrefect UI: {}  (runs, deployments; the artifacts with their "
+                         "mermaid charts: {}/v2/artifacts)\nrehearsal transcript: "
+                         "rehearsal.txt; its store: prepflow status --database sqlite:///{}\n"
+                         "serving; press Ctrl-C to stop.", ui, ui, rehearsal_db))
         while all(p.poll() is None for p in started):
             time.sleep(1)
         err.print("a child process stopped; shutting down.")
@@ -187,4 +199,5 @@ def _drain_prefect(timeout: float = 10.0) -> None:
             worker.drain_all(timeout=timeout)
         # Best effort while shutting down: nothing to drain, or the API is gone: say so, go on.
         except Exception as exc:  # noqa: BLE001 — a failed flush must not block the shutdown
-            err.print(f"could not flush Prefect {worker.__name__}: {exc}", soft_wrap=True)
+            err.print(markup("could not flush Prefect {}: {}", worker.__name__, exc),
+                      soft_wrap=True)

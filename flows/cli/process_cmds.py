@@ -7,6 +7,7 @@ Every error is one readable paragraph and an exit status: 2 for bad input (nothi
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,10 +18,23 @@ from rich.markup import escape
 from flows.calendar_export import to_ics
 from flows.cli import console as render
 from flows.cli import wallclock
-from flows.cli.common import Actor, Database, Now, app, err, out, parse_now, process_ids, service
+from flows.cli.common import (
+    Actor,
+    Database,
+    Now,
+    app,
+    err,
+    markup,
+    out,
+    parse_now,
+    process_ids,
+    service,
+    write_output,
+)
 from flows.definition_file import load_definition
 from flows.settings import load_settings
 from states.definition import ProcessDefinition
+from states.definition_parts import SLUG_MAX, SLUG_PATTERN
 from states.errors import InputError
 from states.machine import mermaid
 from states.plan import Span, milestone_keys, plan_milestones
@@ -57,11 +71,11 @@ def check_cmd(
         except ValueError as exc:
             raise InputError(f"{option} {value.strip()}: {exc}.") from None
     results = check(spec, effective_milestones(spec, None, changes))
-    out.print(f"[bold]{spec.id}[/]: {len(results)} rule checks", soft_wrap=True)
+    out.print(markup("[bold]{}[/]: {} rule checks", spec.id, len(results)), soft_wrap=True)
     render.rules(out, results)
     failed = [r for r in results if r.status is Status.FAIL]
-    out.print(f"{len(failed)} broken, "
-              f"{sum(r.status is Status.UNKNOWN for r in results)} at risk or not checkable.")
+    out.print(markup("{} broken, {} at risk or not checkable.", len(failed),
+                     sum(r.status is Status.UNKNOWN for r in results)))
     if failed:
         raise typer.Exit(1)
 
@@ -75,11 +89,16 @@ def init_cmd(definition: Annotated[Path, typer.Argument(help="Process definition
 
     Example: prepflow init config/wtpf26.yaml
     """
+    if process_id is not None and (len(process_id) > SLUG_MAX
+                                   or not re.fullmatch(SLUG_PATTERN, process_id)):
+        raise InputError(f"--id '{process_id}' is not a process id: use lower-case letters, "
+                         f"digits and dashes (at most {SLUG_MAX}), starting with a letter, "
+                         "e.g. wtpf-26-rehearsal.")
     spec = load_definition(definition)
     created = service(database).init(spec, parse_now(now), process_id)
     name = process_id or spec.id
     verb = "created" if created else "already exists (unchanged)"
-    out.print(f"process [bold]{name}[/] {verb}. Next: prepflow status {name}")
+    out.print(markup("process [bold]{}[/] {}. Next: prepflow status {}", name, verb, name))
 
 
 @app.command("status")
@@ -94,7 +113,7 @@ def status_cmd(process: Annotated[str | None, typer.Argument(help="Process id.")
         stored, definition, _ = svc.load(process_id)
         render.status(out, svc.status(process_id, parse_now(now)), definition.timezone)
         entries = "entry" if stored.audit_seq == 1 else "entries"
-        out.print(f"(version {stored.version}, {stored.audit_seq} audit {entries})")
+        out.print(markup("(version {}, {} audit {})", stored.version, stored.audit_seq, entries))
         note = wallclock.last_change_note(svc.store.audit(process_id), definition.timezone)
         if note:
             out.print(escape(note))
@@ -125,12 +144,13 @@ def timeline_cmd(
             continue
         data, skipped = to_ics(definition, effective, svc.now(parse_now(now)))
         if output:
-            output.write_bytes(data)
-            out.print(f"wrote {output}")
+            write_output(output, data, "--output")
+            out.print(markup("wrote {}", output))
         else:
             sys.stdout.buffer.write(data)
         for item in skipped:
-            err.print(f"not in the calendar (day not fixed): {item.key} {item.span_text()}")
+            err.print(markup("not in the calendar (day not fixed): {} {}", item.key,
+                             item.span_text()))
 
 
 @app.command("advance")
@@ -151,11 +171,12 @@ def advance_cmd(now: Now = None, database: Database = None,
     steps = [(o.process_id, r) for o in tick.outcomes for r in o.decision.records
              if r.kind == "transition"]
     for process_id, record in steps:
-        out.print(f"{process_id}: {record.inputs.get('label', record.trigger)} "
-                  f"({record.from_state} → {record.to_state})", soft_wrap=True)
+        out.print(markup("{}: {} ({} → {})", process_id,
+                         record.inputs.get("label", record.trigger), record.from_state,
+                         record.to_state), soft_wrap=True)
     for failure in tick.failed:
-        err.print(f"[bold red]{escape(failure.process_id)}: not advanced:[/] "
-                  f"{escape(failure.reason)}", soft_wrap=True)
+        err.print(markup("[bold red]{}: not advanced:[/] {}", failure.process_id,
+                         failure.reason), soft_wrap=True)
     if not steps and not tick.failed:
         out.print("nothing due.")
     if tick.failed:
@@ -185,12 +206,12 @@ def transition_cmd(
                                            parse_now(now))
     for record in outcome.decision.records:
         if record.kind == "notice":
-            out.print(f"message decided: {record.inputs.get('event')} to "
-                      f"{record.inputs.get('audience')}", soft_wrap=True)
+            out.print(markup("message decided: {} to {}", record.inputs.get("event"),
+                             record.inputs.get("audience")), soft_wrap=True)
             continue
         label = record.inputs.get("label", record.trigger)
-        out.print(f"{record.kind}: {escape(str(label))} ({record.from_state} → "
-                  f"{record.to_state})", soft_wrap=True)
+        out.print(markup("{}: {} ({} → {})", record.kind, label, record.from_state,
+                         record.to_state), soft_wrap=True)
 
 
 @app.command("amend")
@@ -218,7 +239,7 @@ def amend_cmd(
             shown = record.inputs.get("message") or (
                 f"{record.inputs.get('milestone')}: {record.inputs.get('from')} → "
                 f"{record.inputs.get('to')}")
-        out.print(f"{record.kind}: {escape(str(shown))}", soft_wrap=True)
+        out.print(markup("{}: {}", record.kind, str(shown)), soft_wrap=True)
 
 
 @app.command("audit")
@@ -243,7 +264,8 @@ def audit_cmd(process: Annotated[str | None, typer.Argument(help="Process id.")]
                 err.print(f"  - {escape(problem)}", soft_wrap=True)
             raise typer.Exit(1)
         count = len(svc.store.audit(process))
-        out.print(f"audit log intact: {count} {'entry' if count == 1 else 'entries'} verified.")
+        out.print(markup("audit log intact: {} {} verified.", count,
+                         "entry" if count == 1 else "entries"))
         return
     log = svc.store.audit(process)
     zones = {pid: svc.definition(svc.store.get(pid)).timezone
@@ -266,13 +288,17 @@ def diagram_cmd(
     if write is None:
         out.print(text, soft_wrap=True, markup=False)
         return
-    page = write.read_text(encoding="utf-8")
+    try:
+        page = write.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"--write {write}: cannot be read as UTF-8 text ({exc}); give the "
+                         "README (or another file) holding the diagram markers.") from None
     if DIAGRAM_START not in page or DIAGRAM_END not in page:
         raise InputError(f"{write} has no {DIAGRAM_START} … {DIAGRAM_END} markers.")
     head, rest = page.split(DIAGRAM_START, 1)
-    write.write_text(f"{head}{DIAGRAM_START}\n{text}{DIAGRAM_END}{rest.split(DIAGRAM_END, 1)[1]}",
-                     encoding="utf-8")
-    out.print(f"updated the diagram in {write}")
+    write_output(write, f"{head}{DIAGRAM_START}\n{text}{DIAGRAM_END}"
+                 f"{rest.split(DIAGRAM_END, 1)[1]}", "--write")
+    out.print(markup("updated the diagram in {}", write))
 
 
 DIAGRAM_START, DIAGRAM_END = "<!-- diagram:start -->", "<!-- diagram:end -->"

@@ -37,7 +37,12 @@ def fresh_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, width: int = 20
 
 
 def in_process(capsys: pytest.CaptureFixture[str]) -> Run:
-    """``prepflow ARGS...`` called in-process, returning its exit status and output."""
+    """``prepflow ARGS...`` called in-process, returning its exit status and output.
+
+    ``main`` is the console script's entry point itself (pyproject's [project.scripts]); it
+    turns every exception into a paragraph and a SystemExit, so catching SystemExit here sees
+    exactly the status the script's process exits with (tests/flows/test_cli_fuzz.py checks
+    a few against ``python -m flows.cli``)."""
 
     def call(*args: str) -> Result:
         capsys.readouterr()

@@ -547,3 +547,27 @@ def test_audit_verify_detects_a_state_edited_behind_the_log(run: Run, tmp_path: 
     tampered = run("audit", "--verify", "--database", url)
     assert tampered.code == 1
     assert "does not match its audit log" in tampered.err
+
+
+
+def test_status_warnings_name_the_process_not_its_definition(run: Run) -> None:
+    """A process created under its own id: the fixes its warnings suggest name that id."""
+    assert run("init", WTPF, "--id", "wtpf-26-copy", "--now", "2024-09-15T08:00Z").code == 0
+    result = run("status", "wtpf-26-copy", "--now", "2024-09-20T08:00Z")
+    assert result.code == 0, result.err
+    assert "prepflow amend wtpf-26-copy ieg1 YYYY-MM-DD" in result.out
+    assert "prepflow amend wtpf-26-copy forum YYYY-MM-DD" in result.out
+    assert "prepflow amend wtpf-26 " not in result.out
+
+
+def test_a_date_at_the_calendars_edge_is_bad_input_and_status_still_works(
+        run: Run, db_url: str) -> None:
+    """Amending to 9999-12-31 (once accepted, then status crashed) is refused, nothing written."""
+    assert run("init", WTPF, "--now", "2024-07-10T08:00Z").code == 0
+    before = snapshot(db_url)
+    result = run("amend", "wtpf-26", "final.posting", "9999-12-31", "--by", BY, "--reason", "x")
+    assert result.code == 2, result.out
+    assert "between 1900 and 2999" in result.err
+    assert snapshot(db_url) == before
+    assert run("status", "--now", "0001-01-01T00:00+14:00").code == 2
+    assert run("status").code == 0

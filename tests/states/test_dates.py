@@ -155,6 +155,18 @@ def test_definition_with_a_skipped_deadline_time_is_refused() -> None:
         parse_definition(data, "other")
 
 
+def test_each_local_time_problem_names_its_field() -> None:
+    """Every skipped or repeated local time is reported at its field's path, not the top."""
+    data = raw(OTHER)
+    data["cycles"][0]["comment_deadline"] = "2026-03-08 02:30"
+    data["cycles"][0]["meetings"][0]["start"] = "2026-11-01 01:30"
+    with pytest.raises(DefinitionError) as caught:
+        parse_definition(data, "other")
+    assert [p.path for p in caught.value.problems] == [
+        "cycles[0].comment_deadline", "cycles[0].meetings[0].start"]
+    assert "(top level)" not in str(caught.value)
+
+
 def test_amend_to_an_ambiguous_time_is_an_input_error() -> None:
     """Amending a deadline to a repeated local time is refused as bad input (exit 2)."""
     definition = wtpf()
@@ -222,3 +234,11 @@ def test_span_refuses_an_end_before_its_start() -> None:
     """'2025-02-12..2025-02-10' is refused, quoting the text."""
     with pytest.raises(ValueError, match="the end comes before the start"):
         Span.parse("2025-02-12..2025-02-10")
+
+
+@pytest.mark.parametrize("value", ["0001-01-01", "9999-12-31", "9999-12", "1899-12-31",
+                                   "3000-01-01"])
+def test_dates_at_the_calendars_edges_are_refused(value: str) -> None:
+    """Years outside 1900-2999 are refused when read: the day after 9999-12-31 does not exist."""
+    with pytest.raises(ValueError, match="out of range; dates lie between 1900 and 2999"):
+        PlanDate.parse(value)
