@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.cli.common import Actor, Database, Now, app, out, parse_now, service
+from flows.cli.common import Actor, Database, Now, app, markup, out, parse_now, service
 from flows.identity.gate import TOKEN_ENV
 from flows.identity.members import issue_token, revoke_token, token_store
 from flows.shell import Service
@@ -56,16 +56,16 @@ def list_cmd(process: Process = None, database: Database = None) -> None:
     process_id = _process(svc, process)
     _, definition, _ = svc.load(process_id)
     active = [t.member for t in token_store(svc).tokens(process_id) if t.active]
-    table = Table(title=f"{process_id}: secretariat members", title_justify="left")
+    table = Table(title=markup("{}: secretariat members", process_id), title_justify="left")
     for column in ("id (--by)", "name", "roles", "active tokens"):
         table.add_column(column)
     for m in definition.secretariat:
         roles = ", ".join(r.value for r in Role if r in granted(m.roles))
-        table.add_row(m.id, escape(m.name), roles + (" (all)" if m.roles is None else ""),
+        table.add_row(escape(m.id), escape(m.name), roles + (" (all)" if m.roles is None else ""),
                       str(active.count(m.id)))
     out.print(table)
     if definition.require_tokens or active:
-        out.print(f"Every act on {process_id} needs its member's token (${TOKEN_ENV}).")
+        out.print(markup("Every act on {} needs its member's token (${}).", process_id, TOKEN_ENV))
 
 
 @token_app.command("issue")
@@ -82,12 +82,12 @@ def issue_cmd(member: Annotated[str, typer.Argument(help="The member's id.")], b
     svc = service(database)
     process_id = _process(svc, process)
     token_id, token = issue_token(svc, process_id, member, by, parse_now(now))
-    out.print(f"Token {token_id} for '{escape(member.strip())}' on {escape(process_id)}, shown "
-              "this once (prepflow keeps only a salted hash of it):\n")
+    out.print(markup("Token {} for '{}' on {}, shown this once (prepflow keeps only a salted "
+                     "hash of it):\n", token_id, member.strip(), process_id))
     out.print(f"  {token}\n", markup=False)
-    out.print(f"Hand it to {escape(member.strip())} alone. On the command line: export "
-              f"{TOKEN_ENV}=<the token>; in the Prefect forms: the token field. Every act on "
-              f"{escape(process_id)} now needs its member's token.", soft_wrap=True)
+    out.print(markup("Hand it to {} alone. On the command line: export {}=<the token>; in "
+                     "the Prefect forms: the token field. Every act on {} now needs its "
+                     "member's token.", member.strip(), TOKEN_ENV, process_id), soft_wrap=True)
 
 
 @token_app.command("revoke")
@@ -100,8 +100,8 @@ def revoke_cmd(token_id: Annotated[str, typer.Argument(help="The token's id (fro
     Example: prepflow members token revoke 3f2a9c0d1b4e --by wtpf-secretariat --reason left
     """
     found = revoke_token(service(database), token_id, by, reason, parse_now(now))
-    out.print(f"token {found.token_id} of '{escape(found.member)}' on "
-              f"{escape(found.process_id)} is revoked.")
+    out.print(markup("token {} of '{}' on {} is revoked.", found.token_id, found.member,
+                     found.process_id))
 
 
 @token_app.command("list")

@@ -180,8 +180,9 @@ def advance_cmd(now: Now = None, database: Database = None,
     if not steps and not tick.failed:
         out.print("nothing due.")
     if tick.failed:
-        err.print(f"{len(tick.failed)} of {len(tick.results)} processes not advanced (the next "
-                  "advance tries them again); the others advanced as shown.", soft_wrap=True)
+        err.print(markup("{} of {} processes not advanced (the next advance tries them again); "
+                         "the others advanced as shown.", len(tick.failed), len(tick.results)),
+                  soft_wrap=True)
         raise typer.Exit(1)
 
 
