@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from flows.nominations import too_big
 from flows.shell import Service
 from flows.storage import AuditDraft
 from states import engine
@@ -161,6 +162,7 @@ class ImportFile:
 def read_csv(path: Path, process_id: str, tz: ZoneInfo, now: datetime) -> ImportFile:
     """Every row read and checked field by field (line and field named for each bad one); an
     unreadable file, header or encoding is InputError at once."""
+    too_big(path)
     try:
         data = path.read_bytes()
     except OSError as exc:

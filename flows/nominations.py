@@ -99,8 +99,26 @@ def check_row(definition: ProcessDefinition, row: dict[str, str], now: datetime)
                        timezone=values.get("timezone") or None, nominated_at=now, late=late)
 
 
+#: The largest CSV import read: a register of 1,000 experts is ~200 kB, so this is headroom,
+#: not a quota; a bigger file is a wrong file (or should be split), not minutes of work.
+MAX_IMPORT_BYTES = 10_000_000
+
+
+def too_big(path: Path) -> None:
+    """Refuse an import file over MAX_IMPORT_BYTES before reading it (bad input, exit 2)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # the read that follows says why it cannot be read
+    if size > MAX_IMPORT_BYTES:
+        raise InputError(f"{path}: {size:,} bytes; prepflow imports at most "
+                         f"{MAX_IMPORT_BYTES:,} bytes per file (split it, or check it is the "
+                         "right file).")
+
+
 def read_csv(definition: ProcessDefinition, path: Path, now: datetime) -> Checked:
     """Every line checked; duplicates within the file are bad lines too (by normalised email)."""
+    too_big(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:

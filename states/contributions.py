@@ -29,7 +29,7 @@ from states.contribution_types import (
 from states.dates import PlanDate, describe, end_instant, require_aware, zone
 from states.decision import SYSTEM, Decision, Record
 from states.definition import CycleDef, ProcessDefinition
-from states.errors import InputError, Refused, RuleId
+from states.errors import InputError, Refused, RuleId, first_problems
 from states.instance import Instance
 from states.machine import table_for
 from states.plan import by_key
@@ -159,7 +159,7 @@ def receive_many(definition: ProcessDefinition, instance: Instance,
             bad.append(f"{label}: {str(exc).rstrip('.')}")
     if bad:
         bad.sort(key=_in_order)
-        raise InputError(f"{len(bad)} bad row(s), nothing recorded: " + "; ".join(bad) + ".")
+        raise InputError(f"{len(bad)} bad row(s), nothing recorded: " + first_problems(bad) + ".")
     if refused:
         dates = tuple(sorted({d for _, exc in refused for d in exc.dates}))
         raise Refused(RuleId.CONTRIBUTION,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -33,6 +34,14 @@ class Problem:
 
 #: A definition's problems printed at most: the rest are counted (a junk file has thousands).
 SHOWN_PROBLEMS = 20
+
+
+def first_problems(problems: Sequence[object]) -> str:
+    """The first SHOWN_PROBLEMS problems joined with '; ', and how many more there are: a junk
+    import of 100,000 lines must still be one readable paragraph (issue 9)."""
+    shown = "; ".join(str(p) for p in problems[:SHOWN_PROBLEMS])
+    rest = len(problems) - SHOWN_PROBLEMS
+    return shown + (f"; … and {rest} more (mend these first)" if rest > 0 else "")
 
 
 class DefinitionError(InputError):

@@ -23,7 +23,7 @@ from flows.settings import load_settings
 from flows.shell import Service
 from flows.storage import AuditDraft, DuplicateExpert, Expert, ExpertDraft, UnknownExpert
 from flows.storage.notify_model import EXPERT_STATUSES, OUTBOX_STATUSES
-from states.errors import InputError
+from states.errors import SHOWN_PROBLEMS, InputError, first_problems
 from states.roles import Act, Via
 
 experts_app = typer.Typer(help="The register of nominated experts.", no_args_is_help=True)
@@ -90,15 +90,17 @@ def import_cmd(
             fresh.append(draft)
     if checked.problems and not skip_invalid:
         raise InputError(f"{file}: {len(checked.problems)} bad line(s), nothing imported: "
-                         + "; ".join(checked.problems)
+                         + first_problems(checked.problems)
                          + ". Fix them, or import the rest with --skip-invalid.")
     added = _add(svc, process_id, fresh, via, at, file.name) if fresh else []
     late = [e for e in added if e.late]
     out.print(markup("imported {} nomination(s) into {}", len(added), process_id)
               + (markup("; {} after the nominations deadline (flagged late)", len(late))
                  if late else ""))
-    for problem in checked.problems:
+    for problem in checked.problems[:SHOWN_PROBLEMS]:
         out.print(f"  skipped: {escape(problem)}", soft_wrap=True)
+    if len(checked.problems) > SHOWN_PROBLEMS:
+        out.print(markup("  … and {} more skipped", len(checked.problems) - SHOWN_PROBLEMS))
 
 
 @experts_app.command("add")

@@ -21,7 +21,7 @@ from flows.definition_file import load_yaml
 from flows.storage import Expert
 from states.balance import Balance, CountryList, RegionShare, Share, balance, check_scheme
 from states.definition import ProcessDefinition
-from states.errors import DefinitionError, InputError
+from states.errors import DefinitionError, InputError, first_problems
 
 #: The prepflow checkout: relative country-list paths are read from here.
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,12 +47,12 @@ def load_countries(definition: ProcessDefinition) -> CountryList:
         data = load_yaml(text, shown)
         countries = CountryList.model_validate(data)
     except DefinitionError as exc:
-        raise InputError(f"country list {shown}: {'; '.join(map(str, exc.problems))}.") from None
+        raise InputError(f"country list {shown}: {first_problems(exc.problems)}.") from None
     except ValidationError as exc:
         problems = [f"{'.'.join(map(str, e['loc'])) or '(top level)'}: "
                     + e["msg"].removeprefix("Value error, ") for e in exc.errors()]
         raise InputError(f"country list {shown}: {len(problems)} problem(s): "
-                         + "; ".join(problems) + ".") from None
+                         + first_problems(problems) + ".") from None
     try:
         check_scheme(countries, definition.notifications.regions, shown)
     except ValueError as exc:

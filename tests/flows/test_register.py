@@ -254,3 +254,31 @@ def test_retrying_a_pending_message_is_bad_input_and_writes_nothing(run: Run,
     _, outbox, after = stored(tmp_path)
     assert after == before
     assert [(m.status, m.attempts) for m in outbox] == [("pending", item.attempts)]
+
+
+def test_a_file_of_many_bad_lines_lists_twenty_and_counts_the_rest(run: Run,
+                                                                  tmp_path: Path) -> None:
+    """500 bad lines: one paragraph naming the first 20 and '… and 480 more', nothing in."""
+    bad = [f"X{i},Y,Z,x{i}@example.org,Fiji,FJ,Q,government,,en," for i in range(500)]
+    result = run("experts", "import", csv_file(tmp_path, *bad), "--by", BY)
+    assert result.code == 2, result.out
+    assert "500 bad line(s)" in result.err
+    assert "line 21:" in result.err and "line 22:" not in result.err
+    assert "… and 480 more" in result.err
+    assert stored(tmp_path)[0] == []
+
+
+@pytest.mark.parametrize("command", [("experts", "import"),
+                                     ("comments", "import", "wtpf-26")])
+def test_an_import_file_over_the_limit_is_refused_unread(run: Run, tmp_path: Path,
+                                                          command: tuple[str, ...]) -> None:
+    """A 10 MB+ file is bad input naming its size and the limit; nothing is written."""
+    path = tmp_path / "huge.csv"
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(HEADER + "\n")
+        handle.truncate(10_000_001)
+    before = stored(tmp_path)
+    result = run(*command, str(path), "--by", BY)
+    assert result.code == 2, result.out
+    assert "10,000,001 bytes" in result.err and "at most 10,000,000" in result.err
+    assert stored(tmp_path) == before
