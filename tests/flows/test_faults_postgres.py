@@ -142,7 +142,6 @@ def test_store_opened_while_postgres_is_down_is_one_paragraph_exit_2(
         assert result.err.count("\n") == 1, result.err  # one paragraph, on one line
         assert result.err.startswith("Store error: prepflow cannot reach the database server "
                                      f"at {private_url} (")
-        assert "Is the server running" in result.err or "refused" in result.err
         assert result.err.rstrip().endswith("Check that the server is running and accepts "
                                             "connections, and that PREPFLOW_DATABASE_URL is "
                                             "right.")
