@@ -31,7 +31,7 @@ from tests.flows.faults import (
 )
 from tests.flows.private_postgres import BIN_VARIABLE, PrivateCluster, server_bin
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,8 @@ from flows.storage import OutboxItem, SqlStore
 from flows.storage.notify_model import ExpertDraft
 from tests.flows.cli_run import Result, Run, fresh_store, in_process
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 WTPF = load_definition(ROOT / "config" / "wtpf26.yaml")
 START = datetime(2024, 7, 10, 8, tzinfo=UTC)

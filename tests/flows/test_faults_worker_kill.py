@@ -29,6 +29,8 @@ from tests.flows.faults import (
     wide_run,
 )
 
+pytestmark = pytest.mark.slow
+
 PROCESSES = 30
 #: Each state write sleeps in the database, so the kill lands inside a process's transaction.
 SLOW = {
