@@ -56,10 +56,13 @@ def _data(envelope: Envelope) -> bytes:
 
 
 def message_key(data: bytes) -> str | None:
-    """The X-Prepflow-Key of a raw message (headers only are parsed)."""
+    """The X-Prepflow-Key of a raw message (headers only are parsed).
+
+    Stripped: a key too long for one line is folded right after the colon, and the parser
+    keeps the fold's leading space ("X-Prepflow-Key:\\r\\n wtpf-26:rule:…")."""
     head = data.split(b"\r\n\r\n", 1)[0]
     value = _HEADERS.parsebytes(head + b"\r\n\r\n").get(KEY_HEADER)
-    return str(value) if value is not None else None
+    return str(value).strip() if value is not None else None
 
 
 def file_name(key: str) -> str:
