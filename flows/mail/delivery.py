@@ -54,7 +54,9 @@ from states.dates import require_aware
 log = get_logger("prepflow.mail")
 
 DEFAULT_ZONE = "Europe/Zurich"
-MAX_BACKOFF = timedelta(days=1)
+#: The longest wait between two tries: with the default 10 tries and 60 s doubling, a message
+#: outlives an SMTP outage of about four hours, and is sent within the hour after it ends.
+MAX_BACKOFF = timedelta(hours=1)
 #: What happens to a message that may have reached the server unrecorded (PREPFLOW_SMTP_UNCERTAIN).
 UncertainPolicy = Literal["resend", "hold"]
 HELD = "uncertain: the server may have it (the connection was lost after the data); not resent"
@@ -102,7 +104,7 @@ class DeliveryReport:
 
 
 def backoff_delay(base: timedelta, attempts: int) -> timedelta:
-    """base, 2·base, 4·base … after the 1st, 2nd, 3rd failure; at most a day."""
+    """base, 2·base, 4·base … after the 1st, 2nd, 3rd failure; at most MAX_BACKOFF."""
     delay: timedelta = min(base * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
     return delay
 
@@ -114,7 +116,7 @@ class Pacing:
 
     limit: int = 1000
     concurrency: int = 8
-    max_attempts: int = 5
+    max_attempts: int = 10
     backoff: timedelta = timedelta(seconds=60)
     lease: timedelta = timedelta(seconds=60)
     uncertain: UncertainPolicy = "resend"
@@ -273,7 +275,7 @@ class _Run:
 
 
 async def deliver(store: DeliveryStore, mailer: Mailer, now: datetime, *, renderer: Renderer,
-                  limit: int = 1000, concurrency: int = 8, max_attempts: int = 5,
+                  limit: int = 1000, concurrency: int = 8, max_attempts: int = 10,
                   backoff: timedelta = timedelta(seconds=60),
                   stale_after: timedelta = timedelta(seconds=60),
                   uncertain: UncertainPolicy = "resend",

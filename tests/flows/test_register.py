@@ -263,7 +263,8 @@ def test_a_file_of_many_bad_lines_lists_twenty_and_counts_the_rest(run: Run,
     result = run("experts", "import", csv_file(tmp_path, *bad), "--by", BY)
     assert result.code == 2, result.out
     assert "500 bad line(s)" in result.err
-    assert "line 21:" in result.err and "line 22:" not in result.err
+    assert "line 21:" in result.err
+    assert "line 22:" not in result.err
     assert "… and 480 more" in result.err
     assert stored(tmp_path)[0] == []
 
@@ -280,5 +281,6 @@ def test_an_import_file_over_the_limit_is_refused_unread(run: Run, tmp_path: Pat
     before = stored(tmp_path)
     result = run(*command, str(path), "--by", BY)
     assert result.code == 2, result.out
-    assert "10,000,001 bytes" in result.err and "at most 10,000,000" in result.err
+    assert "10,000,001 bytes" in result.err
+    assert "at most 10,000,000" in result.err
     assert stored(tmp_path) == before
