@@ -10,13 +10,13 @@ is kept off the Prefect server).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from prefect.client.schemas.objects import State
-from prefect.flow_runs import pause_flow_run
+from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.states import Completed, Failed
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, create_model
 
 from flows.identity.gate import Caller
 from flows.orchestration.artifacts import send_all, views
@@ -28,7 +28,9 @@ from flows.orchestration.run_context import (
     service_for,
     store_flow,
 )
+from flows.orchestration.waiting_steps import close_waiting, why_closed
 from flows.storage import StoreError
+from states.definition import ProcessDefinition
 from states.errors import PrepflowError
 from states.machine import table_for
 from states.roles import Channel
@@ -70,6 +72,10 @@ def perform(action: SecretariatAction, now: datetime | None,
         for label in labels:
             logger.info("%s: %s", action.process, label)
         at = service.now(aware(now))
+        if channel is not Channel.WAITING_STEP:  # its request, if any, would wait in vain
+            close_waiting(action.process, action.trigger,
+                          f"done via {channel} by {action.actor} at {at:%Y-%m-%d %H:%M} UTC; "
+                          "this request is closed, nothing else to do.")
         if publish_artifacts:
             _, definition, instance = service.load(action.process)
             send_all(views(definition, instance, at))
@@ -134,28 +140,41 @@ class StepInput(RunInput):
     override: bool = Field(default=False, description="Set aside an overridable rule")
 
 
+def step_input(definition: ProcessDefinition, description: str) -> type[StepInput]:
+    """The waiting step's form for this process: *actor* is a choice of its secretariat
+    members (issue 11), the description says which step is asked for."""
+    members: Any = Literal[tuple(m.id for m in definition.secretariat)]  # a type made at run time
+    form = create_model("StepInput", __base__=StepInput,
+                        actor=(members, Field(description="Your secretariat member id")))
+    return form.with_initial_data(description=description)
+
+
 @store_flow(name="await-secretariat", log_prints=False, persist_result=True)
-async def await_secretariat(process: str, trigger: str, database: str | None = None,
-                            timeout_hours: float = 24 * 7, poll_seconds: float = 10,
-                            now: datetime | None = None) -> State[Any]:
+def await_secretariat(process: str, trigger: str, database: str | None = None,
+                      timeout_hours: float = 24 * 7, now: datetime | None = None) -> State[Any]:
     """Ask for a manual step (e.g. 'post the Second Draft') with a form, then apply it.
 
+    The run suspends (``suspend_flow_run``): it exits, holding no worker, until the form is
+    answered; Prefect then runs it again from the start, and the second ``suspend_flow_run``
+    returns the answer. Everything before it is therefore safe to repeat (it only reads), and
+    a step done meanwhile through another channel ends the run Completed, saying so.
     ``now`` (default: the clock when the answer arrives) lets tests and rehearsals move time.
     """
     with service_for(database) as service:
-        _, definition, _ = service.load(process)
-        spec = table_for(definition).by_trigger.get(trigger)
-        label = spec.label if spec is not None else trigger
+        _, definition, instance = service.load(process)
+    spec = table_for(definition).by_trigger.get(trigger)
+    label = spec.label if spec is not None else trigger
+    if trigger in instance.happened:  # done before the answer came: nothing to ask or apply
+        forget_answers()
+        rename_run(f"{process}: '{label}' done elsewhere")
+        return Completed(message=why_closed(definition, instance, trigger))
     description = (f"## {label} — {process}\n\nThe step **{label}** is due. When the document "
                    "is online, give its reference, your member id (and your token, once tokens "
-                   "are in use on the process), and tick *confirm*.\n\n"
-                   f"Secretariat members: {', '.join(m.id for m in definition.secretariat)}.")
+                   "are in use on the process), and tick *confirm*.")
     rename_run(f"{process}: waiting for '{label}'")
-    # Prefect annotates poll_interval as int but sleeps on it: 0.1 s works (tests use it).
-    answer = await pause_flow_run(  # type: ignore[call-overload]
-        wait_for_input=StepInput.with_initial_data(description=description),
-        timeout=int(timeout_hours * 3600), poll_interval=poll_seconds)
-    await forget_answers()  # the answer may hold a token: read, it leaves the server
+    answer = suspend_flow_run(wait_for_input=step_input(definition, description),
+                              timeout=int(timeout_hours * 3600), key="answer")
+    forget_answers()  # the answer may hold a token: read, it leaves the server
     if not answer.confirm:
         rename_run(f"{process}: '{label}' not confirmed")
         return Failed(message=f"'{label}' was not confirmed; nothing changed.")
