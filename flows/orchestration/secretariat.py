@@ -17,8 +17,10 @@ from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field, SecretStr, create_model
+from pydantic.json_schema import SkipJsonSchema
 
 from flows.identity.gate import Caller
+from flows.orchestration import quiet_refusals
 from flows.orchestration.artifacts import send_all, views
 from flows.orchestration.form_secrets import current_run_id, forget_answers, scrub_parameter
 from flows.orchestration.run_context import (
@@ -35,20 +37,37 @@ from states.errors import PrepflowError
 from states.machine import table_for
 from states.roles import Channel
 
+quiet_refusals.install()  # the engine imports this module before it runs one of its flows
+
 #: A token field, masked in the form (format: password) and never logged or stored in clear.
 TOKEN_HELP = ("Your personal token (prepflow members token issue), once tokens are in use on "
               "the process")
 
 
+def _blank(schema: dict[str, Any]) -> None:
+    """An optional field shows empty in a form, not as 'None' (its null default is dropped)."""
+    schema.pop("default", None)
+
+
+# SkipJsonSchema[...]: hidden from the operators' forms (issue 11), a rehearsal's or a test's
+# knob (now, database, publish_artifacts), or the null of an optional field. Prefect builds a
+# Run form from the parameters' JSON schema; the field is left out of it, and Python callers
+# still pass it.
+
+
 class SecretariatAction(BaseModel):
-    """A manual transition, as the Prefect UI's Run form shows it."""
+    """A manual transition, as the Prefect UI's Run form shows it. ``prepflow serve`` turns
+    process, trigger and actor into choices (forms.py)."""
 
     process: str = Field(description="Process id, e.g. wtpf-26")
-    trigger: str = Field(description="Manual trigger, e.g. post_draft2 or post_final")
+    trigger: str = Field(description="Manual step, e.g. post_draft2 or post_final; whether it "
+                         "is allowed now is checked when the run acts")
     actor: str = Field(description="Your secretariat member id")
-    token: SecretStr | None = Field(default=None, description=TOKEN_HELP)
-    document: str | None = Field(default=None, description="Reference of the document posted")
-    reason: str | None = Field(default=None, description="Why; required with override")
+    token: SecretStr | SkipJsonSchema[None] = Field(default=None, description=TOKEN_HELP,
+                                                    json_schema_extra=_blank)
+    document: str = Field(description="Reference of the document posted, e.g. WTPF-26/2")
+    reason: str | SkipJsonSchema[None] = Field(
+        default=None, description="Why; required with override", json_schema_extra=_blank)
     override: bool = Field(default=False, description="Set aside an overridable rule "
                            "(e.g. the forum date is not set yet)")
 
@@ -85,9 +104,9 @@ def perform(action: SecretariatAction, now: datetime | None,
 
 
 @store_flow(name="secretariat-action", log_prints=False, persist_result=True)
-def secretariat_action(action: SecretariatAction, now: datetime | None = None,
-                       database: str | None = None,
-                       publish_artifacts: bool = True) -> State[Any]:
+def secretariat_action(action: SecretariatAction, now: SkipJsonSchema[datetime | None] = None,
+                       database: SkipJsonSchema[str | None] = None,
+                       publish_artifacts: SkipJsonSchema[bool] = True) -> State[Any]:
     """A secretariat member posts a draft or the final report from the Run form."""
     scrub_parameter("action")
     return perform(action, now, database, publish_artifacts)
@@ -100,15 +119,16 @@ class Amendment(BaseModel):
     milestone: str = Field(description="e.g. forum, ieg2, draft3.comments")
     date: str = Field(description="2025-02-10, 2025-02, or 2025-02-10..2025-02-12")
     actor: str = Field(description="Your secretariat member id")
-    token: SecretStr | None = Field(default=None, description=TOKEN_HELP)
+    token: SecretStr | SkipJsonSchema[None] = Field(default=None, description=TOKEN_HELP,
+                                                    json_schema_extra=_blank)
     reason: str = Field(description="Why the date changes (recorded)")
     override: bool = Field(default=False, description="Accept breaking a rule, with reason")
 
 
 @store_flow(name="secretariat-amend", log_prints=False, persist_result=True)
-def secretariat_amend(change: Amendment, now: datetime | None = None,
-                      database: str | None = None,
-                      publish_artifacts: bool = True) -> State[Any]:
+def secretariat_amend(change: Amendment, now: SkipJsonSchema[datetime | None] = None,
+                      database: SkipJsonSchema[str | None] = None,
+                      publish_artifacts: SkipJsonSchema[bool] = True) -> State[Any]:
     """Move a milestone or the forum; every rule is re-checked and a refusal fails the run."""
     scrub_parameter("change")
     logger = run_logger()
@@ -133,10 +153,12 @@ class StepInput(RunInput):
     """What the secretariat fills in to complete a manual step."""
 
     actor: str = Field(description="Your secretariat member id")
-    token: SecretStr | None = Field(default=None, description=TOKEN_HELP)
+    token: SecretStr | SkipJsonSchema[None] = Field(default=None, description=TOKEN_HELP,
+                                                    json_schema_extra=_blank)
     document: str = Field(description="Reference of the document posted, e.g. WTPF-26/2")
     confirm: bool = Field(default=False, description="Tick to confirm it is online now")
-    reason: str | None = Field(default=None, description="Why (needed with override)")
+    reason: str | SkipJsonSchema[None] = Field(
+        default=None, description="Why (needed with override)", json_schema_extra=_blank)
     override: bool = Field(default=False, description="Set aside an overridable rule")
 
 
@@ -150,8 +172,9 @@ def step_input(definition: ProcessDefinition, description: str) -> type[StepInpu
 
 
 @store_flow(name="await-secretariat", log_prints=False, persist_result=True)
-def await_secretariat(process: str, trigger: str, database: str | None = None,
-                      timeout_hours: float = 24 * 7, now: datetime | None = None) -> State[Any]:
+def await_secretariat(process: str, trigger: str, database: SkipJsonSchema[str | None] = None,
+                      timeout_hours: float = 24 * 7,
+                      now: SkipJsonSchema[datetime | None] = None) -> State[Any]:
     """Ask for a manual step (e.g. 'post the Second Draft') with a form, then apply it.
 
     The run suspends (``suspend_flow_run``): it exits, holding no worker, until the form is
