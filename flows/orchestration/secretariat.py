@@ -30,7 +30,7 @@ from flows.orchestration.run_context import (
     service_for,
     store_flow,
 )
-from flows.orchestration.waiting_steps import close_waiting, why_closed
+from flows.orchestration.waiting_steps import REQUEST_DAYS, close_waiting, why_closed
 from flows.storage import StoreError
 from states.definition import ProcessDefinition
 from states.errors import PrepflowError
@@ -173,7 +173,7 @@ def step_input(definition: ProcessDefinition, description: str) -> type[StepInpu
 
 @store_flow(name="await-secretariat", log_prints=False, persist_result=True)
 def await_secretariat(process: str, trigger: str, database: SkipJsonSchema[str | None] = None,
-                      timeout_hours: float = 24 * 7,
+                      timeout_hours: float = 24 * REQUEST_DAYS,
                       now: SkipJsonSchema[datetime | None] = None) -> State[Any]:
     """Ask for a manual step (e.g. 'post the Second Draft') with a form, then apply it.
 

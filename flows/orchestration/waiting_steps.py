@@ -6,7 +6,7 @@ When ``advance`` finds a manual step due (e.g. 'post the Second Draft' on 4 Nov 
 created with an idempotency key naming the process, the step and the instant it fell due, so
 the Prefect server itself creates it once however many ticks (or workers) ask at the same time
 (issue 10: a check-then-create was a race). A date moved by an amendment is a new due instant,
-hence a new request; the one for the old date is closed as superseded.
+hence a new request; the one for the old date is closed.
 
 A step done through another channel (the CLI, the action form) leaves its request waiting for
 an answer that would fail with 'already happened': the tick (and the action form, at once)
@@ -16,7 +16,7 @@ closes it instead, Cancelled with a message saying who did the step and how.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from hashlib import sha256
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -24,7 +24,7 @@ from uuid import UUID
 from flows.orchestration.run_context import password_of
 from states.definition import ProcessDefinition
 from states.instance import Instance
-from states.machine import table_for
+from states.machine import Mode, table_for
 from states.queries import ManualStep, manual_steps
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
 DEPLOYMENT = "await-secretariat/await-secretariat"
+#: How long a request waits (await_secretariat's timeout_hours) before the server fails it.
+REQUEST_DAYS = 7
 
 
 def idempotency_key(process_id: str, step: ManualStep, database: str | None = None) -> str:
@@ -52,6 +54,8 @@ def request_steps(definition: ProcessDefinition, instance: Instance, now: dateti
 
     process_id = instance.process_id
     steps = manual_steps(definition, instance, now)  # due or overdue
+    if not steps and not _recently_done(definition, instance, now):
+        return []  # nothing to ask, nothing to close: no call to the server
     asked: list[UUID] = []
     # Never a credential to the server: without a parameter the run uses its settings' store.
     store = database if database and not password_of(database) else None
@@ -73,6 +77,15 @@ def request_steps(definition: ProcessDefinition, instance: Instance, now: dateti
             if run.id not in asked:
                 close(client, [run], why_closed(definition, instance, _tag(run, "step:")))
     return asked
+
+
+def _recently_done(definition: ProcessDefinition, instance: Instance, now: datetime) -> bool:
+    """A manual step happened within a request's lifetime (REQUEST_DAYS): its request, if
+    any, may still wait. An older request has timed out on the server (Failed) already."""
+    manual = {t for t, spec in table_for(definition).by_trigger.items()
+              if spec.mode is Mode.MANUAL}
+    since = now - timedelta(days=REQUEST_DAYS)
+    return any(h.at >= since for t, h in instance.happened.items() if t in manual)
 
 
 def why_closed(definition: ProcessDefinition, instance: Instance, trigger: str | None) -> str:
