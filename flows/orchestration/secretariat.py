@@ -94,7 +94,7 @@ def perform(action: SecretariatAction, now: datetime | None,
         if channel is not Channel.WAITING_STEP:  # its request, if any, would wait in vain
             close_waiting(action.process, action.trigger,
                           f"done via {channel} by {action.actor} at {at:%Y-%m-%d %H:%M} UTC; "
-                          "this request is closed, nothing else to do.")
+                          "this request is closed, nothing else to do.", database)
         if publish_artifacts:
             _, definition, instance = service.load(action.process)
             send_all(views(definition, instance, at))

@@ -57,8 +57,7 @@ def request_steps(definition: ProcessDefinition, instance: Instance, now: dateti
     if not steps and not _recently_done(definition, instance, now):
         return []  # nothing to ask, nothing to close: no call to the server
     asked: list[UUID] = []
-    # Never a credential to the server: without a parameter the run uses its settings' store.
-    store = database if database and not password_of(database) else None
+    store = store_parameter(database)
     with get_client(sync_client=True) as client:
         try:
             deployment = client.read_deployment_by_name(DEPLOYMENT)
@@ -73,7 +72,7 @@ def request_steps(definition: ProcessDefinition, instance: Instance, now: dateti
                                  idempotency_key=idempotency_key(process_id, step, store),
                                  as_subflow=False)
             asked.append(run.id)  # type: ignore[union-attr]  # sync here: a FlowRun
-        for run in _waiting(client, deployment.id, process_id):
+        for run in _waiting(client, deployment.id, process_id, store):
             if run.id not in asked:
                 close(client, [run], why_closed(definition, instance, _tag(run, "step:")))
     return asked
@@ -101,9 +100,17 @@ def why_closed(definition: ProcessDefinition, instance: Instance, trigger: str |
             "request replaces this one); closed, nothing changed.")
 
 
-def close_waiting(process_id: str, trigger: str, message: str) -> int:
-    """Close the requests for ``trigger`` still waiting (the step was just done another way);
-    how many. Without a Prefect server, or no such deployment, nothing to close."""
+def store_parameter(database: str | None) -> str | None:
+    """The ``database`` a request carries: never a credential to the server; without one the
+    run uses its settings' store."""
+    return database if database and not password_of(database) else None
+
+
+def close_waiting(process_id: str, trigger: str, message: str,
+                  database: str | None = None) -> int:
+    """Close the requests for ``trigger`` of the process in the store ``database`` (as a flow
+    takes it) still waiting: the step was just done another way; how many. Without such a
+    deployment, nothing to close."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
@@ -112,7 +119,8 @@ def close_waiting(process_id: str, trigger: str, message: str) -> int:
             deployment = client.read_deployment_by_name(DEPLOYMENT)
         except ObjectNotFound:
             return 0
-        runs = [r for r in _waiting(client, deployment.id, process_id)
+        runs = [r for r in _waiting(client, deployment.id, process_id,
+                                    store_parameter(database))
                 if _tag(r, "step:") == trigger]
         return close(client, runs, message)
 
@@ -129,8 +137,10 @@ def close(client: SyncPrefectClient, runs: Iterable[FlowRun], message: str) -> i
     return count
 
 
-def _waiting(client: SyncPrefectClient, deployment_id: UUID, process_id: str) -> list[FlowRun]:
-    """The process's requests not yet started or suspended (not those being executed)."""
+def _waiting(client: SyncPrefectClient, deployment_id: UUID, process_id: str,
+             store: str | None) -> list[FlowRun]:
+    """The process's requests not yet started or suspended (not those being executed), for
+    its store (a rehearsal of 'wtpf-26' must not close the real wtpf-26's request)."""
     from prefect.client.schemas.filters import (
         DeploymentFilter,
         DeploymentFilterId,
@@ -141,7 +151,7 @@ def _waiting(client: SyncPrefectClient, deployment_id: UUID, process_id: str) ->
     )
     from prefect.client.schemas.objects import StateType
 
-    return list(client.read_flow_runs(
+    return [run for run in client.read_flow_runs(
         deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
         flow_run_filter=FlowRunFilter(
             tags=FlowRunFilterTags(all_=[f"process:{process_id}"]),
@@ -149,7 +159,7 @@ def _waiting(client: SyncPrefectClient, deployment_id: UUID, process_id: str) ->
                 StateType.SCHEDULED, StateType.PAUSED])),
         ),
         limit=200,
-    ))
+    ) if run.parameters.get("database") == store]
 
 
 def _tag(run: FlowRun, prefix: str) -> str | None:

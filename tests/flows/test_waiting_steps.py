@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -282,3 +283,27 @@ def test_invalid_answers_are_refused_and_the_request_keeps_waiting(
     assert state.is_failed()
     assert state.message == "'First Draft posted' was not confirmed; nothing changed."
     assert snapshot(database, "wtpf-26") == before
+
+
+def test_a_step_done_in_another_store_leaves_this_request_waiting(
+        database: str, deployment: UUID, tmp_path: Path) -> None:
+    """A rehearsal's wtpf-26 (its own store) posting the First Draft closes its own request,
+    not the one of the wtpf-26 in this store, which keeps waiting."""
+    rehearsal = f"sqlite:///{tmp_path / 'rehearsal.db'}"
+    for store in (database, rehearsal):
+        with service(store) as svc:
+            svc.init(WTPF, START)
+    ours, theirs = ask(database), ask(rehearsal)
+    assert ours != theirs
+    assert execute(ours) is None
+    assert execute(theirs) is None
+
+    action = SecretariatAction(process="wtpf-26", trigger="post_draft1", actor=BY,
+                               document="WTPF-26/1")
+    done = secretariat_action(action=action, now=POSTING, database=rehearsal,
+                              publish_artifacts=False, return_state=True)
+
+    assert done.is_completed(), done.message
+    assert read(theirs).state.is_cancelled()  # type: ignore[union-attr]
+    assert read(ours).state.is_paused()  # type: ignore[union-attr]
+    assert main_state(database, "wtpf-26") == "draft1.drafting"
