@@ -5,12 +5,14 @@ When ``advance`` finds a manual step due (e.g. 'post the Second Draft' on 4 Nov 
 ``await-secretariat`` deployment is served, it starts a run of it for that step. The run is
 created with an idempotency key naming the process, the step and the instant it fell due, so
 the Prefect server itself creates it once however many ticks (or workers) ask at the same time
-(issue 10: a check-then-create was a race). A date moved by an amendment is a new due instant,
-hence a new request; the one for the old date is closed.
+(issue 10: a check-then-create was a race). A date moved by an amendment is a new due instant:
+the old request stays answerable until the new day's request replaces it (and closes it).
 
 A step done through another channel (the CLI, the action form) leaves its request waiting for
 an answer that would fail with 'already happened': the tick (and the action form, at once)
-closes it instead, Cancelled with a message saying who did the step and how.
+closes it instead, Cancelled with a message saying who did the step and how. A tick calls the
+Prefect server for a process only when one of its steps is due or was done in the last
+REQUEST_DAYS (a request's lifetime), so idle processes cost no API call.
 """
 
 from __future__ import annotations

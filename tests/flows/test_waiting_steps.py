@@ -307,3 +307,34 @@ def test_a_step_done_in_another_store_leaves_this_request_waiting(
     assert read(theirs).state.is_cancelled()  # type: ignore[union-attr]
     assert read(ours).state.is_paused()  # type: ignore[union-attr]
     assert main_state(database, "wtpf-26") == "draft1.drafting"
+
+
+def test_a_moved_posting_date_replaces_the_request_on_the_new_day(
+        database: str, deployment: UUID) -> None:
+    """The posting day moved a week later: the request stays answerable meanwhile (posting
+    early is the secretariat's call); on the new day a new request is made (a new due
+    instant, a new key) and the old one is closed, saying why."""
+    with service(database) as svc:
+        svc.init(WTPF, START)
+    first = ask(database)
+    assert execute(first) is None
+    with service(database) as svc:
+        svc.amend("wtpf-26", "draft1.posting", "2024-08-12", BY, "the translations are late",
+                  override=True, now=POSTING)
+        stored, definition, _ = svc.load("wtpf-26")
+    instance = Instance.from_doc(stored.state)
+
+    assert request_steps(definition, instance, utc(2024, 8, 6, 8), database) == []
+    assert read(first).state.is_paused()  # type: ignore[union-attr]
+
+    again = request_steps(definition, instance, utc(2024, 8, 12, 8), database)
+    assert len(again) == 1
+    assert again[0] != first
+    assert read(again[0]).idempotency_key.startswith(  # type: ignore[union-attr]
+        "wtpf-26:post_draft1:2024-08-11T22:00:00+00:00@")
+    closed = read(first).state
+    assert closed is not None
+    assert closed.is_cancelled()
+    assert closed.message is not None
+    assert closed.message.startswith("'First Draft posted' is not waiting for the secretariat "
+                                     "now")
