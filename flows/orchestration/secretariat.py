@@ -165,7 +165,10 @@ class StepInput(RunInput):
 def step_input(definition: ProcessDefinition, description: str) -> type[StepInput]:
     """The waiting step's form for this process: *actor* is a choice of its secretariat
     members (issue 11), the description says which step is asked for."""
-    members: Any = Literal[tuple(m.id for m in definition.secretariat)]  # a type made at run time
+    ids = tuple(m.id for m in definition.secretariat)
+    if not ids:  # no one to choose: free text, refused by the rule when the run acts
+        return StepInput.with_initial_data(description=description)
+    members: Any = Literal[ids]  # a type made at run time
     form = create_model("StepInput", __base__=StepInput,
                         actor=(members, Field(description="Your secretariat member id")))
     return form.with_initial_data(description=description)
