@@ -12,8 +12,8 @@ How Prefect 3 keeps what a form sends (checked in prefect 3.9.1's sources):
   It sat on the server, in clear, from the form's submission to the run's start: seconds for a
   served deployment. Anyone who can read the server's database meanwhile could read it; that
   is the gap, and why tokens are revocable (``prepflow members token revoke``).
-- A waiting step's answer (``pause_flow_run(wait_for_input=...)``) is kept as a flow-run
-  input under ``<pause>-response``; once read, the flow deletes it.
+- A waiting step's answer (``suspend_flow_run(wait_for_input=...)``) is kept as a flow-run
+  input under ``<key>-response``; once read, the flow deletes it.
 
 State-change events and logs carry no parameters, and prepflow logs no token.
 """
@@ -54,17 +54,18 @@ def scrub_parameter(parameter: str, field: str = "token") -> bool:
     return True
 
 
-async def forget_answers() -> int:
+def forget_answers() -> int:
     """Delete the current run's waiting-step answers (they may hold a token); how many."""
-    from prefect.client.orchestration import get_client
+    from prefect.context import SyncClientContext
 
     run_id = current_run_id()
     if run_id is None:
         return 0
-    async with get_client() as client:
-        found = await client.filter_flow_run_input(flow_run_id=UUID(run_id), key_prefix="",
-                                                   limit=100, exclude_keys=set())
+    with SyncClientContext.get_or_create() as context:
+        client = context.client
+        found = client.filter_flow_run_input(flow_run_id=UUID(run_id), key_prefix="",
+                                             limit=100, exclude_keys=set())
         answers = [i.key for i in found if i.key.endswith("-response")]
         for key in answers:
-            await client.delete_flow_run_input(UUID(run_id), key)
+            client.delete_flow_run_input(UUID(run_id), key)
     return len(answers)

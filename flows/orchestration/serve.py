@@ -20,23 +20,29 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flows.orchestration.forms import FormChoices
 
 
-def deployments(cron: str, timezone: str) -> list[object]:
+def deployments(cron: str, timezone: str, choices: FormChoices | None = None) -> list[object]:
     """The deployments this checkout serves. None carries a store: a deployment's parameters
     are kept by the Prefect server and shown in its UI, so a database URL (which may hold a
-    password) reaches the runs through the settings instead (``use_store``)."""
+    password) reaches the runs through the settings instead (``use_store``). ``choices``: what
+    the action forms offer (forms.py); without, they take free text."""
     from prefect.schedules import Cron
 
     from flows.orchestration.advance import advance
     from flows.orchestration.deliver import deliver_notifications
+    from flows.orchestration.forms import offer_choices
     from flows.orchestration.secretariat import (
         await_secretariat,
         secretariat_action,
         secretariat_amend,
     )
 
-    return [
+    served = [
         advance.to_deployment(name="advance", schedules=[Cron(cron, timezone=timezone)],
                               description="Applies every automatic transition that is due."),
         secretariat_action.to_deployment(name="secretariat-action",
@@ -49,6 +55,9 @@ def deployments(cron: str, timezone: str) -> list[object]:
             name="deliver-notifications", schedules=[Cron("*/2 * * * *", timezone=timezone)],
             description="Sends queued messages (SMTP settings: PREPFLOW_SMTP_*)."),
     ]
+    if choices is not None:
+        offer_choices(served, choices)
+    return list(served)
 
 
 def healthy(api_url: str, timeout: float = 2.0) -> str | None:
@@ -102,7 +111,8 @@ def serve_forever(cron: str, timezone: str, say: Callable[[str], None],
         try:
             say(f"serving advance (cron '{cron}', {timezone}), secretariat-action, "
                 "secretariat-amend, await-secretariat and deliver-notifications; Ctrl-C stops.")
-            serve(*deployments(cron, timezone), pause_on_shutdown=False,  # type: ignore[arg-type]
+            served = deployments(cron, timezone, form_choices(say))
+            serve(*served, pause_on_shutdown=False,  # type: ignore[arg-type]
                   print_starting_message=False)
             return
         except KeyboardInterrupt:
@@ -114,6 +124,18 @@ def serve_forever(cron: str, timezone: str, say: Callable[[str], None],
                 refuse_unauthenticated()
             say(f"serving stopped: {type(exc).__name__}: {exc}; retrying in 5 s.")
             time.sleep(5)
+
+
+def form_choices(say: Callable[[str], None]) -> FormChoices | None:
+    """What the action forms offer, from the served runs' store; None (free text, said) when
+    the store cannot be read: serving matters more than drop-downs."""
+    from flows.orchestration.forms import store_choices
+
+    try:
+        return store_choices()
+    except Exception as exc:  # noqa: BLE001 — any store problem: serve without choices
+        say(f"the action forms take free text: the store could not be read ({exc}).")
+        return None
 
 
 def refuse_unauthenticated() -> None:

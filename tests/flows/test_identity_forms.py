@@ -5,8 +5,8 @@ channel and flow run, and the token is not left on the server."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -21,8 +21,6 @@ from tests.flows.test_prefect_flows import (
     BY,
     START,
     WTPF,
-    Paused,
-    ask,
     database,
     flow_run,
     main_state,
@@ -30,9 +28,10 @@ from tests.flows.test_prefect_flows import (
     snapshot,
     utc,
 )
+from tests.flows.test_waiting_steps import ask, deployment, execute
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-__all__ = ["ask", "database"]  # fixtures shared with test_prefect_flows
+__all__ = ["database", "deployment"]  # fixtures shared with test_prefect_flows, test_waiting_steps
 
 POSTING = utc(2024, 8, 5, 8)
 
@@ -113,21 +112,22 @@ def test_a_run_created_with_the_token_in_clear_masks_it_when_it_starts(database:
 
 
 def test_waiting_step_answered_with_the_token_applies_and_forgets_the_answer(
-        database: str, ask: Callable[..., Paused]) -> None:
+        database: str, deployment: UUID) -> None:
     """The waiting step's answer carries the token: the step is applied with channel 'waiting
     step', and the answer (which held the token) is no longer kept by the server."""
     token = with_token(database)
-    waiting = ask("wtpf-26", "post_draft1", POSTING)
-    run = waiting.wait_paused()
+    run_id = ask(database)
+    assert execute(run_id) is None  # suspended, waiting for the answer
 
-    resume_flow_run(run.id, run_input={"actor": BY, "token": token, "document": "WTPF-26/1",
+    resume_flow_run(run_id, run_input={"actor": BY, "token": token, "document": "WTPF-26/1",
                                        "confirm": True})
-    state = waiting.finish()
+    state = execute(run_id)
 
+    assert state is not None
     assert state.is_completed(), state.message
     last = [e for e in snapshot(database, "wtpf-26")[2] if e.kind == "transition"][-1]
     assert last.inputs["via"]["channel"] == "waiting step"
-    assert last.inputs["via"]["flow_run_id"] == str(run.id)
+    assert last.inputs["via"]["flow_run_id"] == str(run_id)
     with get_client(sync_client=True) as client:
-        kept = client.filter_flow_run_input(run.id, "", 100, set())
+        kept = client.filter_flow_run_input(run_id, "", 100, set())
     assert not [i for i in kept if token in i.value]

@@ -1,4 +1,6 @@
-"""The Prefect flows against a real (temporary) Prefect server: ticks, actions, pauses, crashes.
+"""The Prefect flows against a real (temporary) Prefect server: ticks, actions, crashes.
+
+(The waiting steps, which need a deployment to suspend, are in test_waiting_steps.py.)
 
 Each test has a SQLite store of its own (a file in tmp_path); the Prefect server is shared by
 the session (``prefect_server`` in conftest.py). Runs, names, states and artifacts are read
@@ -7,43 +9,34 @@ back from the server through the Prefect client, as the UI would show them.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import prefect
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
-    FlowRunFilter,
-    FlowRunFilterTags,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.context import SyncClientContext
-from prefect.flow_runs import resume_flow_run
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import State
 
 from flows.clock import FixedClock
 from flows.definition_file import definition_from_text, load_definition
 from flows.orchestration.advance import advance
-from flows.orchestration.secretariat import SecretariatAction, await_secretariat, secretariat_action
+from flows.orchestration.secretariat import SecretariatAction, secretariat_action
 from flows.shell import Service
 from flows.storage import AuditEntry, open_store
 from states.definition import ProcessDefinition
@@ -330,155 +323,6 @@ def test_secretariat_action_by_an_unknown_actor_fails_and_changes_nothing(databa
     assert after[:2] == before[:2]
     assert after[2][:-1] == before[2]
     assert (after[2][-1].kind, after[2][-1].actor) == ("refusal", "mallory")
-
-
-# --- await-secretariat: pause for input, resume programmatically ---------------------------
-
-
-class Paused:
-    """An await-secretariat run going on in a thread, found on the server by a unique tag."""
-
-    def __init__(self, api_url: str, **parameters: Any) -> None:
-        self.tag = f"test-{uuid.uuid4().hex[:12]}"
-        self.result: dict[str, State[Any]] = {}
-        self.thread = threading.Thread(target=self._run, args=(api_url, parameters),
-                                       daemon=True)
-        self.thread.start()
-
-    def _run(self, api_url: str, parameters: dict[str, Any]) -> None:
-        # A new thread does not see the main thread's temporary settings: name the server.
-        # The client context: Prefect's async engine reads the result storage over a sync
-        # client it never closes unless one is provided (a ResourceWarning, an error here).
-        with (temporary_settings(updates={PREFECT_API_URL: api_url}), prefect.tags(self.tag),
-              SyncClientContext.get_or_create()):
-            self.result["state"] = asyncio.run(
-                await_secretariat(return_state=True, **parameters))
-
-    def read(self) -> FlowRun | None:
-        """The run as the server has it now (None before it exists)."""
-        with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                tags=FlowRunFilterTags(all_=[self.tag])))
-        return runs[0] if runs else None
-
-    def wait_paused(self, timeout: float = 30) -> FlowRun:
-        """Block until the run waits for input."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = self.read()
-            if run is not None and run.state is not None and run.state.is_paused():
-                return run
-            assert self.thread.is_alive(), f"the run ended without pausing: {self.result}"
-            time.sleep(0.05)
-        raise AssertionError(f"no paused run after {timeout} s: {self.read()}")
-
-    def finish(self, timeout: float = 30) -> State[Any]:
-        """The run's final state, once it has ended."""
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "the run did not finish after being resumed"
-        return self.result["state"]
-
-
-@pytest.fixture
-def ask(prefect_server: str, database: str) -> Iterator[Callable[..., Paused]]:
-    """Start await-secretariat runs on the test's store; none is left waiting afterwards."""
-    started: list[Paused] = []
-
-    def start(process: str, trigger: str, now: datetime) -> Paused:
-        # poll_seconds=0.1: resumed runs notice within ~0.1 s; a forgotten one times out in 60 s.
-        run = Paused(prefect_server, process=process, trigger=trigger, database=database,
-                     timeout_hours=60 / 3600, poll_seconds=0.1, now=now)
-        started.append(run)
-        return run
-
-    yield start
-    for run in started:
-        current = run.read()
-        if run.thread.is_alive() and current is not None:
-            resume_flow_run(current.id, run_input={"actor": "cleanup", "document": "-"})
-        run.thread.join(10)
-
-
-def test_await_secretariat_resumed_with_valid_input_applies_the_step(
-        database: str, ask: Callable[..., Paused]) -> None:
-    """The wait-for-input form, answered, posts the draft with the actor from the answer."""
-    with service(database) as svc:
-        svc.init(WTPF, START)
-    waiting = ask("wtpf-26", "post_draft1", utc(2024, 8, 5, 8))
-    run = waiting.wait_paused()
-    assert run.name == "wtpf-26: waiting for 'First Draft posted'"
-    assert main_state(database, "wtpf-26") == "draft1.drafting"  # nothing happens while paused
-
-    resume_flow_run(run.id, run_input={"actor": BY, "document": "WTPF-26/1", "confirm": True,
-                                       "reason": "online since 10:00"})
-    state = waiting.finish()
-
-    assert state.is_completed(), state.message
-    assert main_state(database, "wtpf-26") == "draft1.comment_window"
-    last = snapshot(database, "wtpf-26")[2][-1]
-    assert (last.kind, last.trigger, last.actor) == ("transition", "post_draft1", BY)
-    assert last.inputs["document"] == "WTPF-26/1"
-    assert last.reason == "online since 10:00"
-    assert flow_run(state).name == "wtpf-26: First Draft posted"
-
-
-def test_await_secretariat_guard_refusal_fails_the_run_and_changes_nothing(
-        database: str, ask: Callable[..., Paused]) -> None:
-    """Posting the final report with no forum date and no override fails with the rule's text."""
-    with service(database) as svc:
-        svc.init(mini(), utc(2024, 9, 1))
-        svc.transition("mini-26", "post_draft1", "sec", "MINI-26/1", now=utc(2024, 9, 30, 8))
-        svc.advance(utc(2025, 2, 10))
-    assert main_state(database, "mini-26") == "final.drafting"
-    state_before, version_before, log_before = snapshot(database, "mini-26")
-    waiting = ask("mini-26", "post_final", utc(2025, 3, 3, 9))
-    run = waiting.wait_paused()
-
-    resume_flow_run(run.id, run_input={"actor": "sec", "document": "MINI-26/FINAL",
-                                       "confirm": True, "override": False})
-    state = waiting.finish()
-
-    assert state.is_failed()
-    assert state.message is not None
-    assert state.message.startswith("Refused by rule 'six-weeks': the forum's opening date is "
-                                    "not set")
-    server_state = flow_run(state).state
-    assert server_state is not None
-    assert server_state.message == state.message
-    state_after, version_after, log_after = snapshot(database, "mini-26")
-    assert (state_after, version_after) == (state_before, version_before)
-    assert log_after[:-1] == log_before
-    assert (log_after[-1].kind, log_after[-1].actor) == ("refusal", "sec")
-
-
-def test_await_secretariat_rejects_invalid_input_and_stays_paused(
-        database: str, ask: Callable[..., Paused]) -> None:
-    """Input that does not fit the form is refused by the server; the run keeps waiting."""
-    with service(database) as svc:
-        svc.init(WTPF, START)
-    before = snapshot(database, "wtpf-26")
-    waiting = ask("wtpf-26", "post_draft1", utc(2024, 8, 5, 8))
-    run = waiting.wait_paused()
-
-    with pytest.raises(RuntimeError, match="Validation failed for field 'confirm'"):
-        resume_flow_run(run.id, run_input={"actor": BY, "document": "WTPF-26/1",
-                                           "confirm": "maybe"})
-    with pytest.raises(RuntimeError, match="'actor' is a required property"):
-        resume_flow_run(run.id, run_input={"document": "WTPF-26/1", "confirm": True})
-
-    time.sleep(0.3)  # three poll intervals: a run that had taken the input would have moved on
-    again = waiting.read()
-    assert again is not None
-    assert again.state is not None
-    assert again.state.is_paused()
-    assert waiting.thread.is_alive()
-    assert snapshot(database, "wtpf-26") == before
-    # A later well-formed answer is still taken (here: not confirmed, so nothing happens).
-    resume_flow_run(run.id, run_input={"actor": BY, "document": "WTPF-26/1", "confirm": False})
-    state = waiting.finish()
-    assert state.is_failed()
-    assert state.message == "'First Draft posted' was not confirmed; nothing changed."
-    assert snapshot(database, "wtpf-26") == before
 
 
 # --- kill and restart -----------------------------------------------------------------------
