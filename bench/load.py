@@ -441,8 +441,9 @@ class Driver:
     def tick(self, at: datetime) -> None:
         """Two advance runs at ``at`` and a delivery, all at once; the core's plan first."""
         predict(self.database, self.active, at, self.ledger)
-        parameters = {"now": at.isoformat(), "publish_artifacts": False,
-                      "ask_secretariat": False}
+        # only the processes still rehearsed: one past its --days stays where it stopped
+        parameters = {"now": at.isoformat(), "processes": sorted(self.active),
+                      "publish_artifacts": False, "ask_secretariat": False}
         self.runs.all([("advance", parameters), ("advance", parameters),
                        ("deliver-notifications", {"now": at.isoformat(), "limit": 100_000,
                                                   "publish_artifacts": False})])
