@@ -616,6 +616,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=None,
                         help="only the first DAYS simulated days of each process")
     args = parser.parse_args()
+    # a stopped run still stops its server and workers and drops its databases
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory() as folder:
         figures, ledger = run_load(args.processes, args.experts, Path(folder), args.days)
     print(f"{args.processes} processes x {args.experts} experts, one Prefect server, "
