@@ -286,11 +286,11 @@ def rehearsal_report(process: str, database: str, now: datetime, transcript: str
     if not transcript:
         rename_run(f"{process}: rehearsal started")
         return str(create_progress_artifact(
-            0.0, key=artifact_key(process, "rehearsal-progress"),
+            0.0, key=artifact_key(process, "progress"),
             description=f"{process}: rehearsal, share of simulated time done"))
     with service_for(database) as service:
         publish(service, process, now)
-    create_markdown_artifact(f"```\n{transcript}```", key=artifact_key(process, "rehearsal"),
+    create_markdown_artifact(f"```\n{transcript}```", key=artifact_key(process, "transcript"),
                              description=f"{process}: rehearsal transcript")
     if progress_id:
         update_progress_artifact(UUID(progress_id), 100.0)
