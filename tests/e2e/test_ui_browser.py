@@ -68,7 +68,7 @@ def _cli(setup: Setup, *args: str) -> str:
     return done.stdout
 
 
-def _wait(what: str, check: object, timeout: float = 120) -> None:
+def _wait(what: str, check: object, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -115,20 +115,22 @@ def browser() -> Iterator[object]:
     SHOTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield chromium
+        context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(120_000)  # a loaded CI machine; no step is timed
+        yield context
         chromium.close()
 
 
 def _artifact_page(browser: object, setup: Setup, key: str) -> object:
     """The V2 page of the latest version of an artifact, its mermaid blocks all drawn."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    page = browser.new_page()  # type: ignore[attr-defined]
     page.goto(f"{setup.base}/v2/artifacts/key/{key}")
     page.locator("main a").filter(has_text=re.compile("^[0-9a-f]{8}$")).first.click()
     page.wait_for_url("**/artifacts/artifact/**")
     page.wait_for_function("""() => {
         const wanted = document.querySelectorAll('main h4').length;
         const drawn = document.querySelectorAll('main svg[id^=mermaid]').length;
-        return wanted > 0 && drawn >= wanted; }""", timeout=60_000)
+        return wanted > 0 && drawn >= wanted; }""", timeout=120_000)
     page.wait_for_timeout(500)
     return page
 
@@ -233,7 +235,7 @@ def test_waiting_step_answered_in_the_form_is_applied_and_audited(
         return _api(setup.base, f"/flow_runs/{run.id}")["state"]  # type: ignore[index, no-any-return]
 
     _wait("the run to wait for its answer", lambda: state()["type"] == "PAUSED")
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    page = browser.new_page()  # type: ignore[attr-defined]
     page.goto(f"{setup.base}/v2/runs/flow-run/{run.id}")
     page.get_by_role("button", name="Open menu").first.click()
     page.get_by_role("menuitem", name="Resume").click()
