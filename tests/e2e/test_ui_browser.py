@@ -57,7 +57,7 @@ def _api(base: str, path: str, body: dict[str, object] | None = None) -> object:
         f"{base}/api{path}", method="POST" if body is not None else "GET",
         data=json.dumps(body).encode() if body is not None else None,
         headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as reply:
+    with urllib.request.urlopen(request, timeout=60) as reply:
         return json.load(reply)
 
 
