@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -94,10 +95,12 @@ def rehearse_cmd(
     with tempfile.TemporaryDirectory(prefix="prepflow-rehearsal-") as folder:
         url = database or f"sqlite:///{Path(folder) / 'rehearsal.db'}"
         if database:
+            from flows.rehearsal.driver import rehearsal_id
+
             with open_store(database) as store:  # a bad URL fails here, before any run
-                if spec.id in [p.process_id for p in store.list()]:
-                    raise InputError(f"{database} already holds process {spec.id}: a rehearsal "
-                                     "needs a fresh store; give another --database.")
+                if rehearsal_id(spec.id) in [p.process_id for p in store.list()]:
+                    raise InputError(f"{database} already holds process {rehearsal_id(spec.id)}: "
+                                     "a rehearsal needs a fresh store; give another --database.")
         text = run_rehearsal(definition, url, start, end, experts, comments, scenario,
                              mail_sink)
     if transcript is None:
@@ -129,10 +132,17 @@ def up_cmd(
     definition: Annotated[Path, typer.Argument(help="Process definition.")] = Path(
         "config/wtpf26.yaml"),
     port: Annotated[int, typer.Option(help="Port of the local Prefect server.")] = 4200,
+    mail_dir: Annotated[Path, typer.Option(
+        help="Without PREPFLOW_SMTP_HOST, a local mail catcher writes every message as an .eml "
+             "file here.")] = Path("mail"),
     database: Database = None,
 ) -> None:
     """The main job: a local Prefect server (unless PREFECT_API_URL is set), the deployments
     served, a rehearsal so the UI shows real runs and artifacts; Ctrl-C stops all of it.
+
+    The rehearsal runs as its own process (<id>-rehearsal: its runs tagged 'rehearsal', its
+    artifacts under its own keys) and replaces the previous start's. Without
+    PREPFLOW_SMTP_HOST the mail goes to a local catcher writing .eml files in --mail-dir.
 
     Example: prepflow up
     """
@@ -159,24 +169,39 @@ def up_cmd(
         svc = service(database)
         svc.init(spec)
         svc.store.close()
+        mail = _mail_catcher(mail_dir, started, say)
         command = [sys.executable, "-m", "flows.cli", "serve"]
         # Prefect's own setting, handed to the child and to this process's client directly:
         # nothing here is configured by writing os.environ. The store goes to the child in
         # its environment, not its command line (which any user can read, password and all).
         store = {"PREPFLOW_DATABASE_URL": database} if database else {}
-        started.append(subprocess.Popen(command, start_new_session=True,
-                                        env={**os.environ, "PREFECT_API_URL": api, **store}))
+        started.append(subprocess.Popen(command, start_new_session=True, env={
+            **os.environ, "PREFECT_API_URL": api, **store, **mail}))
         rehearsal_db = Path("rehearsal.db").resolve()
         rehearsal_db.unlink(missing_ok=True)
-        say(f"rehearsing {spec.id} (store: {rehearsal_db}) …")
         stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
+        from flows.rehearsal.driver import rehearsal_id
+        from flows.rehearsal.replace import clear_rehearsal
+
+        rid = rehearsal_id(spec.id)
+        runs, artifacts = clear_rehearsal(rid)
+        if runs or artifacts:
+            say(f"removed the previous rehearsal from the Prefect server ({runs} runs, "
+                f"{artifacts} artifacts)")
+        say(f"rehearsing {spec.id} as {rid} (store: {rehearsal_db}) …")
         text = run_rehearsal(definition, f"sqlite:///{rehearsal_db}", None, None, 300, 12, None)
         Path("rehearsal.txt").write_text(text, encoding="utf-8")
         ui = api.removesuffix("/api")
-        out.print(markup("\nPrefect UI: {}  (runs, deployments; the artifacts with their "
-                         "mermaid charts: {}/v2/artifacts)\nrehearsal transcript: "
-                         "rehearsal.txt; its store: prepflow status --database sqlite:///{}\n"
-                         "serving; press Ctrl-C to stop.", ui, ui, rehearsal_db))
+        where = (f"mail: every message is written to {mail_dir.resolve()}/ (a local catcher on "
+                 f"{mail['PREPFLOW_SMTP_HOST']}:{mail['PREPFLOW_SMTP_PORT']}; set "
+                 "PREPFLOW_SMTP_HOST to send for real)" if mail else
+                 f"mail: sent through {os.environ.get('PREPFLOW_SMTP_HOST')} (PREPFLOW_SMTP_*)")
+        out.print(markup("\nPrefect UI: {}  (runs, deployments; the artifacts with their mermaid "
+                         "charts: {}/v2/artifacts; the live process {}, the rehearsal {}, its "
+                         "runs tagged 'rehearsal')\nrehearsal transcript: rehearsal.txt; its "
+                         "store: prepflow status {} --database sqlite:///{}\n{}\n"
+                         "serving; press Ctrl-C to stop.", ui, ui, spec.id, rid, rid,
+                         rehearsal_db, where), soft_wrap=True)
         while all(p.poll() is None for p in started):
             time.sleep(1)
         err.print("a child process stopped; shutting down.")
@@ -187,6 +212,24 @@ def up_cmd(
         for process in reversed(started):
             stop(process)
         stack.close()
+
+
+def _mail_catcher(folder: Path, started: list[subprocess.Popen[bytes]],
+                  say: Callable[[str], None]) -> dict[str, str]:
+    """Unless PREPFLOW_SMTP_HOST says where mail goes, a local SMTP catcher writing each
+    message as an .eml file in ``folder``; returns the settings that point the served flows
+    at it (given to the child, not written to this process's environment)."""
+    if os.environ.get("PREPFLOW_SMTP_HOST"):
+        return {}
+    from flows.mail.sink import HOST, free_port
+
+    port = free_port()
+    started.append(subprocess.Popen(
+        [sys.executable, "-m", "flows.mail.sink", "--dir", str(folder), "--port", str(port)],
+        start_new_session=True, stdout=subprocess.DEVNULL))
+    say(f"no PREPFLOW_SMTP_HOST: a local mail catcher on {HOST}:{port} writes every message "
+        f"to {folder.resolve()}/")
+    return {"PREPFLOW_SMTP_HOST": HOST, "PREPFLOW_SMTP_PORT": str(port)}
 
 
 def _drain_prefect(timeout: float = 10.0) -> None:

@@ -95,6 +95,16 @@ def dry_run(service: Service, now: datetime, limit: int = 5000,
                    "renderable)" for item, message in found)
 
 
+def unconfigured(smtp: SmtpSettings, report: DeliveryReport) -> str | None:
+    """'SMTP not configured (…)' when nothing went out and no SMTP server was set: the
+    messages wait for one, and the run says why rather than 'delivered 0, 2 to retry'."""
+    if "host" in smtp.model_fields_set or report.sent or not (report.retried or report.failed):
+        return None
+    return (f"SMTP not configured (PREPFLOW_SMTP_HOST is unset and nothing accepts mail at "
+            f"{smtp.host}:{smtp.port}; set PREPFLOW_SMTP_HOST, or run 'prepflow up', whose "
+            "local catcher writes each message to a folder)")
+
+
 @store_flow(name="deliver-notifications", log_prints=False, persist_result=True)
 def deliver_notifications(database: str | None = None, now: datetime | None = None,
                           limit: int | None = None, dry_run_only: bool = False,
@@ -122,15 +132,21 @@ def deliver_notifications(database: str | None = None, now: datetime | None = No
     for problem in shown:
         logger.warning("message %s (%s) to %s: %s", problem.id, problem.event,
                        problem.recipient, problem.error)
-    if publish_artifacts and (report.sent + report.failed + report.uncertain
-                              + report.recovered) > 0:
+    cause = unconfigured(settings.smtp, report) if smtp is None else None
+    if cause:
+        logger.warning("%s", cause)
+    if publish_artifacts and (cause or (report.sent + report.failed + report.uncertain
+                                        + report.recovered) > 0):
         from prefect.artifacts import create_table_artifact
 
         create_table_artifact(
-            [asdict(problem) for problem in shown[:200]] or [{"problems": "none"}],
+            [asdict(problem) for problem in shown[:200]] or [{"problems": cause or "none"}],
             key="delivery-summary",
-            description=f"last delivery run: {report} (addresses masked)")
-    rename_run(f"delivered {report.sent}" + (f", {report.failed} failed" if report.failed else "")
+            description=(f"{cause}. " if cause else "")
+            + f"Last delivery run: {report} (addresses masked)")
+    rename_run(("SMTP not configured (PREPFLOW_SMTP_HOST unset): " if cause else "")
+               + f"delivered {report.sent}"
+               + (f", {report.failed} failed" if report.failed else "")
                + (f", {report.retried} to retry" if report.retried else "")
                + (f", {report.uncertain} uncertain" if report.uncertain else "")
                + (f", {report.recovered} recovered" if report.recovered else ""))

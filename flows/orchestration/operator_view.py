@@ -11,10 +11,11 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from flows.orchestration import pictures
 from states.dates import PlanDate, describe, local_day, zone
 from states.definition import ProcessDefinition
 from states.instance import Amendment, Instance
-from states.machine import mermaid, table_for
+from states.machine import table_for
 from states.plan import Kind, Milestone
 from states.queries import first_days
 from states.rules import Status, check, effective_milestones
@@ -51,7 +52,8 @@ def status_rows(definition: ProcessDefinition, instance: Instance,
             "cycle": cycle.name,
             "state": state,
             "next milestone": f"{nxt.label}: {nxt.text}" if nxt else "—",
-            "days left": round(nxt.days_left, 1) if nxt and nxt.days_left is not None else "—",
+            # whole days, cut toward zero as `prepflow status` says them ('in 2 days')
+            "days left": int(nxt.days_left) if nxt and nxt.days_left is not None else "—",
             "overrides": ", ".join(overrides) or "—",
         })
     return rows
@@ -62,10 +64,10 @@ def _gantt_name(text: str) -> str:
 
 
 def gantt(definition: ProcessDefinition, instance: Instance) -> str:
-    """Plan vs actual as a mermaid gantt chart (markdown)."""
-    lines = ["```mermaid", "gantt", f"    title {_gantt_name(definition.id)}: plan vs actual",
-             "    dateFormat YYYY-MM-DD", "    axisFormat %b %Y"]
-    current: str | None = None
+    """Plan vs actual as mermaid gantt charts (markdown), one per cycle (or forum,
+    nominations): a chart of the whole process, fitted to the UI's width, had unreadable
+    labels (issue 11)."""
+    charts: dict[str, list[str]] = {}
     done = first_days(definition, instance)
     for story in stories(definition, instance):
         item = story.current
@@ -75,15 +77,22 @@ def gantt(definition: ProcessDefinition, instance: Instance) -> str:
             bars += [f"    {_gantt_name(item.label)} ({_gantt_name(v.label)}) :done, milestone, "
                      f"{local_day(v.at, tz).isoformat()}, 0d"
                      for v in instance.versions[item.cycle]]
-        if not bars:
-            continue
-        section = _section(definition, item)
-        if section != current:
-            lines.append(f"    section {_gantt_name(section)}")
-            current = section
-        lines.extend(bars)
-    lines.append("```")
-    return "\n".join(lines)
+        if bars:
+            charts.setdefault(_section(definition, item), []).extend(bars)
+    return "\n\n".join(pictures.block(f"{section} — plan vs actual",
+                                      ["gantt", "    dateFormat YYYY-MM-DD", *_axis(bars),
+                                       "    todayMarker off", *bars])
+                        for section, bars in charts.items())
+
+
+def _axis(bars: list[str]) -> list[str]:
+    """About eight ticks whatever the chart's span: weeks ('12 Aug 2024') or months ('Aug 2024')."""
+    days = sorted(date.fromisoformat(d) for d in re.findall(r"\d{4}-\d{2}-\d{2}", "".join(bars)))
+    span = (days[-1] - days[0]).days + 28 if days else 0
+    weeks = -(-span // 56) or 1
+    if weeks <= 4:
+        return ["    axisFormat %d %b %Y", f"    tickInterval {weeks}week"]
+    return ["    axisFormat %b %Y", f"    tickInterval {-(-span // 240)}month"]
 
 
 def _section(definition: ProcessDefinition, item: Milestone) -> str:
@@ -133,22 +142,18 @@ def _days(item: Milestone) -> int:
 
 
 def diagram(definition: ProcessDefinition, instance: Instance) -> str:
-    """The machine's state diagram with the current states highlighted."""
-    return "\n\n".join(f"```mermaid\n{block}\n```" for block in
-                       mermaid(definition, instance.regions))
+    """The machine's state diagrams, one per cycle and side region, current states marked."""
+    return "\n\n".join(pictures.state_diagrams(definition, instance.regions))
 
 
-def rules_markdown(definition: ProcessDefinition, instance: Instance) -> str:
-    """Every rule with pass/fail and slack, six-week line first."""
+def rules_rows(definition: ProcessDefinition, instance: Instance) -> list[dict[str, Any]]:
+    """Every rule with its verdict and slack, six-week line first (a table artifact)."""
     results = check(definition, effective_milestones(definition, instance))
     results.sort(key=lambda r: r.rule != "six-weeks")
-    mark = {Status.PASS: "✅ pass", Status.FAIL: "❌ FAIL", Status.UNKNOWN: "⚠️ at risk"}
-    lines = [f"### Rules for {definition.id}", "", "| rule | verdict | slack (days) | detail |",
-             "|---|---|---|---|"]
-    for r in results:
-        slack = "—" if r.slack_days is None else str(r.slack_days)
-        lines.append(f"| {r.rule} | {mark[r.status]} | {slack} | {r.message.replace('|', '/')} |")
-    return "\n".join(lines)
+    mark = {Status.PASS: "pass", Status.FAIL: "FAIL", Status.UNKNOWN: "at risk"}
+    return [{"rule": r.rule, "verdict": mark[r.status],
+             "slack (days)": "—" if r.slack_days is None else r.slack_days,
+             "detail": r.message} for r in results]
 
 
 def status_markdown(current: Report, definition: ProcessDefinition) -> str:

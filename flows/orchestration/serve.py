@@ -162,11 +162,11 @@ def start_server(home: Path, port: int, say: Callable[[str], None]) -> subproces
            "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
     home.mkdir(parents=True, exist_ok=True)
-    log = (home / "server.log").open("ab")
     prefect = Path(sys.executable).with_name("prefect")
-    process = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1",
-                                "--port", str(port)], env=env, stdout=log, stderr=log,
-                               start_new_session=True)
+    with (home / "server.log").open("ab") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1",
+                                    "--port", str(port)], env=env, stdout=log, stderr=log,
+                                   start_new_session=True)
     say(f"starting a local Prefect server on http://127.0.0.1:{port} (log: {home}/server.log)")
     deadline = time.monotonic() + 120
     while healthy(f"http://127.0.0.1:{port}/api") is not None:

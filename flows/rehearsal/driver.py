@@ -44,6 +44,7 @@ from flows.rehearsal.stepping import (
     next_step,
 )
 from states.dates import describe, local_day, zone
+from states.definition import ProcessDefinition
 from states.errors import RuleId
 from states.machine import Spec
 from states.plan import Milestone, by_key
@@ -160,15 +161,40 @@ def _post(r: Rehearsal, now: datetime, spec: Spec) -> None:
         run_flow(r, secretariat_action, action=late, now=now, database=r.database)
 
 
+def rehearsal_id(process_id: str) -> str:
+    """A rehearsal's own process id: its runs, tags and artifact keys never meet the live
+    process's (issue 11: a live tick overwrote a rehearsal's status under one key)."""
+    return f"{process_id}-rehearsal"
+
+
+def rehearsal_tags(process_id: str) -> list[str]:
+    """The Prefect tags of every run of a rehearsal (``prepflow up`` clears them by these)."""
+    return ["rehearsal", f"process:{process_id}"]
+
+
 def rehearsal(definition_path: str, database: str, start: date | None = None,
               end: date | None = None, experts: int = 0, comments: int = 0,
-              scenario_path: str | None = None, mail_dir: str | None = None) -> str:
+              scenario_path: str | None = None, mail_dir: str | None = None,
+              process_id: str | None = None) -> str:
     """Run the whole process on a simulated clock; returns the transcript.
 
     A driver, not a flow: each step is a top-level flow run of its own (subflows cost about
-    twice as much to create, measured), and the progress and transcript are artifacts.
+    twice as much to create, measured), and the progress and transcript are artifacts. The
+    process is rehearsed as ``process_id`` (default: ``rehearsal_id`` of the definition's),
+    its runs tagged ``rehearsal_tags``.
     """
+    from prefect import tags
+
     d = load_definition(definition_path)
+    pid = process_id or rehearsal_id(d.id)
+    with tags(*rehearsal_tags(pid)):
+        return _rehearse(d, definition_path, database, start, end, experts, comments,
+                         scenario_path, mail_dir, pid)
+
+
+def _rehearse(d: ProcessDefinition, definition_path: str, database: str, start: date | None,
+              end: date | None, experts: int, comments: int, scenario_path: str | None,
+              mail_dir: str | None, pid: str) -> str:
     scenario = load_scenario(Path(scenario_path) if scenario_path else None)
     tz = zone(d.timezone)
     items = effective_milestones(d)
@@ -177,21 +203,21 @@ def rehearsal(definition_path: str, database: str, start: date | None = None,
     begin = local(start or first - timedelta(days=7), time(0), tz)
     finish = local(end or last + timedelta(days=365), time(0), tz)
     r = Rehearsal(d, scenario, database, begin.astimezone(UTC), finish.astimezone(UTC), experts,
-                  comments)
+                  comments, process_id=pid)
     r.stages = stage_actions(r)
     r.lines.append(f"# rehearsal of {d.id} from {definition_path} ({scenario.name}); "
                    f"{begin.date().isoformat()} to {finish.date().isoformat()}, {tz.key}")
     with service_for(database) as service:
-        service.init(d, r.start)
+        service.init(d, r.start, process_id=pid)
         if d.require_tokens:  # the scripted secretariat issues its own (issue 10)
             issuer = next((m.id for m in d.secretariat if Role.REGISTER in granted(m.roles)),
                           r.actor)
-            _, r.token = issue_token(service, d.id, r.actor, issuer, r.start)
+            _, r.token = issue_token(service, pid, r.actor, issuer, r.start)
     read_back(r)
     if experts or mail_dir:
-        r.mail, r.deliver = MailLog(database, d.id), mail_dir is not None
+        r.mail, r.deliver = MailLog(database, pid), mail_dir is not None
         if experts:
-            register(d, database, experts, r.start)
+            register(d, database, experts, r.start, pid)
             r.lines.append(f"{begin.date().isoformat()} secretariat  registered {experts} "
                            "nominated experts (synthetic)")
         with ExitStack() as stack:
@@ -205,12 +231,12 @@ def _drive(r: Rehearsal, begin: datetime, finish: datetime) -> str:
     """Step the simulated clock until the process closes or nothing more can happen."""
     d, database, tz = r.definition, r.database, zone(r.definition.timezone)
     _mail(r, r.start)
-    progress = UUID(run_flow(r, rehearsal_report, process=d.id, database=database,
+    progress = UUID(run_flow(r, rehearsal_report, process=r.pid, database=database,
                          now=r.start).result())
     now, shown, idle = r.start, 0.0, 0
     while True:
         with service_for(database) as service:
-            _, _, instance = service.load(d.id)
+            _, _, instance = service.load(r.pid)
         if instance.regions["main"] == "closed":
             r.lines.append(f"{local_day(now, tz).isoformat()} system       process closed")
             break
@@ -224,7 +250,7 @@ def _drive(r: Rehearsal, begin: datetime, finish: datetime) -> str:
             if forum.opens is None and "forum" not in instance.amendments:
                 r.lines.append(f"{local_day(now, tz).isoformat()} system       the forum "
                                f"({forum.name}, {forum.expected or 'date to be set'}) has no "
-                               f"date: set it with 'prepflow amend {d.id} forum YYYY-MM-DD'")
+                               f"date: set it with 'prepflow amend {r.pid} forum YYYY-MM-DD'")
             break
         before, repeated = (r.seen, len(r.lines)), step.at == now
         now = step.at
@@ -248,7 +274,7 @@ def _drive(r: Rehearsal, begin: datetime, finish: datetime) -> str:
         r.lines.append(f"# {r.mail.delivered} messages delivered to the mail sink")
     r.lines.append(f"# {r.runs} flow runs")
     transcript = "\n".join(r.lines) + "\n"
-    rehearsal_report(process=d.id, database=database, now=now, transcript=transcript,
+    rehearsal_report(process=r.pid, database=database, now=now, transcript=transcript,
                      progress_id=str(progress))
     return transcript
 
@@ -260,11 +286,11 @@ def rehearsal_report(process: str, database: str, now: datetime, transcript: str
     if not transcript:
         rename_run(f"{process}: rehearsal started")
         return str(create_progress_artifact(
-            0.0, key=artifact_key(process, "rehearsal-progress"),
+            0.0, key=artifact_key(process, "progress"),
             description=f"{process}: rehearsal, share of simulated time done"))
     with service_for(database) as service:
         publish(service, process, now)
-    create_markdown_artifact(f"```\n{transcript}```", key=artifact_key(process, "rehearsal"),
+    create_markdown_artifact(f"```\n{transcript}```", key=artifact_key(process, "transcript"),
                              description=f"{process}: rehearsal transcript")
     if progress_id:
         update_progress_artifact(UUID(progress_id), 100.0)

@@ -91,10 +91,11 @@ def mail_sink(directory: Path) -> Iterator[SmtpTarget]:
         yield SmtpTarget(host=server.host, port=server.port)
 
 
-def register(definition: ProcessDefinition, database: str, count: int, now: datetime) -> int:
+def register(definition: ProcessDefinition, database: str, count: int, now: datetime,
+             process_id: str | None = None) -> int:
     """Add the synthetic experts with their acknowledgements, in one transaction."""
     drafts = synthetic_experts(definition, count, now)
+    pid = process_id or definition.id
     with service_for(database) as service:
-        service.store.add_experts(definition.id, drafts,
-                                  acknowledgements(definition, definition.id, drafts, now))
+        service.store.add_experts(pid, drafts, acknowledgements(definition, pid, drafts, now))
     return len(drafts)

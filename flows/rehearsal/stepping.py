@@ -95,11 +95,13 @@ class Rehearsal:
     stages: list[StageAction] = field(default_factory=list)
     token: str | None = field(default=None, repr=False)
     """The scripted secretariat's own token, when the process requires tokens (issue 10)."""
+    process_id: str = ""
+    """The process under rehearsal: its own id (``rehearsal_id``), never the live one's."""
 
     @property
     def pid(self) -> str:
-        """The process under rehearsal."""
-        return self.definition.id
+        """The process under rehearsal (the definition's id when none is given)."""
+        return self.process_id or self.definition.id
 
     @property
     def actor(self) -> str:

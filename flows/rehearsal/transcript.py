@@ -96,7 +96,7 @@ def describe_entry(definition: ProcessDefinition, e: AuditEntry,
     texts = {
         "override": f"OVERRIDE {e.inputs.get('rule')}: {e.reason}",
         "refusal": f"REFUSED {e.trigger}: {e.reason}",
-        "init": f"process {definition.id} created",
+        "init": f"process {instance.process_id} created",
         "notice": f"message decided: {e.inputs.get('event')} to {e.inputs.get('audience')}",
         "forum": _forum(definition, e.inputs.get("forum") or {}),
     }

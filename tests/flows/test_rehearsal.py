@@ -131,7 +131,7 @@ def test_plain_rehearsal_takes_one_opinion_per_theme_through_the_forum(plain: Tw
     """Five draft Opinions (one per WTPF-26 theme) move with the drafts and are each adopted
     at the forum, whose agenda is done, chair and report recorded, before the process closes."""
     with open_store(plain.database) as store:
-        instance = Instance.from_doc(store.get("wtpf-26").state)
+        instance = Instance.from_doc(store.get("wtpf-26-rehearsal").state)
     assert sorted(o.theme or "" for o in instance.opinions.values()) == sorted(
         ["digital-divides", "green", "resilience", "space", "innovation"])
     for opinion in instance.opinions.values():
@@ -154,9 +154,9 @@ def test_rehearse_with_database_keeps_a_store_whose_audit_log_verifies(plain: Tw
     with open_store(plain.database) as store:
         assert Service(store).verify() == []  # chains, definition and whole state
         [process] = store.list()
-        assert process.process_id == "wtpf-26"
+        assert process.process_id == "wtpf-26-rehearsal"  # its own id (issue 11)
         assert Instance.from_doc(process.state).regions["main"] == "closed"
-        log = store.audit("wtpf-26")
+        log = store.audit("wtpf-26-rehearsal")
     posted = [e for e in log if e.kind == "transition" and e.trigger == "post_final"]
     assert len(posted) == 1
     assert posted[0].actor == "wtpf-secretariat"
@@ -235,4 +235,4 @@ def test_what_if_process_reaches_closed(what_if: tuple[str, str]) -> None:
     assert lines_on(text, r"2026-06-0\d", "process closed")
     with open_store(database) as store:
         assert Service(store).verify() == []  # chains, definition and whole state
-        assert Instance.from_doc(store.get("wtpf-26").state).regions["main"] == "closed"
+        assert Instance.from_doc(store.get("wtpf-26-rehearsal").state).regions["main"] == "closed"

@@ -111,7 +111,7 @@ def test_comments_summary_on_the_kept_store_gives_the_transcript_totals(
     windows, the same counts as the transcript's end, the close's summary as recorded."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
-        main(["comments", "summary", "wtpf-26", "--format", "json", "--database",
+        main(["comments", "summary", "wtpf-26-rehearsal", "--format", "json", "--database",
               rehearsed.database])
     assert exit_.value.code in (0, None)
     body = json.loads(capsys.readouterr().out)
@@ -130,9 +130,9 @@ def test_the_rehearsal_with_comments_closes_with_every_opinion_decided(rehearsed
     """The comments change nothing in the process's course: five Opinions, each with the
     forum's outcome, the process closed, every contribution in the audit log."""
     with open_store(rehearsed.database) as store:
-        instance = Instance.from_doc(store.get("wtpf-26").state)
-        register = store.contributions("wtpf-26")
-        log = store.audit("wtpf-26")
+        instance = Instance.from_doc(store.get("wtpf-26-rehearsal").state)
+        register = store.contributions("wtpf-26-rehearsal")
+        log = store.audit("wtpf-26-rehearsal")
         assert Service(store).verify() == []  # chains, definition and whole state
     assert instance.regions["main"] == "closed"
     assert len(instance.opinions) == 5

@@ -32,7 +32,7 @@ def test_every_expected_message_arrives_exactly_once_and_is_listed(tmp_path: Pat
     assert all(count == 1 for count in keys.values()), "a key arrived twice"
     assert not [p for p in files if ".dup" in p.name]
     with open_store(database) as store:
-        rows = store.outbox("wtpf-26")
+        rows = store.outbox("wtpf-26-rehearsal")
     assert {r.status for r in rows} == {"sent"}
     assert set(keys) == {r.key for r in rows}
     text = transcript.read_text()

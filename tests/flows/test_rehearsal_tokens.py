@@ -24,9 +24,9 @@ def test_a_rehearsal_requiring_tokens_issues_its_own_and_acts_with_it(tmp_path: 
     rehearse(str(definition), "--transcript", str(tmp_path / "t.txt"), "--database", database)
 
     with open_store(database) as store:
-        log = store.audit("sdr-28")
-        (token,) = store.tokens.tokens("sdr-28")
-        final = store.get("sdr-28").state
+        log = store.audit("sdr-28-rehearsal")
+        (token,) = store.tokens.tokens("sdr-28-rehearsal")
+        final = store.get("sdr-28-rehearsal").state
     assert [e.kind for e in log if e.kind == "token-issued"] == ["token-issued"]
     assert not [e for e in log if e.kind == "refusal" and e.inputs.get("rule") == "token"]
     posts = [e for e in log if e.kind == "transition" and e.actor == "sam"]
