@@ -27,6 +27,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from states.agenda import ForumAgenda, Themes
 from states.dates import PlanDate, zone
 from states.errors import DefinitionError, Problem, RuleId
+from states.meeting_link import JoinUrl
 from states.roles import Role
 
 Slug = Annotated[
@@ -88,6 +89,7 @@ class MeetingDef(Strict):
     days: list[PlanDate] | None = None
     place: str | None = None
     mode: Mode = Mode.IN_PERSON
+    join_url: JoinUrl | None = Field(default=None, exclude_if=lambda v: v is None)
     informal: bool = False
     remote_participation: bool | None = Field(
         default=None, description="remote participation offered; default: unless in-person")

@@ -242,7 +242,8 @@ class Renderer:
             description=text, sequence=int(str(view["sequence"])), method=method,
             organizer=(self.sender.display_name, self.sender.addr_spec),
             attendee=(one_line(item.name), item.email), zone=str(view["process_zone"]),
-            stamp=now or item.created_at, days=_days(view.get("days")))
+            stamp=now or item.created_at, days=_days(view.get("days")),
+            mode=_text(view.get("mode")), join_url=_text(view.get("join_url")))
         return Calendar(ics, method)
 
 
