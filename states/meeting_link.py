@@ -9,9 +9,9 @@ Why https only: the link goes to every expert in the mail and in the calendar en
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError, Url
 
 
 def check_join_url(value: str) -> str:
@@ -19,11 +19,10 @@ def check_join_url(value: str) -> str:
     could break a header or a calendar line; else ValueError saying what is allowed."""
     link = value.strip()
     try:
-        parts = urlsplit(link)
-        host = parts.hostname
-    except ValueError:
-        parts, host = None, None
-    if parts is None or parts.scheme.lower() != "https" or not host:
+        parsed: Url | None = Url(link)  # the WHATWG parse pydantic's URL types use
+    except (ValueError, PydanticCustomError):
+        parsed = None
+    if parsed is None or parsed.scheme != "https" or not parsed.host:
         raise ValueError(f"{link!r} is not an https link; give the meeting's https:// join "
                          "link, like https://itu.zoom.us/j/123456789")
     if any(c.isspace() or not c.isprintable() for c in link):

@@ -140,7 +140,7 @@ def _invitations(definition: ProcessDefinition, instance: Instance,
                 continue
             item = milestones[meeting.id]
             previous = invitations.get(meeting.id)
-            where = Where(item.place, item.mode, item.days)
+            where = Where(item.place, item.mode, item.days, meeting.join_url)
             change = next_invitation(previous, item.start, item.last, where)
             if change is None:
                 continue
