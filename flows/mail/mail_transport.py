@@ -108,6 +108,10 @@ class _Client(aiosmtplib.SMTP):
         return await super().data(message, timeout=timeout)
 
 
+class _LoginRefused(aiosmtplib.SMTPException):
+    """The login was refused earlier in this run; not tried again until the next run."""
+
+
 def _untrusted(exc: BaseException | None) -> bool:
     """Whether a certificate check failed somewhere in the chain of causes."""
     seen = 0
@@ -139,8 +143,28 @@ class SmtpMailer:
             self._idle.put_nowait(None)
         self._password: str | None = None
         self._password_loaded = False
+        self._login_refused: str | None = None
+        """Set by a refused login: the rest of this run fails at once with the same reason
+        (retried next run), rather than trying the password once per message — which can
+        lock the account. Until one login succeeded, connections log in one at a time."""
+        self._login_lock = asyncio.Lock()
+        self._login_ok = False
 
     async def _connect(self) -> _Client:
+        if not self.settings.username or self._login_ok:
+            return await self._open()
+        async with self._login_lock:
+            if self._login_refused is not None:
+                raise _LoginRefused(self._login_refused)
+            try:
+                client = await self._open()
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                self._login_refused = self._problem(exc)
+                raise
+            self._login_ok = True
+            return client
+
+    async def _open(self) -> _Client:
         s = self.settings
         # STARTTLS (PREPFLOW_SMTP_STARTTLS) or TLS from the first byte (PREPFLOW_SMTP_USE_TLS);
         # the certificate checked against the system's CAs, or PREPFLOW_SMTP_CA_FILE's.
@@ -222,6 +246,8 @@ class SmtpMailer:
         code = getattr(exc, "code", None)
         said = _reply(code, str(getattr(exc, "message", exc))) if code else \
             f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, _LoginRefused):
+            return exc.message
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
             source = ("PREPFLOW_SMTP_PASSWORD" if self.settings.password is not None else
                       f"the Prefect Secret block {self.settings.password_block!r}"
