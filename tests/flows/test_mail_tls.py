@@ -274,3 +274,20 @@ def test_without_smtputf8_only_internationalised_addresses_are_refused() -> None
     assert sorted(r.rcpt_tos[0] for r in handler.received) == ["a@example.org", "b@example.org"]
     [refused] = [i for i in store.outbox() if i.status == "failed"]
     assert "does not accept internationalised addresses (SMTPUTF8)" in str(refused.last_error)
+
+
+def test_an_ascii_mailbox_at_an_internationalised_domain_needs_no_smtputf8() -> None:
+    """jose@exämple.org goes as jose@xn--exmple-cua.org (IDNA), also where SMTPUTF8 is not
+    offered."""
+    handler, port = RecordingHandler(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port,
+                            enable_SMTPUTF8=False, decode_data=False)
+    controller.start()
+    try:
+        report, _ = deliver_to(port, smtp(username=None, password=None), "jose@exämple.org")
+    finally:
+        controller.stop()
+    assert report.sent == 1
+    [received] = handler.received
+    assert received.rcpt_tos == ["jose@xn--exmple-cua.org"]
+    assert b"To: Expert 0 <jose@xn--exmple-cua.org>" in received.data
