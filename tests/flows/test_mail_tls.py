@@ -291,3 +291,18 @@ def test_an_ascii_mailbox_at_an_internationalised_domain_needs_no_smtputf8() -> 
     [received] = handler.received
     assert received.rcpt_tos == ["jose@xn--exmple-cua.org"]
     assert b"To: Expert 0 <jose@xn--exmple-cua.org>" in received.data
+
+
+def test_doctor_trusts_the_ca_file_too(cert: Cert, starttls: tuple[int, RecordingHandler]
+                                       ) -> None:
+    """`prepflow doctor`'s SMTP check uses PREPFLOW_SMTP_CA_FILE as delivery does; without it
+    the self-signed server is a fault naming the setting."""
+    from flows.orchestration.doctor import check_smtp
+
+    port, _ = starttls
+    trusted = check_smtp(smtp(cert, starttls=True, port=port))
+    assert (trusted.status, trusted.detail) == ("ok", f"127.0.0.1:{port} answers EHLO and "
+                                                       "STARTTLS.")
+    refused = check_smtp(smtp(starttls=True, port=port))
+    assert refused.status == "fault"
+    assert "PREPFLOW_SMTP_CA_FILE" in str(refused.fix)
