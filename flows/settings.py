@@ -16,7 +16,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flows.addresses import valid_email
@@ -49,6 +57,9 @@ class SmtpSettings(BaseModel):
     starttls: bool = False
     use_tls: bool = False
     validate_certs: bool = True
+    ca_file: FilePath | None = None
+    """PEM file of the CA(s) that sign the server's certificate (a private CA), instead of the
+    system's; checked to exist when the settings are read."""
     sender: Annotated[str, AfterValidator(_sender)] = "prepflow <prepflow@localhost.localdomain>"
     concurrency: int = Field(default=8, ge=1, le=64)
     timeout: float = Field(default=30.0, gt=0)

@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 from states.agenda import ForumAgenda
 from states.dates import PlanDate
 from states.errors import RuleId
+from states.meeting_link import JoinUrl
 from states.roles import Role
 
 #: An id in a definition (and a process id): lower-case letters, digits and dashes.
@@ -90,6 +91,7 @@ class MeetingDef(Strict):
     days: list[PlanDate] | None = None
     place: str | None = None
     mode: Mode = Mode.IN_PERSON
+    join_url: JoinUrl | None = Field(default=None, exclude_if=lambda v: v is None)
     informal: bool = False
     remote_participation: bool | None = Field(
         default=None, description="remote participation offered; default: unless in-person")

@@ -43,6 +43,8 @@ class Invitation(BaseModel):
     place: str | None = None
     mode: str | None = None
     days: tuple[PlanDate, ...] | None = None
+    join_url: str | None = None
+    """The join link sent (issue 12); stored only when there is one, so older rows read same."""
 
     @classmethod
     def parse(cls, value: object) -> object:
@@ -60,13 +62,15 @@ class Invitation(BaseModel):
             return f"{self.sequence}|{dates}"
         return {"sequence": self.sequence, "start": _text(self.start), "end": _text(self.end),
                 "details": True, "place": self.place, "mode": self.mode,
-                "days": [str(d) for d in self.days] if self.days else None}
+                "days": [str(d) for d in self.days] if self.days else None,
+                **({"join_url": self.join_url} if self.join_url else {})}
 
     def with_details(self, place: str | None, mode: str | None,
-                     days: tuple[PlanDate, ...] | None) -> Invitation:
-        """This invitation, saying which place, mode and days it named."""
+                     days: tuple[PlanDate, ...] | None,
+                     join_url: str | None = None) -> Invitation:
+        """This invitation, saying which place, mode, days and join link it named."""
         return self.model_copy(update={"details": True, "place": place, "mode": mode,
-                                       "days": days})
+                                       "days": days, "join_url": join_url})
 
 
 def _text(day: PlanDate | None) -> str | None:
@@ -80,11 +84,12 @@ StoredInvitation = Annotated[Invitation, BeforeValidator(Invitation.parse),
 
 @dataclass(frozen=True)
 class Where:
-    """A meeting's place, mode and exact days: a change of any of them is an update."""
+    """A meeting's place, mode, exact days and join link: a change of any is an update."""
 
     place: str | None = None
     mode: str | None = None
     days: tuple[PlanDate, ...] | None = None
+    join_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,12 +116,12 @@ def next_invitation(previous: Invitation | None, start: PlanDate | None,
     if fixed and start is not None and end is not None:
         sent = Invitation(sequence=0, start=start, end=end)
         if where is not None:
-            sent = sent.with_details(where.place, where.mode, where.days)
+            sent = sent.with_details(where.place, where.mode, where.days, where.join_url)
         if previous is None:
             return InvitationChange(InvitationEvent.INVITATION, sent, start, end)
         same_where = where is None or not previous.details or (
-            (previous.place, previous.mode, previous.days) == (where.place, where.mode,
-                                                               where.days))
+            (previous.place, previous.mode, previous.days, previous.join_url) == (
+                where.place, where.mode, where.days, where.join_url))
         if (previous.start, previous.end) == (start, end) and same_where:
             return None
         return InvitationChange(InvitationEvent.UPDATED, sent.model_copy(update={

@@ -139,6 +139,8 @@ class _Meeting(_CycleMessage):
     end: str | None = None
     place: str | None = None
     mode: Literal["in-person", "virtual", "hybrid"] = "in-person"
+    join_url: str | None = None
+    """The meeting's https join link (checked in the definition: states.meeting_link)."""
     changes: str | None = None
     reason: str | None = None
     days: tuple[str, ...] | None = None

@@ -140,7 +140,7 @@ def _invitations(definition: ProcessDefinition, instance: Instance,
                 continue
             item = milestones[meeting.id]
             previous = invitations.get(meeting.id)
-            where = Where(item.place, item.mode, item.days)
+            where = Where(item.place, item.mode, item.days, meeting.join_url)
             change = next_invitation(previous, item.start, item.last, where)
             if change is None:
                 continue
@@ -271,7 +271,14 @@ def _meeting(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:
             data.get("remote_participation"), "previous_place": data.get("previous_place"),
             "previous_mode": data.get("previous_mode"),
             "previous_days": data.get("previous_days"), "reason": data.get("reason"),
-            "after_final": data.get("after_final"), "sessions": data.get("sessions")}
+            "after_final": data.get("after_final"), "sessions": data.get("sessions"),
+            "join_url": _join_url(d, data.get("meeting"))}
+
+
+def _join_url(d: ProcessDefinition, meeting_id: object) -> str | None:
+    """The meeting's join link in the definition in force (a revision's, when revised)."""
+    meetings = (m for c in d.cycles for m in c.meetings if m.id == meeting_id)
+    return next((m.join_url for m in meetings), None)
 
 
 def _final(d: ProcessDefinition, e: Effect, now: datetime) -> _Facts:

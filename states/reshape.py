@@ -190,10 +190,13 @@ def split_meeting(definition: ProcessDefinition, meeting_id: str,
 
 
 def change_meeting(definition: ProcessDefinition, meeting_id: str, mode: Mode | None = None,
-                   place: str | None = None, remote: bool | None = None) -> ProcessDefinition:
-    """The meeting held in another mode or place (its dates are ``amend``'s business)."""
-    if mode is None and place is None and remote is None:
-        raise InputError("say what changes: --mode, --place and/or --remote/--no-remote.")
+                   place: str | None = None, remote: bool | None = None,
+                   join_url: str | None = None) -> ProcessDefinition:
+    """The meeting held in another mode or place, or with another join link ('' removes it);
+    its dates are ``amend``'s business."""
+    if mode is None and place is None and remote is None and join_url is None:
+        raise InputError("say what changes: --mode, --place, --join-url and/or "
+                         "--remote/--no-remote.")
     c, m = _find(definition, meeting_id)
     doc = definition.model_dump(mode="json", exclude_none=True)
     target = doc["cycles"][c]["meetings"][m]
@@ -203,6 +206,8 @@ def change_meeting(definition: ProcessDefinition, meeting_id: str, mode: Mode | 
         target["place"] = place or None
     if remote is not None:
         target["remote_participation"] = remote
+    if join_url is not None:
+        target["join_url"] = join_url or None  # checked (https only) when rebuilt
     return _rebuilt(doc)
 
 

@@ -139,6 +139,8 @@ def change_cmd(
     mode: ModeOption = None, place: Place = None,
     remote: Annotated[bool | None, typer.Option(
         "--remote/--no-remote", help="Remote participation offered (meetings).")] = None,
+    join_url: Annotated[str | None, typer.Option(
+        help="The meeting's https join link ('' removes it).")] = None,
     forum: Annotated[bool, typer.Option(
         help="Change the forum (then name no meeting).")] = False,
     override: Override = False, database: Database = None, now: Now = None,
@@ -149,7 +151,10 @@ def change_cmd(
     Examples:
       prepflow meetings change wtpf-26 ieg3 --mode physical --place Geneva --by ... --reason ...
       prepflow meetings change wtpf-26 --forum --mode hybrid --place Geneva --by ... --reason ...
+      prepflow meetings change wtpf-26 ieg3 --join-url https://itu.zoom.us/j/1 --by ... --reason ...
     """
+    if forum and join_url is not None:
+        raise InputError("--join-url is for a meeting; the forum has no join link here.")
     if forum and meeting is not None:
         raise InputError(f"give a meeting ('{meeting}') or --forum, not both.")
     if meeting == "forum":
@@ -163,10 +168,11 @@ def change_cmd(
     def build(definition: ProcessDefinition) -> ProcessDefinition:
         if target == "forum":
             return reshape.change_forum(definition, chosen, place)
-        return reshape.change_meeting(definition, str(target), chosen, place, remote)
+        return reshape.change_meeting(definition, str(target), chosen, place, remote, join_url)
 
     _run(database, process, build, by, reason, override, now, f"meetings change {target}",
-         {"meeting": target, "mode": mode, "place": place, "remote": remote})
+         {"meeting": target, "mode": mode, "place": place, "remote": remote,
+          **({"join_url": join_url} if join_url is not None else {})})
 
 
 @app.command("revise")

@@ -214,8 +214,8 @@ def build_fast(parts: Parts) -> EmailMessage:
         # As calendar servers send it: an alternative that clients act on, and the same data
         # as a file people can open.
         calendar = MIMEPart(policy=POLICY)
-        calendar.set_content(ics, maintype="text", subtype="calendar",
-                             params={"method": method})
+        calendar.set_content(ics.decode("utf-8"), subtype="calendar", charset="utf-8",
+                             cte="base64", params={"method": method})
         attachment = MIMEPart(policy=POLICY)
         attachment.set_content(ics, maintype="application", subtype="ics",
                                disposition="attachment", filename="invite.ics")
@@ -241,8 +241,10 @@ def build_public(parts: Parts) -> EmailMessage:
         message.set_boundary("=_prepflow_0")
     else:
         ics, method = parts.calendar.ics, parts.calendar.method
-        message.add_alternative(ics, maintype="text", subtype="calendar",
-                                params={"method": method})
+        # text/calendar; charset=utf-8; method=…: clients act on the method (RFC 6047), and
+        # read a place like 'Genève' right only with the charset.
+        message.add_alternative(ics.decode("utf-8"), subtype="calendar", charset="utf-8",
+                                cte="base64", params={"method": method})
         message.set_boundary("=_prepflow_1")
         message.make_mixed()  # the alternative becomes the first part of a multipart/mixed
         message.add_attachment(ics, maintype="application", subtype="ics",

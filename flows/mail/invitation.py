@@ -11,6 +11,13 @@ A meeting known only by its days gets ITU's usual meeting day, 09:30-17:30 local
 held on non-contiguous days is one VEVENT: its first day as DTSTART/DTEND and each further day
 as an RDATE (RFC 5545 §3.8.5.2; each instance lasts as long as the first), so an update or a
 cancellation still replaces one calendar entry.
+
+A virtual or hybrid meeting's join link (issue 12) goes where calendars look for it: URL
+(RFC 5545; Apple Calendar shows it), LOCATION (the link for a virtual meeting, place and link
+for a hybrid one: every calendar shows the location, most make a link in it clickable),
+CONFERENCE (RFC 7986), X-GOOGLE-CONFERENCE (as Google Calendar writes it), and for a Microsoft
+Teams link X-MICROSOFT-SKYPETEAMSMEETINGURL (as Outlook writes it); the description (the
+mail's text) names it too.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from datetime import datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event, Timezone, vCalAddress, vText
+from icalendar import Calendar, Event, Timezone, vCalAddress, vText, vUri
 
 from states.dates import PlanDate
 
@@ -46,6 +53,27 @@ def meeting_span(start: str, end: str | None, zone: str) -> tuple[datetime, date
     return begins, ends
 
 
+def _location(place: str | None, mode: str | None, join_url: str | None) -> str | None:
+    """The place; the link for a virtual meeting; both for a hybrid one."""
+    if not join_url or mode == "in-person":
+        return place
+    if mode == "virtual" or not place:
+        return join_url
+    return f"{place} and online: {join_url}"
+
+
+def _add_link(event: Event, join_url: str) -> None:
+    """The join link in the properties calendars read it from (see the module's note)."""
+    event.add("url", vUri(join_url))
+    conference = vUri(join_url)  # RFC 7986: FEATURE is a list, written unquoted
+    conference.params.update({"VALUE": "URI", "FEATURE": ["AUDIO", "VIDEO"],
+                              "LABEL": "Join online"})
+    event.add("conference", conference)
+    event.add("x-google-conference", vUri(join_url))
+    if ".teams.microsoft.com/" in join_url or "//teams.microsoft.com/" in join_url:
+        event.add("x-microsoft-skypeteamsmeetingurl", vUri(join_url))
+
+
 @lru_cache(maxsize=8)
 def _vtimezone(zone: str) -> bytes:
     # Building a VTIMEZONE walks the zone's transitions: slow, so once per zone.
@@ -56,7 +84,8 @@ def _vtimezone(zone: str) -> bytes:
 def invitation(*, process_id: str, meeting_id: str, summary: str, start: str, end: str | None,
                place: str | None, description: str, sequence: int, method: str,
                organizer: tuple[str, str], attendee: tuple[str, str], zone: str,
-               stamp: datetime, days: tuple[str, ...] | None = None) -> bytes:
+               stamp: datetime, days: tuple[str, ...] | None = None,
+               mode: str | None = None, join_url: str | None = None) -> bytes:
     """One VEVENT in a METHOD:REQUEST or METHOD:CANCEL calendar, as bytes (with ``days``,
     the first day's hours and an RDATE for each further day)."""
     if method not in ("REQUEST", "CANCEL"):
@@ -79,8 +108,11 @@ def invitation(*, process_id: str, meeting_id: str, summary: str, start: str, en
         event.add("rdate", [meeting_span(day, day, zone)[0] for day in days[1:]])
     event.add("summary", summary)
     event.add("description", description)
-    if place:
-        event.add("location", place)
+    location = _location(place, mode, join_url)
+    if location:
+        event.add("location", location)
+    if join_url:
+        _add_link(event, join_url)
     event.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
     event.add("transp", "OPAQUE")
     who = vCalAddress(f"mailto:{organizer[1]}")

@@ -4,11 +4,13 @@ double (``RecordingMailer``). Knows messages and servers, nothing of the outbox.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.errors import MessageError
 from email.headerregistry import AddressHeader
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from typing import Literal, Protocol, cast
 
 import aiosmtplib
@@ -45,9 +47,28 @@ def _addresses(message: EmailMessage, name: str) -> list[str]:
 
 def envelope(message: EmailMessage) -> tuple[str, list[str], bytes]:
     """Sender, recipients and the bytes, flattened once (aiosmtplib's send_message would
-    flatten with a cloned policy, which defeats the renderer's header caches)."""
+    flatten with a cloned policy, which defeats the renderer's header caches).
+
+    An internationalised address (non-ASCII, RFC 6531) is written in the headers as UTF-8
+    (RFC 6532), as the server that accepts it with SMTPUTF8 expects: the email package's
+    default would put RFC 2047 encoded words inside the address, which no one can reply to."""
+    sender = _addresses(message, "From")[0]
     recipients = _addresses(message, "To") + _addresses(message, "Cc")
-    return _addresses(message, "From")[0], recipients, message.as_bytes()
+    if needs_smtputf8(sender, recipients):
+        utf8 = cast(EmailPolicy, message.policy).clone(utf8=True)
+        return sender, recipients, message.as_bytes(policy=utf8)
+    return sender, recipients, message.as_bytes()
+
+
+def needs_smtputf8(sender: str, recipients: list[str]) -> bool:
+    """Whether the envelope holds an internationalised address (only SMTPUTF8 carries it)."""
+    return not (sender.isascii() and all(r.isascii() for r in recipients))
+
+
+#: Why a message to an internationalised address was not sent (the others still are).
+NO_SMTPUTF8 = ("refused before sending: the server does not accept internationalised "
+               "addresses (SMTPUTF8), and this address has non-ASCII characters; ask the mail "
+               "administrator to enable SMTPUTF8, or record an ASCII address for this expert")
 
 
 class RecordingMailer:
@@ -87,6 +108,21 @@ class _Client(aiosmtplib.SMTP):
         return await super().data(message, timeout=timeout)
 
 
+class _LoginRefused(aiosmtplib.SMTPException):
+    """The login was refused earlier in this run; not tried again until the next run."""
+
+
+def _untrusted(exc: BaseException | None) -> bool:
+    """Whether a certificate check failed somewhere in the chain of causes."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
+                exc):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def _reply(code: int, text: str) -> str:
     return f"{code} {' '.join(str(text).split())}"
 
@@ -107,26 +143,57 @@ class SmtpMailer:
             self._idle.put_nowait(None)
         self._password: str | None = None
         self._password_loaded = False
+        self._login_refused: str | None = None
+        """Set by a refused login: the rest of this run fails at once with the same reason
+        (retried next run), rather than trying the password once per message — which can
+        lock the account. Until one login succeeded, connections log in one at a time."""
+        self._login_lock = asyncio.Lock()
+        self._login_ok = False
 
     async def _connect(self) -> _Client:
+        if not self.settings.username or self._login_ok:
+            return await self._open()
+        async with self._login_lock:
+            if self._login_refused is not None:
+                raise _LoginRefused(self._login_refused)
+            try:
+                client = await self._open()
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                self._login_refused = self._problem(exc)
+                raise
+            self._login_ok = True
+            return client
+
+    async def _open(self) -> _Client:
         s = self.settings
+        # STARTTLS (PREPFLOW_SMTP_STARTTLS) or TLS from the first byte (PREPFLOW_SMTP_USE_TLS);
+        # the certificate checked against the system's CAs, or PREPFLOW_SMTP_CA_FILE's.
         client = _Client(hostname=s.host, port=s.port, timeout=s.timeout,
-                                 use_tls=s.use_tls, start_tls=s.starttls,
-                                 validate_certs=s.validate_certs)
-        await client.connect()
-        if s.username:
-            if not self._password_loaded:
-                self._password = await asyncio.to_thread(s.secret)
-                self._password_loaded = True
-            await client.login(s.username, self._password or "")
+                         use_tls=s.use_tls, start_tls=s.starttls,
+                         validate_certs=s.validate_certs,
+                         cert_bundle=str(s.ca_file) if s.ca_file else None)
+        try:
+            await client.connect()
+            if s.username:
+                if not self._password_loaded:
+                    self._password = await asyncio.to_thread(s.secret)
+                    self._password_loaded = True
+                await client.login(s.username, self._password or "")
+        except BaseException:
+            client.close()  # a failed handshake or login must not leave its socket open
+            raise
         return client
 
     async def _sendmail(self, client: _Client, sender: str, recipients: list[str],
                         data: bytes) -> tuple[SendResult, bool]:
         """The server's answer, and whether the connection may be reused."""
         client.in_data = False
+        utf8 = needs_smtputf8(sender, recipients)
         try:
-            refused, response = await client.sendmail(sender, recipients, data)
+            refused, response = await client.sendmail(
+                sender, recipients, data, mail_options=["SMTPUTF8"] if utf8 else None)
+        except aiosmtplib.SMTPNotSupported:  # SMTPUTF8 not offered: nothing was sent
+            return SendResult(False, True, NO_SMTPUTF8), True
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             reply = "; ".join(_reply(r.code, r.message) for r in exc.recipients)
@@ -162,9 +229,7 @@ class SmtpMailer:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             # Refused or dropped connections, timeouts (SMTPServerDisconnected,
             # SMTPConnectError, SMTPTimeoutError…), failed logins: temporary by nature.
-            code = getattr(exc, "code", None)
-            text = _reply(code, str(getattr(exc, "message", exc))) if code else \
-                f"{type(exc).__name__}: {exc}"
+            text = self._problem(exc)
             # Lost during DATA: the server may have kept it (RFC 1047).
             maybe = isinstance(client, _Client) and client.in_data and isinstance(
                 exc, (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError))
@@ -174,6 +239,30 @@ class SmtpMailer:
                 client.close()
                 client = None
             self._idle.put_nowait(client)
+
+    def _problem(self, exc: BaseException) -> str:
+        """What went wrong with the connection, saying which setting fixes it when one does.
+        Never the password: aiosmtplib's texts hold the server's reply, not what was sent."""
+        code = getattr(exc, "code", None)
+        said = _reply(code, str(getattr(exc, "message", exc))) if code else \
+            f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, _LoginRefused):
+            return exc.message
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            source = ("PREPFLOW_SMTP_PASSWORD" if self.settings.password is not None else
+                      f"the Prefect Secret block {self.settings.password_block!r}"
+                      if self.settings.password_block else "no password set")
+            return (f"the SMTP server refused the login of {self.settings.username!r} "
+                    f"({said}); check PREPFLOW_SMTP_USERNAME and the password ({source})")
+        if "AUTH extension" in said and "not supported" in said:
+            return (f"the SMTP server offers no login (AUTH) on this connection ({said}); "
+                    "most servers offer it only after STARTTLS (PREPFLOW_SMTP_STARTTLS=true) "
+                    "or over TLS (PREPFLOW_SMTP_USE_TLS=true)")
+        if _untrusted(exc):
+            return (f"the SMTP server's TLS certificate is not trusted ({said}); name the CA "
+                    "that signed it in PREPFLOW_SMTP_CA_FILE (only for a test server: "
+                    "PREPFLOW_SMTP_VALIDATE_CERTS=false)")
+        return said
 
     async def aclose(self) -> None:
         """QUIT every open connection."""

@@ -101,6 +101,8 @@ def recipient_address(name: str, email: str) -> Address:
     if not email or any(c.isspace() for c in email) or email.count("@") != 1:
         raise RenderError("recipient address is not a single address like name@itu.int")
     local, domain = email.split("@")
+    if local.isascii() and not domain.isascii():
+        domain = _a_label(domain)  # exämple.org as xn--exmple-cua.org: no SMTPUTF8 needed
     shown = one_line(name)
     problem = text_problem(shown, limit=len(shown))  # an old row may hold what import refuses
     if problem:
@@ -109,6 +111,18 @@ def recipient_address(name: str, email: str) -> Address:
         return Address(display_name=shown, username=local, domain=domain)
     except (ValueError, IndexError) as exc:
         raise RenderError(f"recipient address refused by the email package: {exc}") from exc
+
+
+def _a_label(domain: str) -> str:
+    """An internationalised domain in its ASCII form (IDNA 2008, as email-validator writes
+    it); unchanged if it has none (the send then needs SMTPUTF8, or says why not)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        ascii_domain = validate_email(f"a@{domain}", check_deliverability=False).ascii_domain
+    except EmailNotValidError:
+        return domain
+    return str(ascii_domain or domain)
 
 
 def payload(item: Renderable) -> Message:
@@ -242,7 +256,8 @@ class Renderer:
             description=text, sequence=int(str(view["sequence"])), method=method,
             organizer=(self.sender.display_name, self.sender.addr_spec),
             attendee=(one_line(item.name), item.email), zone=str(view["process_zone"]),
-            stamp=now or item.created_at, days=_days(view.get("days")))
+            stamp=now or item.created_at, days=_days(view.get("days")),
+            mode=_text(view.get("mode")), join_url=_text(view.get("join_url")))
         return Calendar(ics, method)
 
 

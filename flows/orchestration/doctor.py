@@ -187,7 +187,7 @@ def check_workers(api: ApiClient | None, pools: set[str]) -> list[Finding]:
 def check_smtp(smtp: SmtpSettings, timeout: float = 5.0) -> Finding:
     """The SMTP server greets us (connect, EHLO, STARTTLS when configured); nothing is sent."""
     where = f"{smtp.host}:{smtp.port}"
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=str(smtp.ca_file) if smtp.ca_file else None)
     if not smtp.validate_certs:
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     try:
@@ -205,7 +205,8 @@ def check_smtp(smtp: SmtpSettings, timeout: float = 5.0) -> Finding:
         return Finding("smtp", "fault", f"The SMTP server at {where} does not answer "
                        f"({type(exc).__name__}: {exc}); queued messages wait in the outbox.",
                        "Check PREPFLOW_SMTP_HOST, PREPFLOW_SMTP_PORT and the TLS settings "
-                       "(PREPFLOW_SMTP_STARTTLS, PREPFLOW_SMTP_USE_TLS), and that the server "
+                       "(PREPFLOW_SMTP_STARTTLS, PREPFLOW_SMTP_USE_TLS, PREPFLOW_SMTP_CA_FILE), "
+                       "and that the server "
                        "accepts connections from this machine.")
     return Finding("smtp", "ok", f"{where} answers EHLO"
                    + (" and STARTTLS." if smtp.starttls else "."))

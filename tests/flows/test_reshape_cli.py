@@ -388,3 +388,33 @@ def test_forum_updated_also_goes_to_the_focal_points() -> None:
                                                .model_copy(update={"focal_points": [focal]})})
     found = recipients(definition, "experts", "forum_updated", lambda: [])
     assert [r.ref for r in found] == ["focal:CH"]
+
+
+def test_a_join_link_set_by_an_amendment_sends_an_update_carrying_it(running: Run,
+                                                                    db_url: str) -> None:
+    """`meetings change --join-url` (issue 12): the experts' update names the link in the text
+    and in the .ics; the definition in force keeps it; the audit chain holds."""
+    link = "https://itu.zoom.us/j/987654321"
+    ok(running("meetings", "change", "wtpf-26", "ieg4", "--join-url", link, "--by", BY,
+               "--reason", "link issued", "--now", "2025-12-22T09:00Z"))
+    updates = _outbox(db_url, "meeting_updated")
+    assert len(updates) == len(PEOPLE)
+    text, calendar = _mail(updates[0])
+    assert f"Join online: {link}" in text
+    (event,) = calendar.walk("VEVENT")
+    assert (str(event["URL"]), str(event["LOCATION"])) == (link, link)  # ieg4 is virtual
+    meetings = stored(db_url).definition["cycles"][-2]["meetings"]
+    assert [m.get("join_url") for m in meetings if m["id"] == "ieg4"] == [link]
+    _verified(running)
+
+
+def test_a_plain_http_join_link_is_refused_by_the_amendment(running: Run, db_url: str) -> None:
+    """An http link: bad input (exit 2) naming the meeting and what is allowed; nothing sent."""
+    result = running("meetings", "change", "wtpf-26", "ieg4", "--join-url",
+                     "http://itu.zoom.us/j/1", "--by", BY, "--reason", "link",
+                     "--now", "2025-12-22T09:00Z")
+    assert result.code == 2
+    said = one_paragraph(result)
+    assert "meeting 'ieg4'.join_url" in said
+    assert "is not an https link" in said
+    assert _outbox(db_url, "meeting_updated") == []
