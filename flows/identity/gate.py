@@ -93,6 +93,8 @@ class Presented:
     """A token was ever issued for the process."""
     holders: frozenset[str]
     """Members holding an active token."""
+    ever: frozenset[str] = frozenset()
+    """Members ever issued a token, revoked or not."""
     token: StoredToken | None = None
     """The stored token the caller's names, when there is one."""
     matches: bool = False
@@ -113,7 +115,8 @@ class Gate:
         parts = token_parts(self.caller.token) if self.caller.token else None
         stored = self.tokens.token(parts[0]) if parts and self.tokens is not None else None
         matches = bool(stored and parts and secret_matches(parts[1], stored.secret_hash))
-        return Presented(bool(issued), holders, stored, matches)
+        return Presented(bool(issued), holders, token=stored, matches=matches,
+                         ever=frozenset(t.member for t in issued))
 
     def via(self, actor: str, needs: tuple[Role, ...], presented: Presented | None = None) -> Via:
         """The identity an entry records (a refusal's too: the member as claimed)."""
@@ -132,8 +135,9 @@ class Gate:
                member: Member, act: Act) -> None:
         """Refused unless the caller's token is the acting member's own, when tokens apply."""
         registrars = {m.id for m in definition.secretariat if Role.REGISTER in granted(m.roles)}
-        if act is Act.TOKENS and not presented.holders & registrars and not self.caller.token:
-            return  # bootstrap: nobody who could issue holds a token (the store's owner acts)
+        if act is Act.TOKENS and not presented.ever & registrars and not self.caller.token:
+            return  # bootstrap: nobody who could issue was ever given a token (the store's owner
+            # acts); revoking a registrar's token never reopens this (revoke_token keeps one)
         if presented.in_use:
             why = f"tokens are in use on {process_id} (a member's token has been issued)"
         elif definition.require_tokens:

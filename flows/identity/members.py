@@ -12,7 +12,7 @@ from flows.shell import Service
 from flows.storage import AuditDraft, StoreError
 from flows.storage.tokens import StoredToken, TokenStore
 from states.errors import InputError
-from states.roles import Act
+from states.roles import Act, Role, granted
 
 
 def token_store(svc: Service) -> TokenStore:
@@ -49,6 +49,16 @@ def revoke_token(svc: Service, token_id: str, by: str, reason: str | None = None
         raise InputError(f"no token {token_id}; see 'prepflow members token list'.")
     if not found.active:
         raise InputError(f"token {found.token_id} was revoked already.")
+    _, definition, _ = svc.load(found.process_id)
+    registrars = {m.id for m in definition.secretariat if Role.REGISTER in granted(m.roles)}
+    others = {t.member for t in store.tokens(found.process_id)
+              if t.active and t.token_id != found.token_id} & registrars
+    if found.member in registrars and not others:
+        raise InputError(
+            f"token {found.token_id} is the last active token of a member with the 'register' "
+            f"role on {found.process_id}: without it nobody could issue tokens again. Issue a "
+            "new token to a register-role member first (prepflow members token issue ID), "
+            "then revoke this one.")
     at = svc.now(now)
     via = svc.admit(found.process_id, by, Act.TOKENS, "members token revoke", at)
     entry = AuditDraft(at=at, actor=via.member, kind="token-revoked", reason=reason, inputs={

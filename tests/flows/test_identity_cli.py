@@ -257,3 +257,21 @@ def test_a_revoked_token_is_refused(run: Run, url: str, monkeypatch: pytest.Monk
     assert [e.kind for e in log(url)].count("token-revoked") == 1
     monkeypatch.setenv(TOKEN_ENV, second)
     assert run(*POST, "--by", BY).code == 0
+
+
+def test_revoking_the_last_registrar_token_is_refused_and_never_reopens_issuing(
+        run: Run, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The only register-role token cannot be revoked (nobody could issue again): exit 2,
+    nothing written; and once a registrar was ever given a token, issuing without one is refused."""
+    run("init", WTPF, "--now", "2024-07-10T08:00Z")
+    only = issued(run("members", "token", "issue", BY, "--by", BY))
+    monkeypatch.setenv(TOKEN_ENV, only)
+    before = [e.kind for e in log(url)]
+    refused = run("members", "token", "revoke", token_parts(only)[0], "--by", BY)  # type: ignore[index]
+    assert refused.code == 2, refused.out
+    assert "last active token of a member with the 'register' role" in refused.err
+    assert [e.kind for e in log(url)] == before
+    monkeypatch.delenv(TOKEN_ENV)
+    again = run("members", "token", "issue", BY, "--by", BY)
+    assert again.code == 1, again.out
+    assert [e.kind for e in log(url)][-1] == "refusal"
