@@ -228,8 +228,8 @@ def test_waiting_step_answered_in_the_form_is_applied_and_audited(
           get_client(sync_client=True) as client):
         deployment = client.read_deployment_by_name("await-secretariat/await-secretariat")
         run = client.create_flow_run_from_deployment(deployment.id, parameters={
-            "process": "wtpf-26", "trigger": "post_draft1", "now": "2024-08-05T07:00:00Z",
-            "poll_seconds": 1}, tags=["process:wtpf-26", "step:post_draft1"])
+            "process": "wtpf-26", "trigger": "post_draft1", "now": "2024-08-05T07:00:00Z"},
+            tags=["process:wtpf-26", "step:post_draft1"])
 
     def state() -> dict[str, str]:
         return _api(setup.base, f"/flow_runs/{run.id}")["state"]  # type: ignore[index, no-any-return]
