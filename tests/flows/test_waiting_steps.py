@@ -20,7 +20,7 @@ from prefect.flow_engine import run_flow
 from prefect.flow_runs import resume_flow_run
 
 from flows.orchestration.secretariat import SecretariatAction, await_secretariat, secretariat_action
-from flows.orchestration.waiting_steps import idempotency_key, request_steps
+from flows.orchestration.waiting_steps import idempotency_key, request_steps, store_parameter
 from states.instance import Instance
 from states.queries import manual_steps
 from tests.flows.test_prefect_flows import (
@@ -54,11 +54,13 @@ def deployment(prefect_server: str) -> Iterator[UUID]:
         client.delete_deployment(deployment_id)
 
 
-def requests(process_id: str) -> list[FlowRun]:
-    """The await-secretariat runs for a process, as the server has them now."""
+def requests(process_id: str, database: str) -> list[FlowRun]:
+    """The await-secretariat runs for a process on this test's store, as the server has them
+    now (the session's server also holds other tests' runs tagged with the same process)."""
     with get_client(sync_client=True) as client:
-        return list(client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            tags=FlowRunFilterTags(all_=[f"process:{process_id}"]))))
+        return [run for run in client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            tags=FlowRunFilterTags(all_=[f"process:{process_id}"])))
+            if run.parameters.get("database") == store_parameter(database)]
 
 
 def read(run_id: UUID) -> FlowRun:
@@ -109,14 +111,14 @@ def test_concurrent_ticks_create_one_request(database: str, deployment: UUID) ->
     for thread in ticks:
         thread.join(30)
 
-    runs = requests("wtpf-26")
+    runs = requests("wtpf-26", database)
     assert len(runs) == 1
     assert asked == [[runs[0].id], [runs[0].id]]
     assert runs[0].idempotency_key == idempotency_key("wtpf-26", manual_steps(
         definition, instance, POSTING)[0], database)
     assert runs[0].idempotency_key.startswith("wtpf-26:post_draft1:2024-08-04T22:00:00+00:00@")
     assert request_steps(definition, instance, POSTING, database) == [runs[0].id]
-    assert len(requests("wtpf-26")) == 1
+    assert len(requests("wtpf-26", database)) == 1
 
 
 def test_request_suspends_and_the_answer_applies_the_step(
