@@ -12,8 +12,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.cli.common import Database, err, out, service
-from flows.cli.notify_cmds import Process, _process, experts_app
+from flows.cli.common import Database, Process, err, one_process, out, service
+from flows.cli.notify_cmds import experts_app
 from flows.orchestration.balance_view import (
     CSV_COLUMNS,
     REGION_HEADER,
@@ -61,7 +61,7 @@ def balance_cmd(
         raise InputError(f"two processes named ({process}, --process {process_option}); "
                          "give one.")
     svc = service(database)
-    process_id = _process(svc, process or process_option)
+    process_id = one_process(svc, process or process_option)
     _, definition, _ = svc.load(process_id)
     experts = svc.store.experts(process_id)
     result = compute(definition, experts)

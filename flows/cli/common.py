@@ -124,6 +124,23 @@ def service(database: str | None, settings: Settings | None = None) -> Service:
     return Service(store, caller=Caller.from_environment())
 
 
+Process = Annotated[str | None, typer.Option(
+    "--process", help="Process id; default: the only process in the store.")]
+
+
+def one_process(svc: Service, process: str | None) -> str:
+    """The process a command with --process acts on: the one named (which must exist), else
+    the store's only one; several or none is bad input saying which to name."""
+    if process:
+        svc.store.get(process)
+        return process
+    ids = svc.process_ids()
+    if len(ids) != 1:
+        raise InputError("say which process with --process (the store holds "
+                         f"{', '.join(ids) or 'none yet; run prepflow init first'}).")
+    return ids[0]
+
+
 def process_ids(svc: Service, process: str | None) -> list[str]:
     if process:
         return [process]

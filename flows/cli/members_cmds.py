@@ -10,12 +10,21 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flows.cli.common import Actor, Database, Now, app, markup, out, parse_now, service
+from flows.cli.common import (
+    Actor,
+    Database,
+    Now,
+    Process,
+    app,
+    markup,
+    one_process,
+    out,
+    parse_now,
+    service,
+)
 from flows.identity.gate import TOKEN_ENV
 from flows.identity.members import issue_token, revoke_token, token_store
-from flows.shell import Service
 from flows.storage.tokens import StoredToken
-from states.errors import InputError
 from states.roles import Role, granted
 
 members_app = typer.Typer(help="The secretariat's members, their roles and tokens.",
@@ -25,19 +34,6 @@ token_app = typer.Typer(help="Members' personal tokens: issue (shown once), list
 app.add_typer(members_app, name="members")
 members_app.add_typer(token_app, name="token")
 
-Process = Annotated[str | None, typer.Option(
-    "--process", help="Process id; default: the only process in the store.")]
-
-
-def _process(svc: Service, process: str | None) -> str:
-    if process:
-        svc.store.get(process)
-        return process
-    ids = svc.process_ids()
-    if len(ids) != 1:
-        raise InputError("say which process with --process (the store holds "
-                         f"{', '.join(ids) or 'none yet; run prepflow init first'}).")
-    return ids[0]
 
 
 def _when(token: StoredToken, revoked: bool = False) -> str:
@@ -53,7 +49,7 @@ def list_cmd(process: Process = None, database: Database = None) -> None:
     Example: prepflow members list --process wtpf-26
     """
     svc = service(database)
-    process_id = _process(svc, process)
+    process_id = one_process(svc, process)
     _, definition, _ = svc.load(process_id)
     active = [t.member for t in token_store(svc).tokens(process_id) if t.active]
     table = Table(title=markup("{}: secretariat members", process_id), title_justify="left")
@@ -80,7 +76,7 @@ def issue_cmd(member: Annotated[str, typer.Argument(help="The member's id.")], b
     Example: prepflow members token issue wtpf-secretariat --by wtpf-secretariat
     """
     svc = service(database)
-    process_id = _process(svc, process)
+    process_id = one_process(svc, process)
     token_id, token = issue_token(svc, process_id, member, by, parse_now(now))
     out.print(markup("Token {} for '{}' on {}, shown this once (prepflow keeps only a salted "
                      "hash of it):\n", token_id, member.strip(), process_id))

@@ -17,7 +17,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from flows.addresses import mask_addresses, mask_email
-from flows.cli.common import Actor, Database, Now, app, markup, out, parse_now, service
+from flows.cli.common import (
+    Actor,
+    Database,
+    Now,
+    Process,
+    app,
+    markup,
+    one_process,
+    out,
+    parse_now,
+    service,
+)
 from flows.nominations import COLUMNS, acknowledgements, check_row, read_csv
 from flows.settings import load_settings
 from flows.shell import Service
@@ -32,19 +43,6 @@ outbox_app = typer.Typer(help="Messages waiting to go out, sent, or failed.",
 app.add_typer(experts_app, name="experts")
 app.add_typer(outbox_app, name="outbox")
 
-Process = Annotated[str | None, typer.Option(
-    "--process", help="Process id; default: the only process in the store.")]
-
-
-def _process(svc: Service, process: str | None) -> str:
-    if process:
-        svc.store.get(process)
-        return process
-    ids = svc.process_ids()
-    if len(ids) != 1:
-        raise InputError("say which process with --process (the store holds "
-                         f"{', '.join(ids) or 'none yet; run prepflow init first'}).")
-    return ids[0]
 
 
 def _add(svc: Service, process_id: str, drafts: list[ExpertDraft], via: Via, now: datetime,
@@ -76,7 +74,7 @@ def import_cmd(
     Example: prepflow experts import nominations.csv --by wtpf-secretariat
     """
     svc = service(database)
-    process_id = _process(svc, process)
+    process_id = one_process(svc, process)
     _, definition, _ = svc.load(process_id)
     at = svc.now(parse_now(now))
     via = svc.admit(process_id, by, Act.REGISTER, "experts import", at)
@@ -122,7 +120,7 @@ def add_cmd(
         --stakeholder-type government --by wtpf-secretariat
     """
     svc = service(database)
-    process_id = _process(svc, process)
+    process_id = one_process(svc, process)
     _, definition, _ = svc.load(process_id)
     at = svc.now(parse_now(now))
     via = svc.admit(process_id, by, Act.REGISTER, "experts add", at)
@@ -153,7 +151,7 @@ def list_cmd(process: Process = None,
         raise InputError(f"--status '{status}' is not a nomination status; choose one of "
                          f"{', '.join(EXPERT_STATUSES)}.")
     svc = service(database)
-    process_id = _process(svc, process)
+    process_id = one_process(svc, process)
     table = Table(title=markup("{}: nominated experts", process_id), title_justify="left")
     for column in ("#", "name", "entity", "email", "nominated by", "region", "type", "lang",
                    "status", "late"):
@@ -173,7 +171,7 @@ def export_cmd(email: Annotated[str, typer.Argument(help="The person's address."
     Example: prepflow experts export ana@example.br > ana.json
     """
     svc = service(database)
-    process_id = _process(svc, process)
+    process_id = one_process(svc, process)
     wanted = email.strip().lower()
     people = [e for e in svc.store.experts(process_id) if e.email == wanted]
     if not people:
@@ -192,7 +190,7 @@ def erase_cmd(email: Annotated[str, typer.Argument(help="The person's address.")
     Example: prepflow experts erase ana@example.br --by wtpf-secretariat --reason "DSR-2025-07"
     """
     svc = service(database)
-    process_id = _process(svc, process)
+    process_id = one_process(svc, process)
     at = svc.now(parse_now(now))
     via = svc.admit(process_id, by, Act.ERASE, "experts erase", at)
     wanted = email.strip().lower()
@@ -215,7 +213,7 @@ def status_cmd(email: Annotated[str, typer.Argument()],
     Example: prepflow experts status ana@example.br confirmed --by wtpf-secretariat
     """
     svc = service(database)
-    process_id = _process(svc, process)
+    process_id = one_process(svc, process)
     at = svc.now(parse_now(now))
     via = svc.admit(process_id, by, Act.REGISTER, "experts status", at)
     wanted = email.strip().lower()
